@@ -1,0 +1,233 @@
+//! The table of every configuration key the broker knows: its type, default and
+//! documentation, and for topic-level keys the broker key that supplies their default.
+//!
+//! Names are Kafka's where Kafka has the setting. Runnel's own keys (`log.flush.mode`,
+//! `http.listener`, `message.decompression.max.bytes`, `metadata.*`) follow the same style.
+//! DescribeConfigs and `--help` read this table, so it is the one place a key is defined.
+
+/// The type of a key's value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    Bool,
+    Int { min: i64, max: i64 },
+    Long { min: i64 },
+    Double { min: f64, max: f64 },
+    String,
+    List,
+    /// One of the listed values (case-sensitive, as Kafka).
+    Enum(&'static [&'static str]),
+}
+
+impl Kind {
+    /// The name DescribeConfigs reports (`config_type`).
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Kind::Bool => "boolean",
+            Kind::Int { .. } => "int",
+            Kind::Long { .. } => "long",
+            Kind::Double { .. } => "double",
+            Kind::String | Kind::Enum(_) => "string",
+            Kind::List => "list",
+        }
+    }
+}
+
+/// One broker-level key.
+#[derive(Debug, Clone, Copy)]
+pub struct BrokerKey {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// The default as it would be written in server.properties; `None` when the default
+    /// is derived at resolution (documented in `doc`).
+    pub default: Option<&'static str>,
+    pub doc: &'static str,
+}
+
+/// One topic-level key.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicKey {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// The broker key whose value is this key's default.
+    pub broker_synonym: Option<&'static str>,
+    /// The default when there is no broker synonym.
+    pub default: Option<&'static str>,
+    /// Whether Runnel acts on the key (unsupported keys are accepted only at defaults).
+    pub supported: bool,
+    pub doc: &'static str,
+}
+
+const I32: i64 = i32::MAX as i64;
+
+pub const BROKER_KEYS: &[BrokerKey] = &[
+    BrokerKey { name: "broker.id", kind: Kind::Int { min: 0, max: I32 }, default: Some("0"), doc: "The id of this broker (Kafka's node.id is accepted as a synonym)." },
+    BrokerKey { name: "listeners", kind: Kind::List, default: Some("PLAINTEXT://localhost:9092"), doc: "Comma-separated listeners, NAME://host:port. Only PLAINTEXT is supported so far; an empty host binds every interface." },
+    BrokerKey { name: "advertised.listeners", kind: Kind::List, default: None, doc: "Listeners to publish in Metadata; defaults to `listeners`." },
+    BrokerKey { name: "broker.rack", kind: Kind::String, default: None, doc: "Rack (zone) of this broker, published in Metadata." },
+    BrokerKey { name: "log.dirs", kind: Kind::List, default: Some("./runnel-data"), doc: "Directories holding partition logs (Kafka's log.dir is accepted as a synonym)." },
+    BrokerKey { name: "metadata.log.dir", kind: Kind::String, default: None, doc: "Directory of the embedded metadata store; defaults to the first of log.dirs." },
+    BrokerKey { name: "num.partitions", kind: Kind::Int { min: 1, max: I32 }, default: Some("1"), doc: "Partitions of an auto-created topic or of a CreateTopics request asking for -1." },
+    BrokerKey { name: "default.replication.factor", kind: Kind::Int { min: 1, max: i16::MAX as i64 }, default: Some("1"), doc: "Replication factor of auto-created topics and of CreateTopics requests asking for -1." },
+    BrokerKey { name: "auto.create.topics.enable", kind: Kind::Bool, default: Some("true"), doc: "Create a topic when Metadata asks for it and the client allows it." },
+    BrokerKey { name: "log.segment.bytes", kind: Kind::Int { min: 14, max: I32 }, default: Some("1073741824"), doc: "Roll a segment once it would grow past this size." },
+    BrokerKey { name: "log.roll.ms", kind: Kind::Long { min: 1 }, default: None, doc: "Roll a segment once its first batch is this old; defaults to log.roll.hours." },
+    BrokerKey { name: "log.roll.hours", kind: Kind::Int { min: 1, max: I32 }, default: Some("168"), doc: "log.roll.ms in hours." },
+    BrokerKey { name: "log.retention.ms", kind: Kind::Long { min: -1 }, default: None, doc: "Delete segments older than this (-1: never); defaults to log.retention.minutes, then log.retention.hours." },
+    BrokerKey { name: "log.retention.minutes", kind: Kind::Int { min: -1, max: I32 }, default: None, doc: "log.retention.ms in minutes." },
+    BrokerKey { name: "log.retention.hours", kind: Kind::Int { min: -1, max: I32 }, default: Some("168"), doc: "log.retention.ms in hours." },
+    BrokerKey { name: "log.retention.bytes", kind: Kind::Long { min: -1 }, default: Some("-1"), doc: "Delete the oldest segments while a partition is larger than this (-1: no limit)." },
+    BrokerKey { name: "log.retention.check.interval.ms", kind: Kind::Long { min: 1 }, default: Some("300000"), doc: "How often retention is applied." },
+    BrokerKey { name: "log.index.interval.bytes", kind: Kind::Int { min: 0, max: I32 }, default: Some("4096"), doc: "Log bytes between offset index entries." },
+    BrokerKey { name: "log.cleanup.policy", kind: Kind::List, default: Some("delete"), doc: "delete, compact or both, for topics that do not override cleanup.policy." },
+    BrokerKey { name: "log.flush.mode", kind: Kind::Enum(&["durable", "interval"]), default: Some("durable"), doc: "durable: acks=1 and acks=all are answered only after the data is fsynced (one broker-wide flusher groups fsyncs across partitions). interval: Kafka's behaviour, data is acknowledged from the page cache and fsynced per log.flush.interval.*." },
+    BrokerKey { name: "log.flush.interval.messages", kind: Kind::Long { min: 1 }, default: Some("9223372036854775807"), doc: "In interval mode, fsync a partition after this many unflushed records." },
+    BrokerKey { name: "log.flush.interval.ms", kind: Kind::Long { min: 0 }, default: Some("9223372036854775807"), doc: "In interval mode, fsync a partition once its oldest unflushed record is this old." },
+    BrokerKey { name: "log.flush.offset.checkpoint.interval.ms", kind: Kind::Int { min: 1, max: I32 }, default: Some("60000"), doc: "How often recovery points are checkpointed." },
+    BrokerKey { name: "log.message.timestamp.type", kind: Kind::Enum(&["CreateTime", "LogAppendTime"]), default: Some("CreateTime"), doc: "Timestamp type of topics that do not override message.timestamp.type." },
+    BrokerKey { name: "log.message.timestamp.before.max.ms", kind: Kind::Long { min: 0 }, default: Some("9223372036854775807"), doc: "Refuse records whose CreateTime is further in the past than this." },
+    BrokerKey { name: "log.message.timestamp.after.max.ms", kind: Kind::Long { min: 0 }, default: Some("3600000"), doc: "Refuse records whose CreateTime is further in the future than this." },
+    BrokerKey { name: "message.max.bytes", kind: Kind::Int { min: 0, max: I32 }, default: Some("1048588"), doc: "The largest record batch a producer may send, as sent (compressed)." },
+    BrokerKey { name: "message.decompression.max.bytes", kind: Kind::Long { min: 1024 }, default: Some("134217728"), doc: "The most bytes one compressed batch may decompress to; larger batches are refused as compression bombs." },
+    BrokerKey { name: "min.insync.replicas", kind: Kind::Int { min: 1, max: I32 }, default: Some("1"), doc: "acks=all needs at least this many in-sync replicas; below it the high watermark does not advance." },
+    BrokerKey { name: "unclean.leader.election.enable", kind: Kind::Bool, default: Some("false"), doc: "Allow an out-of-sync replica to become leader (loses committed data)." },
+    BrokerKey { name: "compression.type", kind: Kind::Enum(&["producer"]), default: Some("producer"), doc: "Runnel stores batches as the producer compressed them; no other value is supported." },
+    BrokerKey { name: "socket.request.max.bytes", kind: Kind::Int { min: 1024, max: I32 }, default: Some("104857600"), doc: "The largest request frame; larger frames close the connection before anything is allocated." },
+    BrokerKey { name: "queued.max.request.bytes", kind: Kind::Long { min: 1 }, default: Some("536870912"), doc: "Bytes of request frames buffered across all connections; readers wait above it." },
+    BrokerKey { name: "max.connections", kind: Kind::Int { min: 1, max: I32 }, default: Some("100000"), doc: "The most client connections at once; new ones wait above it." },
+    BrokerKey { name: "connections.max.idle.ms", kind: Kind::Long { min: 1 }, default: Some("600000"), doc: "Close a connection that sent nothing for this long." },
+    BrokerKey { name: "http.listener", kind: Kind::String, default: Some("localhost:9095"), doc: "host:port of the HTTP endpoint serving /healthz, /readyz and /metrics." },
+    BrokerKey { name: "metadata.lease.ttl.ms", kind: Kind::Long { min: 2000 }, default: Some("10000"), doc: "TTL of this broker's registration lease in the metadata store." },
+    BrokerKey { name: "shutdown.timeout.ms", kind: Kind::Long { min: 0 }, default: Some("30000"), doc: "How long a graceful shutdown waits for in-flight requests." },
+];
+
+pub const TOPIC_KEYS: &[TopicKey] = &[
+    TopicKey { name: "cleanup.policy", kind: Kind::List, broker_synonym: Some("log.cleanup.policy"), default: None, supported: true, doc: "delete, compact or both." },
+    TopicKey { name: "compression.type", kind: Kind::Enum(&["producer"]), broker_synonym: Some("compression.type"), default: None, supported: true, doc: "Only producer: batches are stored as sent." },
+    TopicKey { name: "flush.messages", kind: Kind::Long { min: 1 }, broker_synonym: Some("log.flush.interval.messages"), default: None, supported: true, doc: "In interval mode, fsync after this many unflushed records." },
+    TopicKey { name: "flush.ms", kind: Kind::Long { min: 0 }, broker_synonym: Some("log.flush.interval.ms"), default: None, supported: true, doc: "In interval mode, fsync once unflushed data is this old." },
+    TopicKey { name: "index.interval.bytes", kind: Kind::Int { min: 0, max: I32 }, broker_synonym: Some("log.index.interval.bytes"), default: None, supported: true, doc: "Log bytes between offset index entries." },
+    TopicKey { name: "max.message.bytes", kind: Kind::Int { min: 0, max: I32 }, broker_synonym: Some("message.max.bytes"), default: None, supported: true, doc: "The largest batch a producer may send." },
+    TopicKey { name: "message.timestamp.type", kind: Kind::Enum(&["CreateTime", "LogAppendTime"]), broker_synonym: Some("log.message.timestamp.type"), default: None, supported: true, doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's clock." },
+    TopicKey { name: "message.timestamp.before.max.ms", kind: Kind::Long { min: 0 }, broker_synonym: Some("log.message.timestamp.before.max.ms"), default: None, supported: true, doc: "Refuse CreateTime timestamps further in the past than this." },
+    TopicKey { name: "message.timestamp.after.max.ms", kind: Kind::Long { min: 0 }, broker_synonym: Some("log.message.timestamp.after.max.ms"), default: None, supported: true, doc: "Refuse CreateTime timestamps further in the future than this." },
+    TopicKey { name: "min.insync.replicas", kind: Kind::Int { min: 1, max: I32 }, broker_synonym: Some("min.insync.replicas"), default: None, supported: true, doc: "acks=all needs this many in-sync replicas." },
+    TopicKey { name: "retention.bytes", kind: Kind::Long { min: -1 }, broker_synonym: Some("log.retention.bytes"), default: None, supported: true, doc: "Delete the oldest segments above this size (-1: no limit)." },
+    TopicKey { name: "retention.ms", kind: Kind::Long { min: -1 }, broker_synonym: Some("log.retention.ms"), default: None, supported: true, doc: "Delete segments older than this (-1: never)." },
+    TopicKey { name: "segment.bytes", kind: Kind::Int { min: 14, max: I32 }, broker_synonym: Some("log.segment.bytes"), default: None, supported: true, doc: "Roll a segment once it would grow past this size." },
+    TopicKey { name: "segment.ms", kind: Kind::Long { min: 1 }, broker_synonym: Some("log.roll.ms"), default: None, supported: true, doc: "Roll a segment once its first batch is this old." },
+    TopicKey { name: "unclean.leader.election.enable", kind: Kind::Bool, broker_synonym: Some("unclean.leader.election.enable"), default: None, supported: true, doc: "Allow an out-of-sync replica to become leader." },
+    TopicKey { name: "delete.retention.ms", kind: Kind::Long { min: 0 }, broker_synonym: None, default: Some("86400000"), supported: false, doc: "How long tombstones of a compacted topic are kept (compaction is not implemented yet)." },
+    TopicKey { name: "min.cleanable.dirty.ratio", kind: Kind::Double { min: 0.0, max: 1.0 }, broker_synonym: None, default: Some("0.5"), supported: false, doc: "Dirty ratio above which a compacted log is cleaned (compaction is not implemented yet)." },
+    TopicKey { name: "min.compaction.lag.ms", kind: Kind::Long { min: 0 }, broker_synonym: None, default: Some("0"), supported: false, doc: "Minimum age of a record before compaction may remove it." },
+    TopicKey { name: "max.compaction.lag.ms", kind: Kind::Long { min: 1 }, broker_synonym: None, default: Some("9223372036854775807"), supported: false, doc: "Maximum age of an uncompacted record." },
+    TopicKey { name: "segment.index.bytes", kind: Kind::Int { min: 4, max: I32 }, broker_synonym: None, default: Some("10485760"), supported: false, doc: "Kafka's preallocated index size; Runnel's indexes grow as needed." },
+    TopicKey { name: "segment.jitter.ms", kind: Kind::Long { min: 0 }, broker_synonym: None, default: Some("0"), supported: false, doc: "Random jitter subtracted from segment.ms." },
+    TopicKey { name: "file.delete.delay.ms", kind: Kind::Long { min: 0 }, broker_synonym: None, default: Some("60000"), supported: false, doc: "Delay before a deleted segment's files are removed." },
+    TopicKey { name: "preallocate", kind: Kind::Bool, broker_synonym: None, default: Some("false"), supported: false, doc: "Preallocate segment files." },
+];
+
+/// Kafka broker keys that Runnel accepts but that have no effect (threads, socket
+/// buffers, ZooKeeper-era and JVM-specific settings). They warn as ignored, not unknown.
+pub const IGNORED_KAFKA_KEYS: &[&str] = &[
+    "num.network.threads",
+    "num.io.threads",
+    "num.recovery.threads.per.data.dir",
+    "num.replica.fetchers",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "controller.listener.names",
+    "inter.broker.listener.name",
+    "listener.security.protocol.map",
+    "offsets.topic.replication.factor",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "group.initial.rebalance.delay.ms",
+    "log.flush.scheduler.interval.ms",
+    "zookeeper.connect",
+    "zookeeper.connection.timeout.ms",
+];
+
+/// Kafka's synonyms accepted for broker keys: (alias, canonical).
+pub const BROKER_ALIASES: &[(&str, &str)] = &[("node.id", "broker.id"), ("log.dir", "log.dirs")];
+
+pub fn broker_key(name: &str) -> Option<&'static BrokerKey> {
+    BROKER_KEYS.iter().find(|k| k.name == name)
+}
+
+pub fn topic_key(name: &str) -> Option<&'static TopicKey> {
+    TOPIC_KEYS.iter().find(|k| k.name == name)
+}
+
+/// Checks `value` against `kind`, returning why it is invalid.
+pub fn check_value(kind: Kind, value: &str) -> Result<(), String> {
+    let value = value.trim();
+    match kind {
+        Kind::Bool => match value {
+            "true" | "false" => Ok(()),
+            _ => Err("expected true or false".into()),
+        },
+        Kind::Int { min, max } => {
+            let v: i64 = value.parse().map_err(|_| "expected an integer".to_string())?;
+            if v < min || v > max {
+                return Err(format!("must be between {min} and {max}"));
+            }
+            Ok(())
+        }
+        Kind::Long { min } => {
+            let v: i64 = value.parse().map_err(|_| "expected an integer".to_string())?;
+            if v < min {
+                return Err(format!("must be at least {min}"));
+            }
+            Ok(())
+        }
+        Kind::Double { min, max } => {
+            let v: f64 = value.parse().map_err(|_| "expected a number".to_string())?;
+            if !(min..=max).contains(&v) {
+                return Err(format!("must be between {min} and {max}"));
+            }
+            Ok(())
+        }
+        Kind::String | Kind::List => Ok(()),
+        Kind::Enum(values) => {
+            if values.contains(&value) {
+                Ok(())
+            } else {
+                Err(format!("must be one of {}", values.join(", ")))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_is_valid_for_its_kind() {
+        for key in BROKER_KEYS {
+            if let Some(default) = key.default {
+                assert_eq!(check_value(key.kind, default), Ok(()), "{}", key.name);
+            }
+        }
+        for key in TOPIC_KEYS {
+            if let Some(default) = key.default {
+                assert_eq!(check_value(key.kind, default), Ok(()), "{}", key.name);
+            }
+            if let Some(synonym) = key.broker_synonym {
+                assert!(broker_key(synonym).is_some(), "{} -> {synonym}", key.name);
+            }
+        }
+    }
+
+    #[test]
+    fn values_are_checked_against_their_kind() {
+        assert!(check_value(Kind::Int { min: 1, max: 10 }, "0").is_err());
+        assert!(check_value(Kind::Int { min: 1, max: 10 }, "x").is_err());
+        assert!(check_value(Kind::Bool, "yes").is_err());
+        assert!(check_value(Kind::Enum(&["a", "b"]), "c").is_err());
+        assert!(check_value(Kind::Long { min: -1 }, "-1").is_ok());
+    }
+}

@@ -1,0 +1,734 @@
+//! The log of one partition replica: a directory of segments, its leader epoch cache and
+//! `partition.metadata`, with the durability bookkeeping the flusher needs.
+//!
+//! Appends write to the page cache under the partition's lock; durability is the
+//! flusher's job. [`PartitionLog::take_flush`] hands it the files to fsync and the offset
+//! they will make durable, and [`PartitionLog::finish_flush`] records the result, so no
+//! fsync ever runs under the lock. An I/O error marks the log offline for good: a failed
+//! fsync may have dropped pages, and retrying it could report success over lost data.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use super::epochs::LeaderEpochCache;
+use super::io::{create_dir_durable, read_file, sync_parent, write_atomic, FileSystem, LogFile};
+use super::segment::{
+    parse_log_file_name, segment_paths, AppendMeta, ReadPlan, RecoveryReport, Segment,
+};
+use crate::error::{Error, Result};
+use crate::records::batch::{self, BatchHeader};
+use crate::records::validate::ValidBatch;
+
+pub const PARTITION_METADATA: &str = "partition.metadata";
+
+/// Per-log settings resolved from topic and broker configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll when the active segment would grow past this.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll when the active segment's first batch is older than this.
+    pub segment_ms: i64,
+    /// `index.interval.bytes`: log bytes between offset index entries.
+    pub index_interval_bytes: u64,
+    /// The largest batch any path could have written (`socket.request.max.bytes`);
+    /// recovery treats a larger declared batch as corrupt.
+    pub max_batch_bytes: usize,
+    /// Most bytes a compressed batch may decompress to when the log walks its records.
+    pub decompression_budget: usize,
+}
+
+/// How to open an existing log.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// The log directory had a clean-shutdown marker: trust every segment.
+    pub clean_shutdown: bool,
+    /// From the recovery-point checkpoint: segments wholly below it are trusted.
+    pub recovery_point: Option<i64>,
+    /// From the log-start-offset checkpoint.
+    pub log_start_offset: Option<i64>,
+}
+
+/// What opening a log did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    pub segments: usize,
+    pub recovered_segments: usize,
+    pub truncated_bytes: u64,
+    pub deleted_segments: usize,
+}
+
+/// The result of one append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The LogAppendTime stamped on the batch, or -1.
+    pub log_append_time_ms: i64,
+}
+
+/// Files to fsync for one flush and what the flush proves once they are synced.
+#[derive(Debug)]
+pub struct FlushTicket {
+    pub files: Vec<Arc<dyn LogFile>>,
+    /// The partition directory, when a segment file was created since the last flush.
+    pub dir: Option<PathBuf>,
+    /// Every offset below this is durable once the files are synced.
+    pub target_offset: i64,
+    /// Every segment below this base offset is fully synced, indexes included.
+    pub recovery_point: i64,
+}
+
+/// Why a read could not be planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadError {
+    OffsetOutOfRange { log_start: i64, log_end: i64 },
+}
+
+#[derive(Debug)]
+pub struct PartitionLog {
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    topic_id: Uuid,
+    config: LogConfig,
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    epochs: LeaderEpochCache,
+    durable_offset: i64,
+    recovery_point: i64,
+    /// Files of rolled segments that the next flush must sync.
+    pending_files: Vec<Arc<dyn LogFile>>,
+    dir_sync_pending: bool,
+    offline: bool,
+}
+
+/// The content of `partition.metadata` (Kafka's format).
+pub fn partition_metadata(topic_id: Uuid) -> String {
+    format!("version: 0\ntopic_id: {}\n", crate::metadata::schema::kafka_uuid_string(topic_id))
+}
+
+/// Reads the topic id from a partition directory's `partition.metadata`.
+pub fn read_topic_id(fs: &dyn FileSystem, dir: &Path) -> Result<Option<Uuid>> {
+    let path = dir.join(PARTITION_METADATA);
+    if !fs.exists(&path) {
+        return Ok(None);
+    }
+    let text = String::from_utf8(read_file(fs, &path)?).unwrap_or_default();
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("topic_id:"))
+        .and_then(|v| crate::metadata::schema::parse_kafka_uuid(v.trim()));
+    match id {
+        Some(id) => Ok(Some(id)),
+        None => Err(Error::ParseFile {
+            path,
+            reason: "no valid topic_id line".into(),
+        }),
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |source| Error::WriteFile {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl PartitionLog {
+    /// Creates the directory and first segment of a new partition replica, durably.
+    pub fn create(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        topic_id: Uuid,
+        config: LogConfig,
+    ) -> Result<PartitionLog> {
+        create_dir_durable(fs.as_ref(), dir)?;
+        write_atomic(
+            fs.as_ref(),
+            &dir.join(PARTITION_METADATA),
+            partition_metadata(topic_id).as_bytes(),
+        )?;
+        let segment = Segment::create(fs.as_ref(), dir, 0).map_err(io_err(dir))?;
+        fs.sync_dir(dir).map_err(|source| Error::SyncDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let epochs = LeaderEpochCache::load(fs.clone(), dir);
+        let mut segments = BTreeMap::new();
+        segments.insert(0, segment);
+        Ok(PartitionLog {
+            fs,
+            dir: dir.to_path_buf(),
+            topic_id,
+            config,
+            segments,
+            log_start_offset: 0,
+            epochs,
+            durable_offset: 0,
+            recovery_point: 0,
+            pending_files: Vec::new(),
+            dir_sync_pending: false,
+            offline: false,
+        })
+    }
+
+    /// Opens an existing replica, recovering every segment that cannot be trusted.
+    pub fn open(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        topic_id: Uuid,
+        config: LogConfig,
+        options: OpenOptions,
+    ) -> Result<(PartitionLog, OpenReport)> {
+        let entries = fs.list_dir(dir).map_err(|source| Error::ReadDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut bases: Vec<i64> = Vec::new();
+        for entry in &entries {
+            if entry.name.ends_with(".tmp") {
+                // A checkpoint write that never got renamed: the old file is still good.
+                let _ = fs.remove_file(&dir.join(&entry.name));
+            } else if let Some(base) = parse_log_file_name(&entry.name) {
+                bases.push(base);
+            }
+        }
+        bases.sort_unstable();
+        let mut epochs = LeaderEpochCache::load(fs.clone(), dir);
+        let mut report = OpenReport::default();
+        let mut segments: BTreeMap<i64, Segment> = BTreeMap::new();
+        let recovery_point = if options.clean_shutdown {
+            i64::MAX
+        } else {
+            options.recovery_point.unwrap_or(0)
+        };
+        let mut epochs_changed = false;
+        let mut cut_at: Option<usize> = None;
+        for (i, &base) in bases.iter().enumerate() {
+            let next_base = bases.get(i + 1).copied();
+            let below_recovery_point = next_base.is_some_and(|n| n <= recovery_point)
+                || options.clean_shutdown;
+            let (mut segment, trusted) = if below_recovery_point {
+                Segment::open_trusted(fs.as_ref(), dir, base, config.max_batch_bytes)
+                    .map_err(io_err(dir))?
+            } else {
+                let (segment, _) =
+                    Segment::open_trusted(fs.as_ref(), dir, base, config.max_batch_bytes)
+                        .map_err(io_err(dir))?;
+                (segment, false)
+            };
+            if !trusted {
+                epochs_changed |= epochs.truncate_from_end(base);
+                let recovered = segment
+                    .recover(config.index_interval_bytes, config.max_batch_bytes, &mut |h| {
+                        epochs_changed |= epochs.assign(h.partition_leader_epoch, h.base_offset);
+                    })
+                    .map_err(io_err(dir))?;
+                segment.sync_all().map_err(|source| Error::SyncFile {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+                report.recovered_segments += 1;
+                report_recovery(dir, base, &recovered);
+                report.truncated_bytes += recovered.truncated_bytes;
+                if recovered.truncated_bytes > 0 {
+                    segments.insert(base, segment);
+                    cut_at = Some(i + 1);
+                    break;
+                }
+            }
+            segments.insert(base, segment);
+        }
+        if let Some(first_deleted) = cut_at {
+            for &base in &bases[first_deleted..] {
+                warn!(dir = %dir.display(), base_offset = base, "deleting a segment after a truncated one");
+                for path in segment_paths(dir, base) {
+                    if fs.exists(&path) {
+                        fs.remove_file(&path).map_err(|source| Error::RemoveFile {
+                            path: path.clone(),
+                            source,
+                        })?;
+                    }
+                }
+                report.deleted_segments += 1;
+            }
+            fs.sync_dir(dir).map_err(|source| Error::SyncDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        if segments.is_empty() {
+            let base = options.log_start_offset.unwrap_or(0).max(0);
+            let segment = Segment::create(fs.as_ref(), dir, base).map_err(io_err(dir))?;
+            segments.insert(base, segment);
+            fs.sync_dir(dir).map_err(|source| Error::SyncDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let log_end = segments
+            .values()
+            .next_back()
+            .map_or(0, Segment::next_offset);
+        epochs_changed |= epochs.truncate_from_end(log_end);
+        if epochs_changed {
+            epochs.persist()?;
+        }
+        let first_base = segments.keys().next().copied().unwrap_or(0);
+        let log_start_offset = options
+            .log_start_offset
+            .unwrap_or(first_base)
+            .clamp(first_base, log_end);
+        report.segments = segments.len();
+        let log = PartitionLog {
+            fs,
+            dir: dir.to_path_buf(),
+            topic_id,
+            config,
+            segments,
+            log_start_offset,
+            epochs,
+            // Trusted segments were synced before the recovery point or clean shutdown
+            // was recorded; recovered ones were synced just now.
+            durable_offset: log_end,
+            recovery_point: log_end,
+            pending_files: Vec::new(),
+            dir_sync_pending: false,
+            offline: false,
+        };
+        Ok((log, report))
+    }
+
+    fn active(&self) -> &Segment {
+        // A log always holds at least one segment: create and open insert one.
+        self.segments
+            .values()
+            .next_back()
+            .unwrap_or_else(|| unreachable!("a partition log without segments"))
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .unwrap_or_else(|| unreachable!("a partition log without segments"))
+    }
+
+    fn should_roll(&self, size: usize, header: &BatchHeader, now_ms: i64) -> bool {
+        let active = self.active();
+        if active.is_empty() {
+            return false;
+        }
+        let too_big = active.size() + size as u64 > self.config.segment_bytes;
+        let too_old = active
+            .first_batch_timestamp()
+            .is_some_and(|first| now_ms.saturating_sub(first) >= self.config.segment_ms);
+        let offsets_overflow =
+            header.last_offset_delta as i64 + self.log_end_offset() - active.base_offset()
+                > i64::from(i32::MAX);
+        too_big || too_old || offsets_overflow
+    }
+
+    fn roll(&mut self) -> Result<()> {
+        let base = self.log_end_offset();
+        let old_files = self.active().files();
+        let segment = Segment::create(self.fs.as_ref(), &self.dir, base).map_err(io_err(&self.dir))?;
+        self.pending_files.extend(old_files);
+        self.dir_sync_pending = true;
+        self.segments.insert(base, segment);
+        Ok(())
+    }
+
+    /// Appends a validated batch as the leader of `leader_epoch`: stamps its base offset
+    /// and epoch (and LogAppendTime if the topic asks for it) in place, then writes it.
+    pub fn append_as_leader(
+        &mut self,
+        batch: &mut [u8],
+        valid: &ValidBatch,
+        leader_epoch: i32,
+        now_ms: i64,
+        log_append_time: bool,
+    ) -> Result<AppendInfo> {
+        if self.offline {
+            return Err(Error::LogOffline {
+                partition: self.dir.display().to_string(),
+            });
+        }
+        let header = valid.header;
+        if self.should_roll(batch.len(), &header, now_ms) {
+            if let Err(err) = self.roll() {
+                self.offline = true;
+                return Err(err);
+            }
+        }
+        let base_offset = self.log_end_offset();
+        let count = i64::from(header.last_offset_delta) + 1;
+        batch::set_base_offset(batch, base_offset);
+        batch::set_partition_leader_epoch(batch, leader_epoch);
+        let mut log_append_time_ms = -1;
+        let (max_timestamp, offset_of_max) = if log_append_time {
+            batch::set_log_append_time(batch, now_ms);
+            log_append_time_ms = now_ms;
+            (now_ms, base_offset)
+        } else {
+            (
+                valid.max_timestamp,
+                base_offset + i64::from(valid.offset_delta_of_max_timestamp),
+            )
+        };
+        if self.epochs.assign(leader_epoch, base_offset) {
+            if let Err(err) = self.epochs.persist() {
+                self.offline = true;
+                return Err(err);
+            }
+        }
+        let meta = AppendMeta {
+            base_offset,
+            next_offset: base_offset + count,
+            max_timestamp,
+            offset_of_max_timestamp: offset_of_max,
+        };
+        let interval = self.config.index_interval_bytes;
+        if let Err(source) = self.active_mut().append(batch, &meta, interval) {
+            self.offline = true;
+            return Err(Error::WriteFile {
+                path: self.dir.clone(),
+                source,
+            });
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: base_offset + count - 1,
+            log_append_time_ms,
+        })
+    }
+
+    /// Where to read `offset` from: the segment holding it, found under the lock and
+    /// read after it. `Ok(None)` when the offset is the log end (nothing to read yet).
+    pub fn read_plan(&self, offset: i64) -> Result<Option<ReadPlan>, ReadError> {
+        let log_end = self.log_end_offset();
+        if offset < self.log_start_offset || offset > log_end {
+            return Err(ReadError::OffsetOutOfRange {
+                log_start: self.log_start_offset,
+                log_end,
+            });
+        }
+        if offset == log_end {
+            return Ok(None);
+        }
+        let segment = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map(|(_, s)| s)
+            .filter(|s| offset < s.next_offset())
+            .or_else(|| {
+                self.segments
+                    .range(offset..)
+                    .map(|(_, s)| s)
+                    .find(|s| !s.is_empty())
+            });
+        Ok(segment.map(|s| s.read_plan(offset)))
+    }
+
+    /// Plans for finding the first record at or after `timestamp`: every segment that
+    /// could hold one, in order, with the offset its time index says to scan from.
+    pub fn timestamp_plans(&self, timestamp: i64) -> Vec<(i64, ReadPlan)> {
+        self.segments
+            .values()
+            .filter(|s| !s.is_empty() && s.max_timestamp() >= timestamp)
+            .map(|s| {
+                let from = s.time_lookup(timestamp).max(self.log_start_offset);
+                (from, s.read_plan(from))
+            })
+            .collect()
+    }
+
+    /// Takes the work for one flush, or `None` when everything is durable.
+    pub fn take_flush(&mut self) -> Option<FlushTicket> {
+        if self.offline {
+            return None;
+        }
+        let target = self.log_end_offset();
+        if target == self.durable_offset && self.pending_files.is_empty() && !self.dir_sync_pending {
+            return None;
+        }
+        let mut files = std::mem::take(&mut self.pending_files);
+        files.push(self.active().log_file().clone());
+        let dir = std::mem::take(&mut self.dir_sync_pending).then(|| self.dir.clone());
+        Some(FlushTicket {
+            files,
+            dir,
+            target_offset: target,
+            recovery_point: self.active().base_offset(),
+        })
+    }
+
+    /// Records a flush's outcome. A failed flush takes the log offline.
+    pub fn finish_flush(&mut self, ticket: &FlushTicket, ok: bool) {
+        if !ok {
+            self.offline = true;
+            return;
+        }
+        self.durable_offset = self.durable_offset.max(ticket.target_offset);
+        self.recovery_point = self.recovery_point.max(ticket.recovery_point);
+    }
+
+    /// Syncs everything (segments, indexes, directory) for a clean shutdown.
+    pub fn close(&mut self) -> Result<()> {
+        for segment in self.segments.values() {
+            segment.sync_all().map_err(|source| Error::SyncFile {
+                path: self.dir.clone(),
+                source,
+            })?;
+        }
+        sync_parent(self.fs.as_ref(), &self.dir.join(PARTITION_METADATA))?;
+        self.durable_offset = self.log_end_offset();
+        self.recovery_point = self.log_end_offset();
+        self.pending_files.clear();
+        self.dir_sync_pending = false;
+        Ok(())
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    pub fn durable_offset(&self) -> i64 {
+        self.durable_offset
+    }
+
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+
+    pub fn is_offline(&self) -> bool {
+        self.offline
+    }
+
+    /// Marks the log offline after an I/O failure outside the log's own calls.
+    pub fn set_offline(&mut self) {
+        self.offline = true;
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(Segment::size).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.latest().map(|e| e.epoch)
+    }
+
+    pub fn epochs(&self) -> &LeaderEpochCache {
+        &self.epochs
+    }
+
+    /// The leader epoch of the batch holding `offset`, from the epoch cache.
+    pub fn epoch_of(&self, offset: i64) -> Option<i32> {
+        let entries = self.epochs.entries();
+        let idx = entries.partition_point(|e| e.start_offset <= offset);
+        (idx > 0).then(|| entries[idx - 1].epoch)
+    }
+
+    pub fn topic_id(&self) -> Uuid {
+        self.topic_id
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+}
+
+fn report_recovery(dir: &Path, base: i64, report: &RecoveryReport) {
+    if report.truncated_bytes > 0 {
+        warn!(
+            dir = %dir.display(),
+            base_offset = base,
+            valid_batches = report.batches,
+            valid_bytes = report.valid_bytes,
+            truncated_bytes = report.truncated_bytes,
+            reason = report.reason.unwrap_or("unknown"),
+            "recovery truncated a segment"
+        );
+    } else {
+        info!(
+            dir = %dir.display(),
+            base_offset = base,
+            valid_batches = report.batches,
+            valid_bytes = report.valid_bytes,
+            "recovered a segment"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::io::RealFs;
+    use crate::log::segment::read_batches;
+    use crate::log::sim::{CutMode, SimFs};
+    use crate::records::batch::test_batches::uncompressed;
+    use crate::records::validate::{validate_produce_batch, Limits};
+
+    fn config() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1024,
+            segment_ms: i64::MAX,
+            index_interval_bytes: 256,
+            max_batch_bytes: 1 << 20,
+            decompression_budget: 1 << 20,
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            max_batch_bytes: 1 << 20,
+            max_decompressed_bytes: 1 << 20,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: i64::MAX,
+            create_time: true,
+            require_keys: false,
+            now_ms: 0,
+        }
+    }
+
+    fn append(log: &mut PartitionLog, value: &[u8]) -> AppendInfo {
+        let mut batch = uncompressed(&[value, value], 1000);
+        let valid = validate_produce_batch(&batch, &limits()).unwrap();
+        log.append_as_leader(&mut batch, &valid, 3, 1000, false).unwrap()
+    }
+
+    fn flush(log: &mut PartitionLog, fs: &dyn FileSystem) {
+        if let Some(ticket) = log.take_flush() {
+            for f in &ticket.files {
+                f.sync_data().unwrap();
+            }
+            if let Some(dir) = &ticket.dir {
+                fs.sync_dir(dir).unwrap();
+            }
+            log.finish_flush(&ticket, true);
+        }
+    }
+
+    #[test]
+    fn appends_get_consecutive_offsets_across_segment_rolls() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs: Arc<dyn FileSystem> = Arc::new(RealFs);
+        let path = dir.path().join("t-0");
+        let mut log = PartitionLog::create(fs.clone(), &path, Uuid::new_v4(), config()).unwrap();
+        for i in 0..50 {
+            let info = append(&mut log, format!("value-{i}").as_bytes());
+            assert_eq!(info.base_offset, i * 2);
+        }
+        assert!(log.segment_count() > 1, "small segments must roll");
+        assert_eq!(log.log_end_offset(), 100);
+        assert_eq!(log.epochs().entries().len(), 1);
+
+        for offset in [0, 1, 37, 99] {
+            let plan = log.read_plan(offset).unwrap().unwrap();
+            let read = read_batches(&plan, offset, 1 << 20, true, 100).unwrap();
+            let first = BatchHeader::parse(&read.bytes).unwrap();
+            assert!(first.base_offset <= offset && offset <= first.last_offset());
+        }
+        assert_eq!(
+            log.read_plan(101).unwrap_err(),
+            ReadError::OffsetOutOfRange {
+                log_start: 0,
+                log_end: 100
+            }
+        );
+    }
+
+    #[test]
+    fn a_reopened_log_recovers_past_its_recovery_point_and_keeps_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs: Arc<dyn FileSystem> = Arc::new(RealFs);
+        let path = dir.path().join("t-0");
+        let id = Uuid::new_v4();
+        let mut log = PartitionLog::create(fs.clone(), &path, id, config()).unwrap();
+        for i in 0..30 {
+            append(&mut log, format!("v{i}").as_bytes());
+        }
+        drop(log);
+        let (log, report) =
+            PartitionLog::open(fs, &path, id, config(), OpenOptions::default()).unwrap();
+        assert_eq!(log.log_end_offset(), 60);
+        assert_eq!(report.recovered_segments, report.segments);
+        assert_eq!(report.truncated_bytes, 0);
+        assert_eq!(log.latest_epoch(), Some(3));
+    }
+
+    #[test]
+    fn power_loss_keeps_exactly_what_was_flushed() {
+        let sim = SimFs::new();
+        let root = PathBuf::from("/data");
+        sim.create_dir_all(&root).unwrap();
+        sim.sync_dir(Path::new("/")).unwrap();
+        let fs: Arc<dyn FileSystem> = Arc::new(sim.clone());
+        let path = root.join("t-0");
+        let id = Uuid::new_v4();
+        let mut log = PartitionLog::create(fs.clone(), &path, id, config()).unwrap();
+        for i in 0..20 {
+            append(&mut log, format!("v{i}").as_bytes());
+        }
+        flush(&mut log, fs.as_ref());
+        let durable = log.durable_offset();
+        assert_eq!(durable, 40);
+        for i in 0..5 {
+            append(&mut log, format!("lost{i}").as_bytes());
+        }
+
+        let after: Arc<dyn FileSystem> = Arc::new(sim.power_cut(CutMode::LoseUnsynced));
+        let (log, _) = PartitionLog::open(after, &path, id, config(), OpenOptions::default()).unwrap();
+        assert_eq!(log.log_end_offset(), durable);
+    }
+
+    #[test]
+    fn torn_tails_are_cut_at_the_last_whole_batch() {
+        for seed in 0..20 {
+            let sim = SimFs::new();
+            let root = PathBuf::from("/data");
+            sim.create_dir_all(&root).unwrap();
+            sim.sync_dir(Path::new("/")).unwrap();
+            let fs: Arc<dyn FileSystem> = Arc::new(sim.clone());
+            let path = root.join("t-0");
+            let id = Uuid::new_v4();
+            let mut log = PartitionLog::create(fs.clone(), &path, id, config()).unwrap();
+            for i in 0..6 {
+                append(&mut log, format!("v{i}").as_bytes());
+            }
+            flush(&mut log, fs.as_ref());
+            let durable = log.durable_offset();
+            for i in 0..6 {
+                append(&mut log, format!("maybe{i}").as_bytes());
+            }
+            let after: Arc<dyn FileSystem> = Arc::new(sim.power_cut(CutMode::TornTail { seed }));
+            let (log, _) =
+                PartitionLog::open(after, &path, id, config(), OpenOptions::default()).unwrap();
+            let end = log.log_end_offset();
+            assert!(end >= durable, "seed {seed}: lost flushed data ({end} < {durable})");
+            assert_eq!(end % 2, 0, "seed {seed}: only whole batches survive");
+            let plan = log.read_plan(0).unwrap().unwrap();
+            let read = read_batches(&plan, 0, 1 << 20, true, end).unwrap();
+            for step in crate::records::batch::BatchWalker::new(&read.bytes, true) {
+                assert!(matches!(step, crate::records::batch::Step::Batch { .. }), "seed {seed}");
+            }
+        }
+    }
+}

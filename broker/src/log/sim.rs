@@ -1,0 +1,502 @@
+//! A simulated file system that can lose power.
+//!
+//! Every file keeps two images: what the running system reads (the page cache) and what
+//! would survive a power cut (the durable prefix), which only `sync_data` advances.
+//! Directory entries follow the same rule: a created, renamed or removed entry is durable
+//! only after `sync_dir` on its parent. [`SimFs::power_cut`] freezes this instance (every
+//! later call fails, so the old broker can make nothing more durable) and returns a new
+//! instance holding what a rebooted machine would find, optionally with a torn tail of
+//! unsynced bytes, as a real disk may leave.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::io::{DirEntry, DirLock, FileSystem, LogFile, OpenMode};
+
+/// What survives a power cut beyond the durable prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutMode {
+    /// Exactly the durable prefix of every file survives.
+    LoseUnsynced,
+    /// A random part of each file's unsynced appended bytes survives too, and sometimes
+    /// its last sector is garbage: the torn writes recovery must cut.
+    TornTail { seed: u64 },
+}
+
+/// Counters a fault test asserts so that its pass cannot be vacuous.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SimStats {
+    pub file_syncs: u64,
+    pub dir_syncs: u64,
+    pub bytes_written: u64,
+    /// Unsynced bytes dropped by the last power cut.
+    pub bytes_lost_at_cut: u64,
+    /// Unsynced bytes kept (possibly garbled) by the last power cut.
+    pub torn_bytes_kept_at_cut: u64,
+}
+
+#[derive(Debug, Default)]
+struct Inode {
+    data: Vec<u8>,
+    durable: Vec<u8>,
+    /// Lowest position changed since the last sync; `data[dirty_from..]` is not durable.
+    dirty_from: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    Dir,
+    File(Arc<Mutex<Inode>>),
+}
+
+#[derive(Debug, Default)]
+struct State {
+    crashed: bool,
+    /// The namespace as the running system sees it.
+    names: BTreeMap<PathBuf, Node>,
+    /// The namespace as it would be after a power cut.
+    durable_names: BTreeMap<PathBuf, Node>,
+    stats: SimStats,
+}
+
+/// A file system in memory with a durable image per file.
+#[derive(Clone)]
+pub struct SimFs {
+    state: Arc<Mutex<State>>,
+}
+
+impl fmt::Debug for SimFs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimFs").finish_non_exhaustive()
+    }
+}
+
+impl Default for SimFs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn crashed() -> io::Error {
+    io::Error::other("simulated power loss: the machine is off")
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{} not found", path.display()),
+    )
+}
+
+fn lock_inode(inode: &Mutex<Inode>) -> MutexGuard<'_, Inode> {
+    // A poisoned inode only means a test thread panicked mid-write; the data is still
+    // what the simulation should show.
+    inode.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SimFs {
+    /// An empty file system whose root `/` exists durably.
+    pub fn new() -> Self {
+        let mut state = State::default();
+        state.names.insert(PathBuf::from("/"), Node::Dir);
+        state.durable_names.insert(PathBuf::from("/"), Node::Dir);
+        SimFs {
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn live(&self) -> io::Result<MutexGuard<'_, State>> {
+        let state = self.lock();
+        if state.crashed {
+            return Err(crashed());
+        }
+        Ok(state)
+    }
+
+    pub fn stats(&self) -> SimStats {
+        self.lock().stats
+    }
+
+    /// Cuts power: this instance fails every later call, and the returned instance is
+    /// the disk as the rebooted machine finds it.
+    pub fn power_cut(&self, mode: CutMode) -> SimFs {
+        let mut state = self.lock();
+        state.crashed = true;
+        let mut rng = SplitMix(match mode {
+            CutMode::LoseUnsynced => 0,
+            CutMode::TornTail { seed } => seed,
+        });
+        let mut after = State::default();
+        let mut lost = 0u64;
+        let mut kept = 0u64;
+        let durable: Vec<(PathBuf, Node)> = state
+            .durable_names
+            .iter()
+            .map(|(p, n)| (p.clone(), n.clone()))
+            .collect();
+        for (path, node) in durable {
+            let reachable = path
+                .ancestors()
+                .skip(1)
+                .all(|a| matches!(state.durable_names.get(a), Some(Node::Dir)));
+            if !reachable {
+                continue;
+            }
+            let node = match node {
+                Node::Dir => Node::Dir,
+                Node::File(inode) => {
+                    let inode = lock_inode(&inode);
+                    let mut data = inode.durable.clone();
+                    let unsynced_tail = inode.data.len().saturating_sub(data.len());
+                    let appended = inode.data.starts_with(&data);
+                    if let (CutMode::TornTail { .. }, true, true) =
+                        (mode, appended, unsynced_tail > 0)
+                    {
+                        let keep = (rng.next() % (unsynced_tail as u64 + 1)) as usize;
+                        let start = data.len();
+                        data.extend_from_slice(&inode.data[start..start + keep]);
+                        if keep > 0 && rng.next() % 2 == 0 {
+                            let garbage_from = data.len().saturating_sub(512).max(start);
+                            for byte in &mut data[garbage_from..] {
+                                *byte = rng.next() as u8;
+                            }
+                        }
+                        kept += keep as u64;
+                        lost += (unsynced_tail - keep) as u64;
+                    } else {
+                        lost += inode.data.len().abs_diff(data.len()) as u64;
+                    }
+                    Node::File(Arc::new(Mutex::new(Inode {
+                        durable: data.clone(),
+                        dirty_from: data.len(),
+                        data,
+                    })))
+                }
+            };
+            after.names.insert(path.clone(), node.clone());
+            after.durable_names.insert(path, node);
+        }
+        after.stats.bytes_lost_at_cut = lost;
+        after.stats.torn_bytes_kept_at_cut = kept;
+        SimFs {
+            state: Arc::new(Mutex::new(after)),
+        }
+    }
+
+    /// Reads a file as the running system sees it (for tests that corrupt or inspect).
+    pub fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let state = self.lock();
+        match state.names.get(path) {
+            Some(Node::File(inode)) => Ok(lock_inode(inode).data.clone()),
+            _ => Err(not_found(path)),
+        }
+    }
+}
+
+impl FileSystem for SimFs {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn LogFile>> {
+        let mut state = self.live()?;
+        let inode = match (state.names.get(path), mode) {
+            (Some(Node::Dir), _) => {
+                return Err(io::Error::other(format!(
+                    "{} is a directory",
+                    path.display()
+                )))
+            }
+            (Some(Node::File(_)), OpenMode::CreateNew) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists", path.display()),
+                ))
+            }
+            (Some(Node::File(inode)), _) => inode.clone(),
+            (None, OpenMode::Create | OpenMode::CreateNew) => {
+                let parent = path.parent().ok_or_else(|| not_found(path))?;
+                if !matches!(state.names.get(parent), Some(Node::Dir)) {
+                    return Err(not_found(parent));
+                }
+                let inode = Arc::new(Mutex::new(Inode::default()));
+                state
+                    .names
+                    .insert(path.to_path_buf(), Node::File(inode.clone()));
+                inode
+            }
+            (None, _) => return Err(not_found(path)),
+        };
+        Ok(Arc::new(SimFile {
+            fs: self.clone(),
+            inode,
+            writable: mode != OpenMode::ReadOnly,
+        }))
+    }
+
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.live()?;
+        let mut missing: Vec<PathBuf> = Vec::new();
+        for ancestor in path.ancestors() {
+            match state.names.get(ancestor) {
+                Some(Node::Dir) => break,
+                Some(Node::File(_)) => {
+                    return Err(io::Error::other(format!(
+                        "{} is a file",
+                        ancestor.display()
+                    )))
+                }
+                None => missing.push(ancestor.to_path_buf()),
+            }
+        }
+        for dir in missing {
+            state.names.insert(dir, Node::Dir);
+        }
+        Ok(())
+    }
+
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
+        let state = self.live()?;
+        if !matches!(state.names.get(path), Some(Node::Dir)) {
+            return Err(not_found(path));
+        }
+        Ok(state
+            .names
+            .iter()
+            .filter(|(p, _)| p.parent() == Some(path))
+            .map(|(p, node)| DirEntry {
+                name: p
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+                is_dir: matches!(node, Node::Dir),
+            })
+            .collect())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut state = self.live()?;
+        let moved: Vec<(PathBuf, Node)> = state
+            .names
+            .iter()
+            .filter(|(p, _)| p.starts_with(from))
+            .map(|(p, n)| (p.clone(), n.clone()))
+            .collect();
+        if moved.is_empty() {
+            return Err(not_found(from));
+        }
+        for (old, node) in moved {
+            state.names.remove(&old);
+            let suffix = old.strip_prefix(from).map_err(io::Error::other)?;
+            let new = if suffix.as_os_str().is_empty() {
+                to.to_path_buf()
+            } else {
+                to.join(suffix)
+            };
+            state.names.insert(new, node);
+        }
+        Ok(())
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.live()?;
+        match state.names.get(path) {
+            Some(Node::File(_)) => {
+                state.names.remove(path);
+                Ok(())
+            }
+            _ => Err(not_found(path)),
+        }
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.live()?;
+        if !state.names.contains_key(path) {
+            return Err(not_found(path));
+        }
+        state.names.retain(|p, _| !p.starts_with(path));
+        Ok(())
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.live()?;
+        if !matches!(state.names.get(path), Some(Node::Dir)) {
+            return Err(not_found(path));
+        }
+        let State {
+            names,
+            durable_names,
+            stats,
+            ..
+        } = &mut *state;
+        durable_names.retain(|p, _| p.parent() != Some(path));
+        for (p, node) in names.iter().filter(|(p, _)| p.parent() == Some(path)) {
+            durable_names.insert(p.clone(), node.clone());
+        }
+        stats.dir_syncs += 1;
+        Ok(())
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        self.lock().names.contains_key(path)
+    }
+
+    fn lock_dir(&self, _path: &Path) -> io::Result<DirLock> {
+        Ok(DirLock::unguarded())
+    }
+}
+
+struct SimFile {
+    fs: SimFs,
+    inode: Arc<Mutex<Inode>>,
+    writable: bool,
+}
+
+impl fmt::Debug for SimFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimFile").finish_non_exhaustive()
+    }
+}
+
+impl LogFile for SimFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        drop(self.fs.live()?);
+        let inode = lock_inode(&self.inode);
+        let pos = usize::try_from(pos).map_err(io::Error::other)?;
+        if pos >= inode.data.len() {
+            return Ok(0);
+        }
+        let n = buf.len().min(inode.data.len() - pos);
+        buf[..n].copy_from_slice(&inode.data[pos..pos + n]);
+        Ok(n)
+    }
+
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        let mut state = self.fs.live()?;
+        if !self.writable {
+            return Err(io::Error::other("file opened read-only"));
+        }
+        state.stats.bytes_written += buf.len() as u64;
+        let mut inode = lock_inode(&self.inode);
+        let pos = usize::try_from(pos).map_err(io::Error::other)?;
+        if inode.data.len() < pos + buf.len() {
+            inode.data.resize(pos + buf.len(), 0);
+        }
+        inode.data[pos..pos + buf.len()].copy_from_slice(buf);
+        inode.dirty_from = inode.dirty_from.min(pos);
+        Ok(())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        let mut state = self.fs.live()?;
+        state.stats.file_syncs += 1;
+        let mut inode = lock_inode(&self.inode);
+        let from = inode.dirty_from.min(inode.data.len());
+        inode.durable.truncate(from);
+        let tail = inode.data[from..].to_vec();
+        inode.durable.extend_from_slice(&tail);
+        inode.dirty_from = inode.data.len();
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        drop(self.fs.live()?);
+        let mut inode = lock_inode(&self.inode);
+        let len = usize::try_from(len).map_err(io::Error::other)?;
+        inode.data.resize(len, 0);
+        inode.dirty_from = inode.dirty_from.min(len);
+        Ok(())
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        drop(self.fs.live()?);
+        Ok(lock_inode(&self.inode).data.len() as u64)
+    }
+}
+
+/// A small deterministic generator so a failing cut can be replayed from its seed.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::io::{read_file, write_atomic};
+
+    fn data_dir(fs: &SimFs) -> PathBuf {
+        let dir = PathBuf::from("/data");
+        fs.create_dir_all(&dir).unwrap();
+        fs.sync_dir(Path::new("/")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn unsynced_writes_are_lost_and_synced_writes_survive() {
+        let fs = SimFs::new();
+        let dir = data_dir(&fs);
+        let file = fs.open(&dir.join("a"), OpenMode::CreateNew).unwrap();
+        fs.sync_dir(&dir).unwrap();
+        file.write_all_at(b"durable", 0).unwrap();
+        file.sync_data().unwrap();
+        file.write_all_at(b"-lost", 7).unwrap();
+
+        let after = fs.power_cut(CutMode::LoseUnsynced);
+        assert_eq!(after.read(&dir.join("a")).unwrap(), b"durable");
+        assert_eq!(after.stats().bytes_lost_at_cut, 5);
+        assert!(file.write_all_at(b"x", 0).is_err(), "the old machine is off");
+    }
+
+    #[test]
+    fn a_file_whose_directory_entry_was_never_synced_disappears() {
+        let fs = SimFs::new();
+        let dir = data_dir(&fs);
+        let file = fs.open(&dir.join("a"), OpenMode::CreateNew).unwrap();
+        file.write_all_at(b"data", 0).unwrap();
+        file.sync_data().unwrap();
+        let after = fs.power_cut(CutMode::LoseUnsynced);
+        assert!(!after.exists(&dir.join("a")));
+    }
+
+    #[test]
+    fn write_atomic_survives_a_cut_with_the_new_contents() {
+        let fs = SimFs::new();
+        let dir = data_dir(&fs);
+        write_atomic(&fs, &dir.join("cp"), b"old").unwrap();
+        write_atomic(&fs, &dir.join("cp"), b"new").unwrap();
+        let after = fs.power_cut(CutMode::LoseUnsynced);
+        assert_eq!(read_file(&after, &dir.join("cp")).unwrap(), b"new");
+    }
+
+    #[test]
+    fn torn_tail_keeps_part_of_the_unsynced_bytes() {
+        let mut kept_some = false;
+        for seed in 0..32 {
+            let fs = SimFs::new();
+            let dir = data_dir(&fs);
+            let file = fs.open(&dir.join("a"), OpenMode::CreateNew).unwrap();
+            fs.sync_dir(&dir).unwrap();
+            file.write_all_at(&[1; 100], 0).unwrap();
+            file.sync_data().unwrap();
+            file.write_all_at(&[2; 1000], 100).unwrap();
+            let after = fs.power_cut(CutMode::TornTail { seed });
+            let data = after.read(&dir.join("a")).unwrap();
+            assert!(data.len() >= 100 && data.len() <= 1100);
+            assert_eq!(&data[..100], &[1; 100][..]);
+            kept_some |= data.len() > 100;
+        }
+        assert!(kept_some);
+    }
+}

@@ -1,0 +1,10 @@
+//! Cluster metadata: the etcd-level store trait and its implementations, the schema of
+//! keys and records, and the broker's cached view fed by a watch.
+
+pub mod embedded;
+pub mod schema;
+pub mod store;
+pub mod wal;
+
+#[cfg(test)]
+mod conformance;
