@@ -90,7 +90,9 @@ pub enum Error {
         source: serde_json::Error,
     },
 
-    #[error("failed to watch metadata: revision {requested} was compacted (oldest kept is {oldest})")]
+    #[error(
+        "failed to watch metadata: revision {requested} was compacted (oldest kept is {oldest})"
+    )]
     WatchCompacted { requested: i64, oldest: i64 },
 
     #[error("failed to find lease {lease}")]

@@ -2,16 +2,27 @@
 //!
 //! # Layout
 //! - [`server`] accepts connections, frames requests and answers them in order;
-//!   [`protocol`] holds the ApiVersions table and error-code mapping; [`handlers`] has one
-//!   module per Kafka API family.
+//!   [`protocol`] holds the ApiVersions table, framing and error-code mapping;
+//!   [`handlers`] has one module per Kafka API.
 //! - [`partition`] is the replica state machine (leader epoch, high watermark, ISR) over
-//!   [`log`], the durable segmented log behind an I/O seam.
+//!   [`log`], the durable segmented log behind an I/O seam; [`records`] is Kafka's batch
+//!   format.
 //! - [`metadata`] is the etcd-level store (embedded for standalone), its schema and the
 //!   broker's cached view; [`controller`] assigns partitions and elects leaders through it.
-//! - [`broker`] wires everything; [`http`] serves health and metrics.
+//! - [`broker`] wires everything; [`http`] serves health and metrics; [`config`] reads
+//!   `server.properties`, flags and the environment.
 
+pub mod broker;
 pub mod config;
+pub mod controller;
 pub mod error;
+pub mod handlers;
+pub mod http;
 pub mod log;
 pub mod metadata;
+pub mod metrics;
+pub mod partition;
+pub mod protocol;
 pub mod records;
+pub mod server;
+pub mod telemetry;

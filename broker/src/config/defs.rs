@@ -9,9 +9,17 @@
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Kind {
     Bool,
-    Int { min: i64, max: i64 },
-    Long { min: i64 },
-    Double { min: f64, max: f64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Long {
+        min: i64,
+    },
+    Double {
+        min: f64,
+        max: f64,
+    },
     String,
     List,
     /// One of the listed values (case-sensitive, as Kafka).
@@ -170,14 +178,18 @@ pub fn check_value(kind: Kind, value: &str) -> Result<(), String> {
             _ => Err("expected true or false".into()),
         },
         Kind::Int { min, max } => {
-            let v: i64 = value.parse().map_err(|_| "expected an integer".to_string())?;
+            let v: i64 = value
+                .parse()
+                .map_err(|_| "expected an integer".to_string())?;
             if v < min || v > max {
                 return Err(format!("must be between {min} and {max}"));
             }
             Ok(())
         }
         Kind::Long { min } => {
-            let v: i64 = value.parse().map_err(|_| "expected an integer".to_string())?;
+            let v: i64 = value
+                .parse()
+                .map_err(|_| "expected an integer".to_string())?;
             if v < min {
                 return Err(format!("must be at least {min}"));
             }

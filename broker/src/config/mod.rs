@@ -72,7 +72,11 @@ impl Listener {
 
     /// The address to bind: an empty host binds every interface.
     pub fn bind_address(&self) -> String {
-        let host = if self.host.is_empty() { "0.0.0.0" } else { &self.host };
+        let host = if self.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &self.host
+        };
         if host.contains(':') {
             format!("[{host}]:{}", self.port)
         } else {
@@ -123,11 +127,16 @@ pub fn parse_properties(text: &str) -> Vec<(String, String)> {
     let mut logical = String::new();
     for raw in text.lines() {
         let line = raw.trim_start();
-        if logical.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!')) {
+        if logical.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
+        {
             continue;
         }
         let continued = line.ends_with('\\') && !line.ends_with("\\\\");
-        logical.push_str(line.strip_suffix('\\').filter(|_| continued).unwrap_or(line));
+        logical.push_str(
+            line.strip_suffix('\\')
+                .filter(|_| continued)
+                .unwrap_or(line),
+        );
         if continued {
             continue;
         }
@@ -140,7 +149,11 @@ pub fn parse_properties(text: &str) -> Vec<(String, String)> {
             Some(i) => (&entry[..i], &entry[i + 1..]),
             None => (entry.as_str(), ""),
         };
-        let unescape = |s: &str| s.replace("\\:", ":").replace("\\=", "=").replace("\\\\", "\\");
+        let unescape = |s: &str| {
+            s.replace("\\:", ":")
+                .replace("\\=", "=")
+                .replace("\\\\", "\\")
+        };
         pairs.push((unescape(key.trim()), unescape(value.trim())));
     }
     pairs
@@ -173,11 +186,15 @@ impl Layers {
         if broker_key(key).is_some() {
             self.set.insert(key.to_string(), (value, source));
         } else if IGNORED_KAFKA_KEYS.contains(&key) {
-            self.warnings
-                .push(format!("configuration {key} (from {}) has no effect in Runnel", source.describe()));
+            self.warnings.push(format!(
+                "configuration {key} (from {}) has no effect in Runnel",
+                source.describe()
+            ));
         } else {
-            self.warnings
-                .push(format!("unknown configuration {key} (from {}) is ignored", source.describe()));
+            self.warnings.push(format!(
+                "unknown configuration {key} (from {}) is ignored",
+                source.describe()
+            ));
         }
     }
 }
@@ -266,7 +283,10 @@ impl Config {
         for (key, value) in flags {
             layers.apply(&key, value, Source::Flag);
         }
-        Ok(Command::Run(Box::new(Self::resolve(layers.set, layers.warnings)?)))
+        Ok(Command::Run(Box::new(Self::resolve(
+            layers.set,
+            layers.warnings,
+        )?)))
     }
 
     /// A configuration from explicit `key=value` pairs over the defaults (tests, tools).
@@ -330,7 +350,10 @@ impl Config {
             Some(_) => self.listeners_of("advertised.listeners")?,
             None => self.listeners.clone(),
         };
-        self.rack = self.value("broker.rack").filter(|r| !r.is_empty()).map(str::to_string);
+        self.rack = self
+            .value("broker.rack")
+            .filter(|r| !r.is_empty())
+            .map(str::to_string);
         self.log_dirs = self
             .list("log.dirs")
             .into_iter()
@@ -424,7 +447,10 @@ impl Config {
             if listener.name != "PLAINTEXT" {
                 return Err(self.invalid(
                     key,
-                    &format!("listener {} is not supported; only PLAINTEXT is", listener.name),
+                    &format!(
+                        "listener {} is not supported; only PLAINTEXT is",
+                        listener.name
+                    ),
                 ));
             }
             listeners.push(listener);
@@ -449,7 +475,9 @@ impl Config {
 /// Fills the keys whose defaults come from other keys (Kafka's ms/minutes/hours chains).
 fn derive_synonyms(values: &mut BTreeMap<&'static str, (String, Source)>) {
     let get = |values: &BTreeMap<&'static str, (String, Source)>, k: &str| {
-        values.get(k).map(|(v, s)| (v.parse::<i64>().unwrap_or(0), *s))
+        values
+            .get(k)
+            .map(|(v, s)| (v.parse::<i64>().unwrap_or(0), *s))
     };
     if !values.contains_key("log.retention.ms") {
         let derived = match get(values, "log.retention.minutes") {
@@ -526,13 +554,19 @@ mod tests {
         .unwrap();
         let config = run(
             &["--config", file.to_str().unwrap(), "--num.partitions", "5"],
-            &[("RUNNEL_NUM_PARTITIONS", "4"), ("RUNNEL_AUTO_CREATE_TOPICS_ENABLE", "false")],
+            &[
+                ("RUNNEL_NUM_PARTITIONS", "4"),
+                ("RUNNEL_AUTO_CREATE_TOPICS_ENABLE", "false"),
+            ],
         )
         .unwrap();
         assert_eq!(config.num_partitions, 5);
         assert!(!config.auto_create_topics);
         assert_eq!(config.broker_id, 7);
-        assert_eq!(config.log_dirs, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert_eq!(
+            config.log_dirs,
+            vec![PathBuf::from("/a"), PathBuf::from("/b")]
+        );
         assert_eq!(config.value("log.retention.ms"), Some("3600000"));
         assert_eq!(
             config.value_with_source("num.partitions"),

@@ -94,7 +94,11 @@ pub fn validate_overrides(overrides: &BTreeMap<String, String>) -> Result<(), (S
 impl TopicConfig {
     /// Resolves `overrides` (already validated) over the broker configuration.
     pub fn resolve(overrides: &BTreeMap<String, String>, broker: &Config) -> TopicConfig {
-        let get = |key: &str| effective(key, overrides, broker).map(|(v, _)| v).unwrap_or_default();
+        let get = |key: &str| {
+            effective(key, overrides, broker)
+                .map(|(v, _)| v)
+                .unwrap_or_default()
+        };
         let long = |key: &str| get(key).trim().parse::<i64>().unwrap_or(0);
         let policy = get("cleanup.policy");
         TopicConfig {
@@ -158,7 +162,9 @@ mod tests {
 
     #[test]
     fn overrides_win_and_broker_keys_supply_defaults() {
-        let broker = Config::from_pairs([("log.segment.bytes", "2048"), ("log.retention.hours", "2")]).unwrap();
+        let broker =
+            Config::from_pairs([("log.segment.bytes", "2048"), ("log.retention.hours", "2")])
+                .unwrap();
         let mut overrides = BTreeMap::new();
         overrides.insert("max.message.bytes".to_string(), "500".to_string());
         let topic = TopicConfig::resolve(&overrides, &broker);
@@ -188,7 +194,10 @@ mod tests {
         assert_eq!(bad("cleanup.policy", "compact"), "cleanup.policy");
         assert_eq!(bad("preallocate", "true"), "preallocate");
         let mut ok = BTreeMap::new();
-        ok.insert("message.timestamp.type".to_string(), "LogAppendTime".to_string());
+        ok.insert(
+            "message.timestamp.type".to_string(),
+            "LogAppendTime".to_string(),
+        );
         assert!(validate_overrides(&ok).is_ok());
     }
 }

@@ -65,7 +65,8 @@ pub fn read_offsets(fs: &dyn FileSystem, path: &Path) -> Result<Option<BTreeMap<
     for line in lines {
         // Topic names cannot contain spaces, so splitting from the right is unambiguous.
         let mut parts = line.rsplitn(3, ' ');
-        let (Some(offset), Some(partition), Some(topic)) = (parts.next(), parts.next(), parts.next())
+        let (Some(offset), Some(partition), Some(topic)) =
+            (parts.next(), parts.next(), parts.next())
         else {
             return Err(Error::ParseFile {
                 path: path.to_path_buf(),
@@ -84,7 +85,11 @@ pub fn read_offsets(fs: &dyn FileSystem, path: &Path) -> Result<Option<BTreeMap<
 }
 
 /// Writes `(topic, partition, offset)` entries.
-pub fn write_offsets(fs: &dyn FileSystem, path: &Path, entries: &[(String, i32, i64)]) -> Result<()> {
+pub fn write_offsets(
+    fs: &dyn FileSystem,
+    path: &Path,
+    entries: &[(String, i32, i64)],
+) -> Result<()> {
     let lines: Vec<String> = entries
         .iter()
         .map(|(t, p, o)| format!("{t} {p} {o}"))

@@ -166,6 +166,12 @@ mod tests {
         cache.assign(1, 0);
         cache.assign(2, 50);
         assert!(cache.truncate_from_end(50));
-        assert_eq!(cache.latest(), Some(EpochEntry { epoch: 1, start_offset: 0 }));
+        assert_eq!(
+            cache.latest(),
+            Some(EpochEntry {
+                epoch: 1,
+                start_offset: 0
+            })
+        );
     }
 }

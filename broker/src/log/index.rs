@@ -135,9 +135,7 @@ impl OffsetIndex {
 
     /// Drops entries for positions at or past `position` (the log was cut there).
     pub fn truncate_to_position(&mut self, position: u64) -> io::Result<()> {
-        let keep = self
-            .entries
-            .partition_point(|e| u64::from(e.1) < position);
+        let keep = self.entries.partition_point(|e| u64::from(e.1) < position);
         if keep < self.entries.len() {
             self.entries.truncate(keep);
             self.file.set_len((keep * OFFSET_ENTRY) as u64)?;
@@ -187,8 +185,7 @@ impl TimeIndex {
                 .entries
                 .last()
                 .is_none_or(|last| entry.0 > last.0 && entry.1 >= last.1);
-            let in_range =
-                next_offset.is_none_or(|next| base_offset + i64::from(entry.1) < next);
+            let in_range = next_offset.is_none_or(|next| base_offset + i64::from(entry.1) < next);
             if !increasing || !in_range {
                 index.entries.clear();
                 return Ok((index, false));

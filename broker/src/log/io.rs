@@ -43,6 +43,9 @@ pub trait LogFile: Send + Sync + fmt::Debug {
     fn sync_data(&self) -> io::Result<()>;
     fn set_len(&self, len: u64) -> io::Result<()>;
     fn len(&self) -> io::Result<u64>;
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
 }
 
 /// Directory operations. A new directory entry (created, renamed or removed file) is

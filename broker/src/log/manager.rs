@@ -120,10 +120,11 @@ impl LogManager {
             let recovery_points = checkpoint(RECOVERY_POINTS);
             let log_starts = checkpoint(LOG_STARTS);
             if clean_shutdown {
-                fs.remove_file(&marker).map_err(|source| Error::RemoveFile {
-                    path: marker.clone(),
-                    source,
-                })?;
+                fs.remove_file(&marker)
+                    .map_err(|source| Error::RemoveFile {
+                        path: marker.clone(),
+                        source,
+                    })?;
                 sync_parent(fs.as_ref(), &marker)?;
             }
             info!(dir = %path.display(), clean_shutdown, "opened log directory");
@@ -173,10 +174,13 @@ impl LogManager {
     pub fn discover(&self) -> Result<Vec<LocalLog>> {
         let mut found = Vec::new();
         for (dir_index, dir) in self.dirs.iter().enumerate() {
-            let entries = self.fs.list_dir(&dir.path).map_err(|source| Error::ReadDir {
-                path: dir.path.clone(),
-                source,
-            })?;
+            let entries = self
+                .fs
+                .list_dir(&dir.path)
+                .map_err(|source| Error::ReadDir {
+                    path: dir.path.clone(),
+                    source,
+                })?;
             for entry in entries.into_iter().filter(|e| e.is_dir) {
                 if let Some((topic, partition)) = parse_partition_dir(&entry.name) {
                     found.push(LocalLog {
@@ -244,11 +248,13 @@ impl LogManager {
         name.push_str(&format!(".{suffix}-stray"));
         let to = local.path.with_file_name(name);
         warn!(from = %local.path.display(), to = %to.display(), "setting aside a partition directory of another topic incarnation");
-        self.fs.rename(&local.path, &to).map_err(|source| Error::RenameFile {
-            from: local.path.clone(),
-            to: to.clone(),
-            source,
-        })?;
+        self.fs
+            .rename(&local.path, &to)
+            .map_err(|source| Error::RenameFile {
+                from: local.path.clone(),
+                to: to.clone(),
+                source,
+            })?;
         sync_parent(self.fs.as_ref(), &local.path)
     }
 
@@ -298,7 +304,10 @@ mod tests {
 
     #[test]
     fn partition_directories_split_at_the_last_dash() {
-        assert_eq!(parse_partition_dir("my-topic-12"), Some(("my-topic".into(), 12)));
+        assert_eq!(
+            parse_partition_dir("my-topic-12"),
+            Some(("my-topic".into(), 12))
+        );
         assert_eq!(parse_partition_dir("runnel-metadata"), None);
         assert_eq!(parse_partition_dir("t-0.abc-stray"), None);
         assert_eq!(parse_partition_dir("-1"), None);

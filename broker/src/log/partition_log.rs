@@ -108,7 +108,10 @@ pub struct PartitionLog {
 
 /// The content of `partition.metadata` (Kafka's format).
 pub fn partition_metadata(topic_id: Uuid) -> String {
-    format!("version: 0\ntopic_id: {}\n", crate::metadata::schema::kafka_uuid_string(topic_id))
+    format!(
+        "version: 0\ntopic_id: {}\n",
+        crate::metadata::schema::kafka_uuid_string(topic_id)
+    )
 }
 
 /// Reads the topic id from a partition directory's `partition.metadata`.
@@ -210,8 +213,8 @@ impl PartitionLog {
         let mut cut_at: Option<usize> = None;
         for (i, &base) in bases.iter().enumerate() {
             let next_base = bases.get(i + 1).copied();
-            let below_recovery_point = next_base.is_some_and(|n| n <= recovery_point)
-                || options.clean_shutdown;
+            let below_recovery_point =
+                next_base.is_some_and(|n| n <= recovery_point) || options.clean_shutdown;
             let (mut segment, trusted) = if below_recovery_point {
                 Segment::open_trusted(fs.as_ref(), dir, base, config.max_batch_bytes)
                     .map_err(io_err(dir))?
@@ -224,9 +227,14 @@ impl PartitionLog {
             if !trusted {
                 epochs_changed |= epochs.truncate_from_end(base);
                 let recovered = segment
-                    .recover(config.index_interval_bytes, config.max_batch_bytes, &mut |h| {
-                        epochs_changed |= epochs.assign(h.partition_leader_epoch, h.base_offset);
-                    })
+                    .recover(
+                        config.index_interval_bytes,
+                        config.max_batch_bytes,
+                        &mut |h| {
+                            epochs_changed |=
+                                epochs.assign(h.partition_leader_epoch, h.base_offset);
+                        },
+                    )
                     .map_err(io_err(dir))?;
                 segment.sync_all().map_err(|source| Error::SyncFile {
                     path: dir.to_path_buf(),
@@ -327,16 +335,17 @@ impl PartitionLog {
         let too_old = active
             .first_batch_timestamp()
             .is_some_and(|first| now_ms.saturating_sub(first) >= self.config.segment_ms);
-        let offsets_overflow =
-            header.last_offset_delta as i64 + self.log_end_offset() - active.base_offset()
-                > i64::from(i32::MAX);
+        let offsets_overflow = header.last_offset_delta as i64 + self.log_end_offset()
+            - active.base_offset()
+            > i64::from(i32::MAX);
         too_big || too_old || offsets_overflow
     }
 
     fn roll(&mut self) -> Result<()> {
         let base = self.log_end_offset();
         let old_files = self.active().files();
-        let segment = Segment::create(self.fs.as_ref(), &self.dir, base).map_err(io_err(&self.dir))?;
+        let segment =
+            Segment::create(self.fs.as_ref(), &self.dir, base).map_err(io_err(&self.dir))?;
         self.pending_files.extend(old_files);
         self.dir_sync_pending = true;
         self.segments.insert(base, segment);
@@ -454,7 +463,8 @@ impl PartitionLog {
             return None;
         }
         let target = self.log_end_offset();
-        if target == self.durable_offset && self.pending_files.is_empty() && !self.dir_sync_pending {
+        if target == self.durable_offset && self.pending_files.is_empty() && !self.dir_sync_pending
+        {
             return None;
         }
         let mut files = std::mem::take(&mut self.pending_files);
@@ -611,7 +621,8 @@ mod tests {
     fn append(log: &mut PartitionLog, value: &[u8]) -> AppendInfo {
         let mut batch = uncompressed(&[value, value], 1000);
         let valid = validate_produce_batch(&batch, &limits()).unwrap();
-        log.append_as_leader(&mut batch, &valid, 3, 1000, false).unwrap()
+        log.append_as_leader(&mut batch, &valid, 3, 1000, false)
+            .unwrap()
     }
 
     fn flush(log: &mut PartitionLog, fs: &dyn FileSystem) {
@@ -695,7 +706,8 @@ mod tests {
         }
 
         let after: Arc<dyn FileSystem> = Arc::new(sim.power_cut(CutMode::LoseUnsynced));
-        let (log, _) = PartitionLog::open(after, &path, id, config(), OpenOptions::default()).unwrap();
+        let (log, _) =
+            PartitionLog::open(after, &path, id, config(), OpenOptions::default()).unwrap();
         assert_eq!(log.log_end_offset(), durable);
     }
 
@@ -722,12 +734,18 @@ mod tests {
             let (log, _) =
                 PartitionLog::open(after, &path, id, config(), OpenOptions::default()).unwrap();
             let end = log.log_end_offset();
-            assert!(end >= durable, "seed {seed}: lost flushed data ({end} < {durable})");
+            assert!(
+                end >= durable,
+                "seed {seed}: lost flushed data ({end} < {durable})"
+            );
             assert_eq!(end % 2, 0, "seed {seed}: only whole batches survive");
             let plan = log.read_plan(0).unwrap().unwrap();
             let read = read_batches(&plan, 0, 1 << 20, true, end).unwrap();
             for step in crate::records::batch::BatchWalker::new(&read.bytes, true) {
-                assert!(matches!(step, crate::records::batch::Step::Batch { .. }), "seed {seed}");
+                assert!(
+                    matches!(step, crate::records::batch::Step::Batch { .. }),
+                    "seed {seed}"
+                );
             }
         }
     }

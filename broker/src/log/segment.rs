@@ -47,6 +47,9 @@ pub enum ScanEnd {
     Invalid { pos: u64, reason: &'static str },
 }
 
+/// Called with each batch's position, header and bytes; returns whether to go on.
+pub type BatchVisitor<'a> = dyn FnMut(u64, &BatchHeader, &[u8]) -> io::Result<bool> + 'a;
+
 /// Visits the batches of `file` in `[from, end)`, reading a chunk at a time.
 pub fn scan_batches(
     file: &dyn LogFile,
@@ -54,7 +57,7 @@ pub fn scan_batches(
     end: u64,
     check_crc: bool,
     max_batch: usize,
-    visit: &mut dyn FnMut(u64, &BatchHeader, &[u8]) -> io::Result<bool>,
+    visit: &mut BatchVisitor<'_>,
 ) -> io::Result<ScanEnd> {
     let mut pos = from;
     let mut buf: Vec<u8> = Vec::new();
@@ -317,7 +320,11 @@ impl Segment {
         self.size = valid;
         self.next_offset = if report.batches > 0 { expected } else { base };
         self.max_timestamp = state.max_ts;
-        self.offset_of_max_timestamp = if state.max_ts >= 0 { state.max_off } else { base };
+        self.offset_of_max_timestamp = if state.max_ts >= 0 {
+            state.max_off
+        } else {
+            base
+        };
         self.bytes_since_index = state.bytes_since_index;
         self.first_batch_timestamp = state.first_ts;
         if self.max_timestamp >= 0 {

@@ -162,7 +162,7 @@ impl SimFs {
                         let keep = (rng.next() % (unsynced_tail as u64 + 1)) as usize;
                         let start = data.len();
                         data.extend_from_slice(&inode.data[start..start + keep]);
-                        if keep > 0 && rng.next() % 2 == 0 {
+                        if keep > 0 && rng.next().is_multiple_of(2) {
                             let garbage_from = data.len().saturating_sub(512).max(start);
                             for byte in &mut data[garbage_from..] {
                                 *byte = rng.next() as u8;
@@ -456,7 +456,10 @@ mod tests {
         let after = fs.power_cut(CutMode::LoseUnsynced);
         assert_eq!(after.read(&dir.join("a")).unwrap(), b"durable");
         assert_eq!(after.stats().bytes_lost_at_cut, 5);
-        assert!(file.write_all_at(b"x", 0).is_err(), "the old machine is off");
+        assert!(
+            file.write_all_at(b"x", 0).is_err(),
+            "the old machine is off"
+        );
     }
 
     #[test]

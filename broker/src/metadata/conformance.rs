@@ -4,11 +4,13 @@
 
 use std::time::Duration;
 
-use super::store::{Compare, CompareOp, CompareTarget, MetadataStore, Op, OpResult, Txn, WatchEvent};
+use super::store::{
+    Compare, CompareOp, CompareTarget, MetadataStore, Op, OpResult, Txn, WatchEvent,
+};
 use crate::error::Error;
 
 /// Runs every check against `store`; panics with the failing check's name.
-pub async fn run_all(store: &dyn MetadataStore) {
+pub(crate) async fn run_all(store: &dyn MetadataStore) {
     revisions_count_every_write(store, "/conf/rev/").await;
     create_if_absent_succeeds_once(store, "/conf/cas/").await;
     compare_on_mod_revision_guards_updates(store, "/conf/mod/").await;
@@ -24,18 +26,28 @@ async fn revisions_count_every_write(store: &dyn MetadataStore, p: &str) {
     let r2 = store.put(&key, b"2".to_vec(), None).await.unwrap();
     assert_eq!(r2, r1 + 1, "one revision per write");
     let kv = store.get(&key).await.unwrap().unwrap();
-    assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (r1, r2, 2));
+    assert_eq!(
+        (kv.create_revision, kv.mod_revision, kv.version),
+        (r1, r2, 2)
+    );
     let (r3, deleted) = store.delete(&key).await.unwrap();
     assert_eq!((r3, deleted), (r2 + 1, 1));
     assert_eq!(store.get(&key).await.unwrap(), None);
     let r4 = store.put(&key, b"3".to_vec(), None).await.unwrap();
     let kv = store.get(&key).await.unwrap().unwrap();
-    assert_eq!((kv.create_revision, kv.version), (r4, 1), "re-creation starts over");
+    assert_eq!(
+        (kv.create_revision, kv.version),
+        (r4, 1),
+        "re-creation starts over"
+    );
     let read_only = store
         .txn(Txn::when(vec![]).and_then(vec![Op::Get { key: key.clone() }]))
         .await
         .unwrap();
-    assert_eq!(read_only.revision, r4, "a read-only txn does not advance the revision");
+    assert_eq!(
+        read_only.revision, r4,
+        "a read-only txn does not advance the revision"
+    );
 }
 
 async fn create_if_absent_succeeds_once(store: &dyn MetadataStore, p: &str) {
@@ -87,23 +99,38 @@ async fn compare_on_mod_revision_guards_updates(store: &dyn MetadataStore, p: &s
 
 async fn prefix_reads_and_deletes_stay_inside_the_prefix(store: &dyn MetadataStore, p: &str) {
     for k in ["a/1", "a/2", "b/1"] {
-        store.put(&format!("{p}{k}"), b"x".to_vec(), None).await.unwrap();
+        store
+            .put(&format!("{p}{k}"), b"x".to_vec(), None)
+            .await
+            .unwrap();
     }
     let a = store.range(&format!("{p}a/")).await.unwrap();
     assert_eq!(a.kvs.len(), 2);
-    assert!(a.kvs.windows(2).all(|w| w[0].key < w[1].key), "sorted by key");
+    assert!(
+        a.kvs.windows(2).all(|w| w[0].key < w[1].key),
+        "sorted by key"
+    );
     let txn = Txn::when(vec![]).and_then(vec![Op::DeletePrefix {
         prefix: format!("{p}a/"),
     }]);
     let response = store.txn(txn).await.unwrap();
     assert_eq!(response.results, vec![OpResult::Deleted(2)]);
-    assert_eq!(store.range(&format!("{p}")).await.unwrap().kvs.len(), 1);
+    assert_eq!(store.range(p).await.unwrap().kvs.len(), 1);
 }
 
 async fn watches_replay_from_a_revision_in_order(store: &dyn MetadataStore, p: &str) {
-    let start = store.put(&format!("{p}x"), b"1".to_vec(), None).await.unwrap();
-    store.put(&format!("{p}y"), b"2".to_vec(), None).await.unwrap();
-    store.put("/conf/elsewhere", b"no".to_vec(), None).await.unwrap();
+    let start = store
+        .put(&format!("{p}x"), b"1".to_vec(), None)
+        .await
+        .unwrap();
+    store
+        .put(&format!("{p}y"), b"2".to_vec(), None)
+        .await
+        .unwrap();
+    store
+        .put("/conf/elsewhere", b"no".to_vec(), None)
+        .await
+        .unwrap();
     let mut watch = store.watch(p, start).await.unwrap();
     store.delete(&format!("{p}x")).await.unwrap();
     let mut seen = Vec::new();
@@ -117,7 +144,10 @@ async fn watches_replay_from_a_revision_in_order(store: &dyn MetadataStore, p: &
             seen.push((batch.revision, event));
         }
     }
-    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "in revision order");
+    assert!(
+        seen.windows(2).all(|w| w[0].0 < w[1].0),
+        "in revision order"
+    );
     assert!(matches!(&seen[0].1, WatchEvent::Put(kv) if kv.key.ends_with('x')));
     assert!(matches!(&seen[1].1, WatchEvent::Put(kv) if kv.key.ends_with('y')));
     assert!(matches!(&seen[2].1, WatchEvent::Delete(kv) if kv.key.ends_with('x')));
@@ -149,15 +179,28 @@ async fn leases_delete_their_keys_on_expiry_and_revoke(store: &dyn MetadataStore
         tokio::time::sleep(Duration::from_millis(500)).await;
         store.keep_alive(kept).await.unwrap();
     }
-    assert!(store.get(&key).await.unwrap().is_some(), "keep-alive extends the lease");
+    assert!(
+        store.get(&key).await.unwrap().is_some(),
+        "keep-alive extends the lease"
+    );
     store.revoke_lease(kept).await.unwrap();
-    assert_eq!(store.get(&key).await.unwrap(), None, "revoking deletes the keys");
+    assert_eq!(
+        store.get(&key).await.unwrap(),
+        None,
+        "revoking deletes the keys"
+    );
     assert!(store.put(&key, b"x".to_vec(), Some(kept)).await.is_err());
 }
 
 async fn compacted_history_is_refused_to_watchers(store: &dyn MetadataStore, p: &str) {
-    let first = store.put(&format!("{p}a"), b"1".to_vec(), None).await.unwrap();
-    let second = store.put(&format!("{p}a"), b"2".to_vec(), None).await.unwrap();
+    let first = store
+        .put(&format!("{p}a"), b"1".to_vec(), None)
+        .await
+        .unwrap();
+    let second = store
+        .put(&format!("{p}a"), b"2".to_vec(), None)
+        .await
+        .unwrap();
     store.compact(second).await.unwrap();
     assert!(matches!(
         store.watch(p, first).await,

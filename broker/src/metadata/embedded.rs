@@ -86,7 +86,9 @@ impl EmbeddedStore {
             kv = kvs.into_iter().map(|k| (k.key.clone(), k)).collect();
         }
         let wal_path = dir.join(WAL);
-        let wal = fs.open(&wal_path, OpenMode::Create).map_err(io_error(&wal_path))?;
+        let wal = fs
+            .open(&wal_path, OpenMode::Create)
+            .map_err(io_error(&wal_path))?;
         if !fs.exists(&snapshot_path) {
             crate::log::io::sync_parent(fs.as_ref(), &wal_path)?;
         }
@@ -98,7 +100,10 @@ impl EmbeddedStore {
             wal.sync_data().map_err(io_error(&wal_path))?;
         }
         let snapshot_revision = revision;
-        for record in records.into_iter().filter(|r| r.revision > snapshot_revision) {
+        for record in records
+            .into_iter()
+            .filter(|r| r.revision > snapshot_revision)
+        {
             revision = record.revision;
             for change in record.changes {
                 match change {
@@ -177,12 +182,13 @@ impl EmbeddedStore {
         let next = state.revision + 1;
         let mut staged: BTreeMap<String, Option<KeyValue>> = BTreeMap::new();
         let mut results = Vec::with_capacity(ops.len());
-        let current = |staged: &BTreeMap<String, Option<KeyValue>>, key: &str| -> Option<KeyValue> {
-            match staged.get(key) {
-                Some(entry) => entry.clone(),
-                None => state.kv.get(key).cloned(),
-            }
-        };
+        let current =
+            |staged: &BTreeMap<String, Option<KeyValue>>, key: &str| -> Option<KeyValue> {
+                match staged.get(key) {
+                    Some(entry) => entry.clone(),
+                    None => state.kv.get(key).cloned(),
+                }
+            };
         for op in ops {
             match op {
                 Op::Put { key, value, lease } => {
@@ -347,7 +353,11 @@ impl EmbeddedStore {
         let Some(lease) = state.leases.get(&id) else {
             return Err(Error::LeaseNotFound { lease: id });
         };
-        let ops: Vec<Op> = lease.keys.iter().map(|k| Op::Delete { key: k.clone() }).collect();
+        let ops: Vec<Op> = lease
+            .keys
+            .iter()
+            .map(|k| Op::Delete { key: k.clone() })
+            .collect();
         if !ops.is_empty() {
             self.commit(state, ops)?;
         }
@@ -489,7 +499,8 @@ impl MetadataStore for EmbeddedStore {
         tokio::spawn(async move {
             let matches = in_prefix(&prefix);
             let filtered = |b: &WatchBatch| -> Option<WatchBatch> {
-                let events: Vec<WatchEvent> = b.events.iter().filter(|e| matches(e)).cloned().collect();
+                let events: Vec<WatchEvent> =
+                    b.events.iter().filter(|e| matches(e)).cloned().collect();
                 (!events.is_empty()).then_some(WatchBatch {
                     revision: b.revision,
                     events,
@@ -530,11 +541,7 @@ impl MetadataStore for EmbeddedStore {
 
     async fn compact(&self, revision: Revision) -> Result<()> {
         let mut state = self.lock()?;
-        while state
-            .history
-            .front()
-            .is_some_and(|b| b.revision < revision)
-        {
+        while state.history.front().is_some_and(|b| b.revision < revision) {
             state.history.pop_front();
         }
         state.compacted = state.compacted.max(revision - 1).min(state.revision);
@@ -567,7 +574,10 @@ mod tests {
         let store = open_real(&path);
         store.put("/a", b"1".to_vec(), None).await.unwrap();
         let lease = store.grant_lease(Duration::from_secs(60)).await.unwrap();
-        let rev = store.put("/leased", b"x".to_vec(), Some(lease)).await.unwrap();
+        let rev = store
+            .put("/leased", b"x".to_vec(), Some(lease))
+            .await
+            .unwrap();
         store.close();
         drop(store);
 
@@ -575,7 +585,10 @@ mod tests {
         let a = store.get("/a").await.unwrap().unwrap();
         assert_eq!(a.value, b"1");
         assert_eq!(store.get("/leased").await.unwrap(), None);
-        assert!(store.revision().unwrap() > rev, "dropping leased keys is a revision");
+        assert!(
+            store.revision().unwrap() > rev,
+            "dropping leased keys is a revision"
+        );
     }
 
     #[tokio::test]
@@ -605,7 +618,10 @@ mod tests {
         let store = open_real(&path);
         let value = vec![7u8; 64 * 1024];
         for i in 0..100 {
-            store.put(&format!("/k{}", i % 10), value.clone(), None).await.unwrap();
+            store
+                .put(&format!("/k{}", i % 10), value.clone(), None)
+                .await
+                .unwrap();
         }
         assert!(std::fs::metadata(path.join(WAL)).unwrap().len() < WAL_SNAPSHOT_BYTES + 70_000);
         store.close();

@@ -1,6 +1,7 @@
 //! Cluster metadata: the etcd-level store trait and its implementations, the schema of
 //! keys and records, and the broker's cached view fed by a watch.
 
+pub mod cache;
 pub mod embedded;
 pub mod schema;
 pub mod store;

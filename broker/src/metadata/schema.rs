@@ -102,7 +102,10 @@ impl Keys {
         }
         if let Some(tp) = rest.strip_prefix("partitions/") {
             let (topic, partition) = tp.rsplit_once('/')?;
-            return Some(KeyKind::Partition(topic.to_string(), partition.parse().ok()?));
+            return Some(KeyKind::Partition(
+                topic.to_string(),
+                partition.parse().ok()?,
+            ));
         }
         None
     }
@@ -218,7 +221,10 @@ pub fn invalid_topic_name(name: &str) -> Option<String> {
         return Some(format!("topic name cannot be {name:?}"));
     }
     if name.len() > 249 {
-        return Some(format!("topic name is {} characters; the limit is 249", name.len()));
+        return Some(format!(
+            "topic name is {} characters; the limit is 249",
+            name.len()
+        ));
     }
     if let Some(c) = name
         .chars()
@@ -248,7 +254,10 @@ mod tests {
             keys.parse(&keys.partition("a/b-c", 7)),
             None.or(Some(KeyKind::Partition("a/b-c".into(), 7)))
         );
-        assert_eq!(keys.parse(&keys.topic("orders")), Some(KeyKind::Topic("orders".into())));
+        assert_eq!(
+            keys.parse(&keys.topic("orders")),
+            Some(KeyKind::Topic("orders".into()))
+        );
         assert_eq!(keys.parse("/other/topics/x"), None);
     }
 

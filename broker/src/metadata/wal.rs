@@ -117,7 +117,9 @@ fn decode_payload(mut buf: &[u8]) -> Option<Record> {
         }
         match buf.get_u8() {
             PUT => changes.push(Change::Put(get_kv(&mut buf, revision)?)),
-            DELETE => changes.push(Change::Delete(String::from_utf8(get_bytes(&mut buf)?).ok()?)),
+            DELETE => changes.push(Change::Delete(
+                String::from_utf8(get_bytes(&mut buf)?).ok()?,
+            )),
             _ => return None,
         }
     }

@@ -388,6 +388,12 @@ mod tests {
         bad[last] ^= 0xff;
         buf.extend_from_slice(&bad);
         let steps: Vec<Step> = BatchWalker::new(&buf, true).collect();
-        assert!(matches!(steps[1], Step::Corrupt { reason: "CRC-32C mismatch", .. }));
+        assert!(matches!(
+            steps[1],
+            Step::Corrupt {
+                reason: "CRC-32C mismatch",
+                ..
+            }
+        ));
     }
 }

@@ -76,10 +76,7 @@ pub fn validate_produce_batch(records: &[u8], limits: &Limits) -> Result<ValidBa
     let header = BatchHeader::parse(records).ok_or_else(|| {
         invalid(
             Refusal::Corrupt,
-            format!(
-                "{} bytes cannot hold a record batch header",
-                records.len()
-            ),
+            format!("{} bytes cannot hold a record batch header", records.len()),
         )
     })?;
     if header.magic != MAGIC_V2 {
@@ -92,7 +89,10 @@ pub fn validate_produce_batch(records: &[u8], limits: &Limits) -> Result<ValidBa
         ));
     }
     if header.batch_length < batch::MIN_BATCH_LENGTH {
-        return Err(invalid(Refusal::Corrupt, "batch length below the header size"));
+        return Err(invalid(
+            Refusal::Corrupt,
+            "batch length below the header size",
+        ));
     }
     let size = header.batch_length as usize + LOG_OVERHEAD;
     if size != records.len() {
@@ -199,7 +199,8 @@ fn check_records(
             if limits.create_time && timestamp != -1 {
                 let behind = limits.now_ms.saturating_sub(timestamp);
                 let ahead = timestamp.saturating_sub(limits.now_ms);
-                if behind > limits.timestamp_before_max_ms || ahead > limits.timestamp_after_max_ms {
+                if behind > limits.timestamp_before_max_ms || ahead > limits.timestamp_after_max_ms
+                {
                     failure = Some(Refusal::InvalidTimestamp);
                     return Err(format!(
                         "timestamp {timestamp} is out of range [{}, {}]",
@@ -268,7 +269,9 @@ mod tests {
         let last = bad_crc.len() - 1;
         bad_crc[last] ^= 1;
         assert_eq!(
-            validate_produce_batch(&bad_crc, &limits()).unwrap_err().refusal,
+            validate_produce_batch(&bad_crc, &limits())
+                .unwrap_err()
+                .refusal,
             Refusal::Corrupt
         );
 
@@ -294,7 +297,9 @@ mod tests {
         assert_eq!(err.record_index, Some(0));
 
         assert_eq!(
-            validate_produce_batch(&good[..40], &limits()).unwrap_err().refusal,
+            validate_produce_batch(&good[..40], &limits())
+                .unwrap_err()
+                .refusal,
             Refusal::Corrupt
         );
 

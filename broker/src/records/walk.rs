@@ -165,7 +165,9 @@ fn length<S: Source>(src: &mut S, what: &str, nullable: bool) -> Result<Option<u
     match n {
         -1 if nullable => Ok(None),
         n if n >= 0 => Ok(Some(n as usize)),
-        n => Err(WalkError::Malformed(format!("{what} length {n} is invalid"))),
+        n => Err(WalkError::Malformed(format!(
+            "{what} length {n} is invalid"
+        ))),
     }
 }
 
@@ -243,7 +245,14 @@ pub fn for_each_record(
         .codec()
         .ok_or_else(|| WalkError::Malformed("unknown compression codec".into()))?;
     match codec {
-        Codec::None => walk(&mut SliceSource { buf: payload, pos: 0 }, count, visit),
+        Codec::None => walk(
+            &mut SliceSource {
+                buf: payload,
+                pos: 0,
+            },
+            count,
+            visit,
+        ),
         Codec::Gzip => walk(
             &mut StreamSource::new(flate2::read::MultiGzDecoder::new(payload), budget),
             count,

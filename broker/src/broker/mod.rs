@@ -1,0 +1,425 @@
+//! Wiring: starts a broker from its configuration and a file system, and stops it
+//! gracefully or (for fault tests) abruptly.
+//!
+//! Start-up order: bind the listeners (fail fast on a taken port), lock and check the log
+//! directories, open the metadata store, agree on the cluster id, register under a lease,
+//! then load metadata (opening and recovering the logs assigned here) and campaign for
+//! controller. The broker is ready once it has registered, applied the metadata, and no
+//! partition still names it leader in a previous incarnation.
+
+pub mod registration;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::config::{Config, FlushMode};
+use crate::controller::{Controller, Defaults};
+use crate::error::{Error, Result};
+use crate::handlers::Context;
+use crate::log::flusher::Flusher;
+use crate::log::io::FileSystem;
+use crate::log::manager::LogManager;
+use crate::metadata::cache::{run_loader, MetadataCache, MetadataImage};
+use crate::metadata::embedded::EmbeddedStore;
+use crate::metadata::schema::{
+    kafka_uuid_string, new_id, BrokerRegistration, Endpoint, Keys, SCHEMA_VERSION,
+};
+use crate::metadata::store::{Compare, MetadataStore, Op, OpResult, Txn};
+use crate::metrics::Metrics;
+use crate::partition::manager::ReplicaManager;
+use crate::server::listener::{self, KafkaListener};
+use registration::{keep_alive, register, Registered};
+
+/// The key prefix of a standalone broker's metadata.
+pub const STANDALONE_PREFIX: &str = "/runnel/";
+
+/// A running broker.
+#[derive(Debug)]
+pub struct Broker {
+    /// Bound Kafka listener addresses, in `listeners` order.
+    pub kafka_addrs: Vec<SocketAddr>,
+    pub http_addr: SocketAddr,
+    pub metrics: Arc<Metrics>,
+    pub replicas: Arc<ReplicaManager>,
+    pub cache: Arc<MetadataCache>,
+    shutdown: watch::Sender<bool>,
+    ready: watch::Receiver<bool>,
+    listeners: Vec<JoinHandle<()>>,
+    background: Vec<JoinHandle<()>>,
+    flusher_thread: Option<std::thread::JoinHandle<()>>,
+    store: Arc<EmbeddedStore>,
+    registration: watch::Receiver<Option<Registered>>,
+    drain: Duration,
+}
+
+async fn bind(addr: &str, what: &'static str) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::BindListener {
+            what,
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// Agrees on the cluster id: created once, read ever after.
+async fn cluster_id(store: &dyn MetadataStore, keys: &Keys) -> Result<String> {
+    let id = kafka_uuid_string(new_id());
+    let txn = Txn::when(vec![Compare::absent(keys.cluster_id())])
+        .and_then(vec![
+            Op::put(keys.cluster_id(), id.as_bytes().to_vec()),
+            Op::put(keys.schema_version(), SCHEMA_VERSION.as_bytes().to_vec()),
+        ])
+        .or_else(vec![
+            Op::Get {
+                key: keys.cluster_id(),
+            },
+            Op::Get {
+                key: keys.schema_version(),
+            },
+        ]);
+    let response = store.txn(txn).await?;
+    if response.succeeded {
+        info!(cluster_id = %id, "created a new cluster");
+        return Ok(id);
+    }
+    let value = |i: usize| match response.results.get(i) {
+        Some(OpResult::Got(kvs)) => kvs
+            .first()
+            .map(|kv| String::from_utf8_lossy(&kv.value).into_owned()),
+        _ => None,
+    };
+    let version = value(1).unwrap_or_default();
+    if version != SCHEMA_VERSION {
+        return Err(Error::Startup {
+            reason: format!("the metadata store holds schema version {version:?}; this broker knows {SCHEMA_VERSION}"),
+        });
+    }
+    value(0).ok_or_else(|| Error::Startup {
+        reason: "the metadata store has no cluster id".into(),
+    })
+}
+
+/// Whether this broker has caught up: registered in the image, and no partition names
+/// it leader with an ISR entry from a previous incarnation.
+fn caught_up(image: &MetadataImage, broker: i32, epoch: i64) -> bool {
+    if image.brokers.get(&broker).is_none_or(|b| b.epoch != epoch) {
+        return false;
+    }
+    image
+        .partitions
+        .values()
+        .flat_map(|ps| ps.values())
+        .all(|p| {
+            let p = &p.value;
+            p.leader != broker
+                || p.isr
+                    .iter()
+                    .any(|m| m.broker == broker && m.broker_epoch == epoch)
+        })
+}
+
+impl Broker {
+    /// Starts a broker. `fs` is the I/O seam for logs and the metadata store.
+    pub async fn start(config: Config, fs: Arc<dyn FileSystem>) -> Result<Broker> {
+        let started = Instant::now();
+        let mut kafka = Vec::new();
+        for l in &config.listeners {
+            kafka.push(KafkaListener {
+                tcp: bind(&l.bind_address(), "Kafka").await?,
+                name: l.name.clone(),
+            });
+        }
+        let http = bind(&config.http_listener, "HTTP").await?;
+        let kafka_addrs: Vec<SocketAddr> = kafka
+            .iter()
+            .map(|l| l.tcp.local_addr())
+            .collect::<std::io::Result<_>>()
+            .map_err(|source| Error::BindListener {
+                what: "Kafka",
+                addr: "local address".into(),
+                source,
+            })?;
+        let http_addr = http.local_addr().map_err(|source| Error::BindListener {
+            what: "HTTP",
+            addr: config.http_listener.clone(),
+            source,
+        })?;
+        // An advertised port of 0 means "the port the listener got" (tests bind port 0).
+        let endpoints: Vec<Endpoint> = config
+            .advertised_listeners
+            .iter()
+            .map(|l| {
+                let bound = config
+                    .listeners
+                    .iter()
+                    .position(|b| b.name == l.name)
+                    .map(|i| kafka_addrs[i].port());
+                Endpoint {
+                    name: l.name.clone(),
+                    host: l.host.clone(),
+                    port: if l.port == 0 {
+                        bound.unwrap_or(0)
+                    } else {
+                        l.port
+                    },
+                }
+            })
+            .collect();
+
+        let config = Arc::new(config);
+        let logs = LogManager::open(fs.clone(), &config.log_dirs, config.broker_id)?;
+        let store = EmbeddedStore::open(fs.clone(), &config.metadata_store_dir())?;
+        let keys = Keys::new(STANDALONE_PREFIX);
+        let cluster_id = cluster_id(store.as_ref(), &keys).await?;
+        logs.ensure_cluster_id(&cluster_id)?;
+
+        let (flusher, flusher_thread) = Flusher::start(fs.clone());
+        let replicas = Arc::new(ReplicaManager::new(config.clone(), logs, flusher)?);
+        let metrics = Arc::new(Metrics::new());
+        metrics.attach(replicas.clone());
+
+        let broker_registration = BrokerRegistration {
+            id: config.broker_id,
+            endpoints,
+            rack: config.rack.clone(),
+        };
+        let registered = register(
+            store.as_ref(),
+            &keys,
+            &broker_registration,
+            config.lease_ttl,
+        )
+        .await?;
+        replicas.set_broker_epoch(registered.epoch);
+        let (registration_tx, registration) = watch::channel(Some(registered));
+
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let (ready_tx, ready) = watch::channel(false);
+        let cache = Arc::new(MetadataCache::default());
+        let store_dyn: Arc<dyn MetadataStore> = store.clone();
+        let mut background = Vec::new();
+        background.push(tokio::spawn(run_loader(
+            store_dyn.clone(),
+            keys.clone(),
+            cache.clone(),
+            replicas.clone(),
+        )));
+        background.push(tokio::spawn(keep_alive(
+            store_dyn.clone(),
+            keys.clone(),
+            broker_registration,
+            config.lease_ttl,
+            registration_tx,
+        )));
+
+        let controller = Arc::new(Controller::new(
+            store_dyn.clone(),
+            keys.clone(),
+            cache.clone(),
+            config.broker_id,
+            Defaults {
+                num_partitions: config.num_partitions,
+                replication_factor: config.default_replication_factor,
+            },
+        ));
+        let (lease_tx, lease_rx) = watch::channel(Some(registered.lease));
+        background.push(tokio::spawn(follow_registration(
+            registration.clone(),
+            replicas.clone(),
+            lease_tx,
+        )));
+        background.push(tokio::spawn(controller.clone().run(lease_rx)));
+        background.push(tokio::spawn(track_readiness(
+            cache.clone(),
+            registration.clone(),
+            config.broker_id,
+            ready_tx,
+            started,
+        )));
+        background.push(tokio::spawn(checkpoints(
+            replicas.clone(),
+            config.checkpoint_interval,
+        )));
+        if config.flush_mode == FlushMode::Interval {
+            background.push(tokio::spawn(interval_flushes(replicas.clone())));
+        }
+
+        let ctx = Arc::new(Context {
+            config: config.clone(),
+            cache: cache.clone(),
+            replicas: replicas.clone(),
+            controller,
+            metrics: metrics.clone(),
+            shutdown: shutdown.clone(),
+        });
+        let memory = Arc::new(Semaphore::new(config.queued_max_request_bytes));
+        let listeners = kafka
+            .into_iter()
+            .map(|l| {
+                tokio::spawn(listener::run(
+                    l,
+                    ctx.clone(),
+                    memory.clone(),
+                    shutdown.clone(),
+                    config.shutdown_timeout,
+                ))
+            })
+            .collect();
+        background.push(tokio::spawn(crate::http::serve(
+            http,
+            metrics.clone(),
+            ready.clone(),
+            shutdown.clone(),
+        )));
+        info!(
+            broker = config.broker_id,
+            kafka = ?kafka_addrs,
+            http = %http_addr,
+            cluster_id = %cluster_id,
+            flush_mode = ?config.flush_mode,
+            "broker started"
+        );
+        Ok(Broker {
+            kafka_addrs,
+            http_addr,
+            metrics,
+            replicas,
+            cache,
+            shutdown: shutdown_tx,
+            ready,
+            listeners,
+            background,
+            flusher_thread: Some(flusher_thread),
+            store,
+            registration,
+            drain: config.shutdown_timeout,
+        })
+    }
+
+    /// Waits until the broker is ready; false on timeout.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let mut ready = self.ready.clone();
+        tokio::time::timeout(timeout, ready.wait_for(|r| *r))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    /// Stops gracefully: drains connections, deregisters, syncs every log and writes the
+    /// clean-shutdown marker.
+    pub async fn shutdown(mut self) -> Result<()> {
+        info!("shutting down");
+        self.shutdown.send_replace(true);
+        for listener in self.listeners.drain(..) {
+            let _ = tokio::time::timeout(self.drain + Duration::from_secs(1), listener).await;
+        }
+        let lease = (*self.registration.borrow()).map(|r| r.lease);
+        for task in self.background.drain(..) {
+            task.abort();
+        }
+        if let Some(lease) = lease {
+            if let Err(err) = self.store.revoke_lease(lease).await {
+                warn!(error = %err, "failed to deregister");
+            }
+        }
+        let replicas = self.replicas.clone();
+        let closed = tokio::task::spawn_blocking(move || replicas.shutdown())
+            .await
+            .map_err(|e| Error::Startup {
+                reason: format!("log shutdown task failed: {e}"),
+            })?;
+        if let Some(thread) = self.flusher_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        self.store.close();
+        if let Err(err) = &closed {
+            error!(error = %err, "logs did not close cleanly; the next start recovers them");
+        }
+        closed
+    }
+
+    /// Stops at once, as a crash would: no flush, no checkpoint, no marker. For fault
+    /// tests, after the file system has been cut or to model kill -9 in process.
+    pub fn abort(mut self) {
+        for task in self.listeners.drain(..).chain(self.background.drain(..)) {
+            task.abort();
+        }
+        self.replicas.flusher().stop();
+        self.store.close();
+    }
+}
+
+async fn follow_registration(
+    mut registration: watch::Receiver<Option<Registered>>,
+    replicas: Arc<ReplicaManager>,
+    lease: watch::Sender<Option<i64>>,
+) {
+    loop {
+        let current = *registration.borrow_and_update();
+        if let Some(r) = current {
+            replicas.set_broker_epoch(r.epoch);
+        }
+        lease.send_replace(current.map(|r| r.lease));
+        if registration.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn track_readiness(
+    cache: Arc<MetadataCache>,
+    registration: watch::Receiver<Option<Registered>>,
+    broker: i32,
+    ready: watch::Sender<bool>,
+    started: Instant,
+) {
+    let mut changes = cache.subscribe();
+    let mut announced = false;
+    loop {
+        let image = cache.image();
+        let now_ready = (*registration.borrow())
+            .is_some_and(|r| image.revision >= r.epoch && caught_up(&image, broker, r.epoch));
+        ready.send_replace(now_ready);
+        if now_ready && !announced {
+            announced = true;
+            info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "broker ready"
+            );
+        }
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn checkpoints(replicas: Arc<ReplicaManager>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let replicas = replicas.clone();
+        let written = tokio::task::spawn_blocking(move || replicas.write_checkpoints()).await;
+        if let Ok(Err(err)) = written {
+            warn!(error = %err, "failed to write checkpoints");
+        }
+    }
+}
+
+async fn interval_flushes(replicas: Arc<ReplicaManager>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        replicas.flush_due();
+    }
+}

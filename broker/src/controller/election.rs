@@ -1,0 +1,132 @@
+//! Leader election for one partition, as a pure function of its record and the live
+//! brokers (id → broker epoch).
+//!
+//! Rules:
+//! 1. A live leader whose ISR entry carries its current broker epoch stays leader.
+//! 2. Otherwise the first replica (in replica order) that is in the ISR, alive and of the
+//!    same incarnation becomes leader; the ISR keeps only such members.
+//! 3. Otherwise, if an ISR member is alive in a new incarnation (it restarted), it becomes
+//!    leader with its new epoch. Runnel acknowledges writes only after fsync by default,
+//!    so a restarted last in-sync replica still holds every acknowledged record. (With
+//!    `log.flush.mode=interval` this is the KIP-966 "last replica standing" case: it may
+//!    have lost unflushed records, which the documentation states.)
+//! 4. Otherwise the partition is offline (leader -1) and the ISR keeps its last members,
+//!    so one of them can lead again when it returns. Unclean election is not done.
+//!
+//! Every change bumps the partition epoch; a leadership change bumps the leader epoch.
+
+use std::collections::BTreeMap;
+
+use crate::metadata::schema::{IsrMember, PartitionRecord};
+
+/// The record after election, or `None` if nothing changes.
+pub fn elect(current: &PartitionRecord, live: &BTreeMap<i32, i64>) -> Option<PartitionRecord> {
+    let in_sync = |m: &IsrMember| live.get(&m.broker) == Some(&m.broker_epoch);
+    let leader_ok = current.leader >= 0
+        && current
+            .isr
+            .iter()
+            .any(|m| m.broker == current.leader && in_sync(m));
+    if leader_ok {
+        return None;
+    }
+    let isr_member = |b: i32| current.isr.iter().find(|m| m.broker == b);
+    let mut next = current.clone();
+    next.partition_epoch += 1;
+    let same_incarnation = current
+        .replicas
+        .iter()
+        .copied()
+        .find(|b| isr_member(*b).is_some_and(in_sync));
+    if let Some(leader) = same_incarnation {
+        next.leader = leader;
+        next.leader_epoch += 1;
+        next.isr = current.isr.iter().copied().filter(in_sync).collect();
+        return Some(next);
+    }
+    let restarted = current
+        .replicas
+        .iter()
+        .copied()
+        .find(|b| isr_member(*b).is_some() && live.contains_key(b));
+    if let Some(leader) = restarted {
+        next.leader = leader;
+        next.leader_epoch += 1;
+        next.isr = vec![IsrMember {
+            broker: leader,
+            broker_epoch: live[&leader],
+        }];
+        return Some(next);
+    }
+    if current.leader == -1 {
+        return None;
+    }
+    next.leader = -1;
+    next.leader_epoch += 1;
+    Some(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(leader: i32, isr: &[(i32, i64)]) -> PartitionRecord {
+        PartitionRecord {
+            replicas: vec![0, 1, 2],
+            leader,
+            leader_epoch: 5,
+            isr: isr
+                .iter()
+                .map(|&(broker, broker_epoch)| IsrMember {
+                    broker,
+                    broker_epoch,
+                })
+                .collect(),
+            partition_epoch: 9,
+        }
+    }
+
+    fn live(brokers: &[(i32, i64)]) -> BTreeMap<i32, i64> {
+        brokers.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_healthy_leader_is_left_alone() {
+        let r = record(0, &[(0, 10), (1, 11)]);
+        assert_eq!(elect(&r, &live(&[(0, 10), (1, 11)])), None);
+    }
+
+    #[test]
+    fn a_dead_leader_is_replaced_by_the_next_in_sync_replica() {
+        let r = record(0, &[(0, 10), (1, 11)]);
+        let next = elect(&r, &live(&[(1, 11), (2, 12)])).unwrap();
+        assert_eq!(next.leader, 1);
+        assert_eq!(next.leader_epoch, 6);
+        assert_eq!(next.partition_epoch, 10);
+        assert_eq!(next.isr_brokers(), vec![1]);
+    }
+
+    #[test]
+    fn a_restarted_sole_member_leads_again_in_its_new_incarnation() {
+        let r = record(0, &[(0, 10)]);
+        let next = elect(&r, &live(&[(0, 42)])).unwrap();
+        assert_eq!(next.leader, 0);
+        assert_eq!(next.leader_epoch, 6);
+        assert_eq!(
+            next.isr,
+            vec![IsrMember {
+                broker: 0,
+                broker_epoch: 42
+            }]
+        );
+    }
+
+    #[test]
+    fn with_no_isr_member_alive_the_partition_goes_offline_once() {
+        let r = record(0, &[(0, 10)]);
+        let next = elect(&r, &live(&[(2, 12)])).unwrap();
+        assert_eq!(next.leader, -1);
+        assert_eq!(next.isr_brokers(), vec![0], "the last member is remembered");
+        assert_eq!(elect(&next, &live(&[(2, 12)])), None);
+    }
+}

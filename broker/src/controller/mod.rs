@@ -1,0 +1,432 @@
+//! The controller: one broker at a time, elected through the metadata store, assigns
+//! partitions to brokers and elects leaders. It runs the same way on the embedded store
+//! (where it elects itself) as on etcd.
+//!
+//! Fencing: the controller's epoch is the create revision of its election key, and every
+//! write it makes is a transaction that compares that key's create revision with its
+//! epoch, plus the mod revision of each record it changes. A deposed controller's writes
+//! fail; it notices, stops, and campaigns again.
+
+pub mod assignment;
+pub mod election;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::config::topic::validate_overrides;
+use crate::error::{Error, Result};
+use crate::metadata::cache::{MetadataCache, MetadataImage};
+use crate::metadata::schema::{
+    collision_key, encode, invalid_topic_name, new_id, IsrMember, Keys, PartitionRecord,
+    TopicRecord,
+};
+use crate::metadata::store::{Compare, LeaseId, MetadataStore, Op, Revision, Txn};
+
+/// Most operations per transaction (etcd's default limit is 128).
+pub const MAX_TXN_OPS: usize = 100;
+/// Most partitions one topic may be created with in one request.
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+
+/// What the controller needs from the broker's configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Defaults {
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+}
+
+/// A topic to create.
+#[derive(Debug, Clone, Default)]
+pub struct TopicSpec {
+    pub name: String,
+    /// -1: the broker default.
+    pub partitions: i32,
+    /// -1: the broker default.
+    pub replication_factor: i16,
+    /// Manual assignment: partition index → replicas (first is the preferred leader).
+    pub assignments: BTreeMap<i32, Vec<i32>>,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// Why an admin operation was refused; each maps to one Kafka error code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminError {
+    InvalidTopic(String),
+    TopicAlreadyExists(String),
+    InvalidPartitions(String),
+    InvalidReplicationFactor(String),
+    InvalidReplicaAssignment(String),
+    InvalidConfig(String),
+    InvalidRequest(String),
+    NotController,
+    /// The store failed; the message is for logs and clients.
+    Unavailable(String),
+}
+
+/// The live broker ids and epochs the controller assigns from.
+fn live_brokers(image: &MetadataImage) -> BTreeMap<i32, i64> {
+    image.brokers.iter().map(|(id, b)| (*id, b.epoch)).collect()
+}
+
+#[derive(Debug)]
+pub struct Controller {
+    store: Arc<dyn MetadataStore>,
+    keys: Keys,
+    cache: Arc<MetadataCache>,
+    broker_id: i32,
+    defaults: Defaults,
+    /// The epoch while this broker is controller.
+    term: Mutex<Option<i64>>,
+    active: watch::Sender<Option<i64>>,
+}
+
+impl Controller {
+    pub fn new(
+        store: Arc<dyn MetadataStore>,
+        keys: Keys,
+        cache: Arc<MetadataCache>,
+        broker_id: i32,
+        defaults: Defaults,
+    ) -> Controller {
+        Controller {
+            store,
+            keys,
+            cache,
+            broker_id,
+            defaults,
+            term: Mutex::new(None),
+            active: watch::channel(None).0,
+        }
+    }
+
+    fn epoch(&self) -> Option<i64> {
+        *self.term.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_epoch(&self, epoch: Option<i64>) {
+        *self.term.lock().unwrap_or_else(|e| e.into_inner()) = epoch;
+        self.active.send_replace(epoch);
+    }
+
+    /// Changes to whether (and in which epoch) this broker is controller.
+    pub fn subscribe(&self) -> watch::Receiver<Option<i64>> {
+        self.active.subscribe()
+    }
+
+    /// Campaigns while `lease` holds a lease; leads until fenced or the lease changes.
+    pub async fn run(self: Arc<Self>, mut lease: watch::Receiver<Option<LeaseId>>) {
+        let mut changes = self.cache.subscribe();
+        loop {
+            let current = *lease.borrow_and_update();
+            let Some(lease_id) = current else {
+                if lease.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            };
+            match self.campaign(lease_id).await {
+                Ok(Some(epoch)) => {
+                    info!(broker = self.broker_id, epoch, "became controller");
+                    self.set_epoch(Some(epoch));
+                    self.lead(epoch, &mut lease, &mut changes).await;
+                    self.set_epoch(None);
+                    info!(broker = self.broker_id, epoch, "stopped being controller");
+                }
+                Ok(None) => {
+                    // Someone else leads: wait for a change (their key may disappear).
+                    tokio::select! {
+                        r = changes.changed() => if r.is_err() { return },
+                        r = lease.changed() => if r.is_err() { return },
+                    }
+                }
+                Err(Error::StoreClosed) => return,
+                Err(err) => {
+                    warn!(error = %err, "controller campaign failed");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+
+    async fn campaign(&self, lease: LeaseId) -> Result<Option<i64>> {
+        let key = self.keys.controller();
+        let value = encode("controller", &key, &self.broker_id)?;
+        let txn = Txn::when(vec![Compare::absent(key.clone())]).and_then(vec![Op::Put {
+            key,
+            value,
+            lease: Some(lease),
+        }]);
+        let response = self.store.txn(txn).await?;
+        Ok(response.succeeded.then_some(response.revision))
+    }
+
+    async fn lead(
+        &self,
+        epoch: i64,
+        lease: &mut watch::Receiver<Option<LeaseId>>,
+        changes: &mut watch::Receiver<Revision>,
+    ) {
+        loop {
+            let image = self.cache.image();
+            if image.revision >= epoch {
+                match self.reconcile_leaders(&image, epoch).await {
+                    Err(Error::ControllerFenced { .. }) | Err(Error::StoreClosed) => return,
+                    Err(err) => warn!(error = %err, "leader reconciliation failed"),
+                    Ok(()) => {}
+                }
+            }
+            tokio::select! {
+                r = changes.changed() => if r.is_err() { return },
+                r = lease.changed() => if r.is_err() || lease.borrow().is_none() { return },
+            }
+            if image.controller.is_some_and(|(_, e)| e != epoch) && image.revision >= epoch {
+                return;
+            }
+        }
+    }
+
+    fn fence(&self, epoch: i64) -> Compare {
+        Compare::create_revision(self.keys.controller(), epoch)
+    }
+
+    /// Commits `ops` (each guarded by its compare) in transactions fenced by `epoch`.
+    /// Returns the last revision, or `ControllerFenced` if leadership is gone.
+    async fn commit(
+        &self,
+        epoch: i64,
+        guarded: Vec<(Option<Compare>, Op)>,
+    ) -> Result<(bool, Revision)> {
+        let mut all_ok = true;
+        let mut revision = 0;
+        for chunk in guarded.chunks(MAX_TXN_OPS) {
+            let mut compares = vec![self.fence(epoch)];
+            compares.extend(chunk.iter().filter_map(|(c, _)| c.clone()));
+            let ops = chunk.iter().map(|(_, op)| op.clone()).collect();
+            let response = self.store.txn(Txn::when(compares).and_then(ops)).await?;
+            revision = response.revision;
+            if !response.succeeded {
+                let ours = self.store.get(&self.keys.controller()).await?;
+                if ours.is_none_or(|kv| kv.create_revision != epoch) {
+                    return Err(Error::ControllerFenced { epoch });
+                }
+                all_ok = false;
+            }
+        }
+        Ok((all_ok, revision))
+    }
+
+    async fn reconcile_leaders(&self, image: &MetadataImage, epoch: i64) -> Result<()> {
+        let live = live_brokers(image);
+        let mut guarded = Vec::new();
+        for (topic, partitions) in &image.partitions {
+            for (partition, current) in partitions {
+                let Some(next) = election::elect(&current.value, &live) else {
+                    continue;
+                };
+                let key = self.keys.partition(topic, *partition);
+                info!(
+                    topic = %topic,
+                    partition,
+                    leader = next.leader,
+                    leader_epoch = next.leader_epoch,
+                    isr = ?next.isr_brokers(),
+                    "changing partition leadership"
+                );
+                let value = encode("partition", &key, &next)?;
+                guarded.push((
+                    Some(Compare::mod_revision(key.clone(), current.mod_revision)),
+                    Op::put(key, value),
+                ));
+            }
+        }
+        if !guarded.is_empty() {
+            self.commit(epoch, guarded).await?;
+        }
+        Ok(())
+    }
+
+    /// Validates and creates topics. Returns each topic's outcome and the revision the
+    /// caller should wait for before answering.
+    pub async fn create_topics(
+        &self,
+        specs: Vec<TopicSpec>,
+        validate_only: bool,
+    ) -> (Vec<(String, Result<TopicRecord, AdminError>)>, Revision) {
+        let Some(epoch) = self.epoch() else {
+            return (
+                specs
+                    .into_iter()
+                    .map(|s| (s.name, Err(AdminError::NotController)))
+                    .collect(),
+                0,
+            );
+        };
+        let image = self.cache.image();
+        let live = live_brokers(&image);
+        let mut outcomes = Vec::with_capacity(specs.len());
+        let mut revision = image.revision;
+        let mut names_in_request: BTreeSet<String> = BTreeSet::new();
+        for spec in specs {
+            let name = spec.name.clone();
+            let planned = self.plan_topic(&image, &live, spec, &names_in_request);
+            let outcome = match planned {
+                Err(err) => Err(err),
+                Ok(plan) if validate_only => Ok(plan.0),
+                Ok((record, partitions)) => {
+                    match self.write_topic(epoch, &name, &record, partitions).await {
+                        Ok(rev) => {
+                            revision = revision.max(rev);
+                            info!(topic = %name, partitions = record.partitions, replication_factor = record.replication_factor, "created topic");
+                            Ok(record)
+                        }
+                        Err(err) => Err(err),
+                    }
+                }
+            };
+            names_in_request.insert(collision_key(&name));
+            outcomes.push((name, outcome));
+        }
+        (outcomes, revision)
+    }
+
+    fn plan_topic(
+        &self,
+        image: &MetadataImage,
+        live: &BTreeMap<i32, i64>,
+        spec: TopicSpec,
+        earlier: &BTreeSet<String>,
+    ) -> Result<(TopicRecord, Vec<PartitionRecord>), AdminError> {
+        if let Some(reason) = invalid_topic_name(&spec.name) {
+            return Err(AdminError::InvalidTopic(reason));
+        }
+        if image.topics.contains_key(&spec.name) {
+            return Err(AdminError::TopicAlreadyExists(format!(
+                "topic {} already exists",
+                spec.name
+            )));
+        }
+        let collision = collision_key(&spec.name);
+        if let Some(other) = image.topics.keys().find(|t| collision_key(t) == collision) {
+            return Err(AdminError::InvalidTopic(format!(
+                "topic {} collides with existing topic {other} ('.' and '_' are interchangeable in metric names)",
+                spec.name
+            )));
+        }
+        if earlier.contains(&collision) {
+            return Err(AdminError::InvalidTopic(format!(
+                "topic {} collides with another topic in the same request",
+                spec.name
+            )));
+        }
+        validate_overrides(&spec.configs)
+            .map_err(|(key, reason)| AdminError::InvalidConfig(format!("{key}: {reason}")))?;
+        let replicas = if spec.assignments.is_empty() {
+            let partitions = if spec.partitions == -1 {
+                self.defaults.num_partitions
+            } else {
+                spec.partitions
+            };
+            if partitions < 1 {
+                return Err(AdminError::InvalidPartitions(format!(
+                    "number of partitions must be at least 1, not {partitions}"
+                )));
+            }
+            if partitions > MAX_PARTITIONS_PER_TOPIC {
+                return Err(AdminError::InvalidPartitions(format!(
+                    "{partitions} partitions is more than the {MAX_PARTITIONS_PER_TOPIC} one topic may have"
+                )));
+            }
+            let rf = if spec.replication_factor == -1 {
+                self.defaults.replication_factor
+            } else {
+                spec.replication_factor
+            };
+            if rf < 1 {
+                return Err(AdminError::InvalidReplicationFactor(format!(
+                    "replication factor must be at least 1, not {rf}"
+                )));
+            }
+            if rf as usize > live.len() {
+                return Err(AdminError::InvalidReplicationFactor(format!(
+                    "unable to replicate the partition {rf} time(s): the target replication factor of {rf} cannot be reached because only {} broker(s) are registered",
+                    live.len()
+                )));
+            }
+            let brokers: Vec<i32> = live.keys().copied().collect();
+            assignment::round_robin(&brokers, partitions, rf as usize, &spec.name)
+        } else {
+            if spec.partitions != -1 || spec.replication_factor != -1 {
+                return Err(AdminError::InvalidRequest(
+                    "a replica assignment cannot be combined with a partition count or replication factor".into(),
+                ));
+            }
+            assignment::check_manual(&spec.assignments, live)
+                .map_err(AdminError::InvalidReplicaAssignment)?
+        };
+        let partitions: Vec<PartitionRecord> = replicas
+            .into_iter()
+            .map(|replicas| PartitionRecord {
+                leader: replicas[0],
+                leader_epoch: 0,
+                isr: replicas
+                    .iter()
+                    .filter_map(|b| {
+                        live.get(b).map(|epoch| IsrMember {
+                            broker: *b,
+                            broker_epoch: *epoch,
+                        })
+                    })
+                    .collect(),
+                replicas,
+                partition_epoch: 0,
+            })
+            .collect();
+        let record = TopicRecord {
+            id: new_id(),
+            partitions: partitions.len() as i32,
+            replication_factor: partitions.first().map_or(0, |p| p.replicas.len() as i16),
+            configs: spec.configs,
+        };
+        Ok((record, partitions))
+    }
+
+    /// Writes partition records first and the topic record last (guarded by its
+    /// absence), so readers see a topic only once all its partitions exist.
+    async fn write_topic(
+        &self,
+        epoch: i64,
+        name: &str,
+        record: &TopicRecord,
+        partitions: Vec<PartitionRecord>,
+    ) -> Result<Revision, AdminError> {
+        let unavailable = |e: Error| match e {
+            Error::ControllerFenced { .. } => AdminError::NotController,
+            other => AdminError::Unavailable(other.to_string()),
+        };
+        let mut guarded = Vec::with_capacity(partitions.len());
+        for (index, partition) in partitions.iter().enumerate() {
+            let key = self.keys.partition(name, index as i32);
+            let value = encode("partition", &key, partition).map_err(unavailable)?;
+            guarded.push((None, Op::put(key, value)));
+        }
+        self.commit(epoch, guarded).await.map_err(unavailable)?;
+        let key = self.keys.topic(name);
+        let value = encode("topic", &key, record).map_err(unavailable)?;
+        let (ok, revision) = self
+            .commit(
+                epoch,
+                vec![(Some(Compare::absent(key.clone())), Op::put(key, value))],
+            )
+            .await
+            .map_err(unavailable)?;
+        if !ok {
+            return Err(AdminError::TopicAlreadyExists(format!(
+                "topic {name} already exists"
+            )));
+        }
+        Ok(revision)
+    }
+}

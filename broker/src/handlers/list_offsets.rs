@@ -1,0 +1,87 @@
+//! ListOffsets: earliest (-2) is the log start offset, latest (-1) the high watermark
+//! (never the log end: consumers and lag must not see unacknowledged offsets), and a
+//! timestamp finds the first record at or after it.
+
+use std::collections::HashSet;
+
+use proto_kafka::error::ResponseError;
+use proto_kafka::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use proto_kafka::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use super::Context;
+use crate::protocol::error_code::{code, replica};
+
+pub fn handle(ctx: &Context, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    let mut seen: HashSet<(String, i32)> = HashSet::new();
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.0.as_str().to_string();
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let response = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
+                    let epoch = if version >= 4 {
+                        p.current_leader_epoch
+                    } else {
+                        -1
+                    };
+                    let outcome = if !seen.insert((name.clone(), p.partition_index)) {
+                        Err(code(ResponseError::InvalidRequest))
+                    } else {
+                        lookup(ctx, &name, p.partition_index, p.timestamp, epoch)
+                    };
+                    match outcome {
+                        Ok((offset, timestamp, leader_epoch)) => {
+                            let response = response.with_offset(offset).with_timestamp(timestamp);
+                            if version >= 4 {
+                                response.with_leader_epoch(leader_epoch)
+                            } else {
+                                response
+                            }
+                        }
+                        Err(error) => {
+                            ctx.metrics.error("ListOffsets", error);
+                            response.with_error_code(error)
+                        }
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+fn lookup(
+    ctx: &Context,
+    topic: &str,
+    index: i32,
+    timestamp: i64,
+    epoch: i32,
+) -> Result<(i64, i64, i32), i16> {
+    let Some(partition) = ctx.replicas.get(topic, index) else {
+        let image = ctx.cache.image();
+        let known = image.topic(topic).is_some() && image.partition(topic, index).is_some();
+        return Err(code(if known {
+            ResponseError::NotLeaderOrFollower
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        }));
+    };
+    if timestamp < -2 {
+        // -3 (max timestamp) needs v7, -4/-5 (tiered storage) v8+; none is advertised.
+        return Err(code(ResponseError::InvalidRequest));
+    }
+    let answer = partition
+        .list_offset(timestamp, epoch)
+        .map_err(|e| replica(&e))?;
+    Ok((answer.offset, answer.timestamp, answer.leader_epoch))
+}

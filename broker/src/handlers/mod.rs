@@ -1,0 +1,170 @@
+//! Request dispatch: decode the body by API key, run the handler, encode the response.
+//!
+//! Dispatch runs on the connection's reader in request order and returns a future for
+//! the response; the connection answers those futures in the same order. Work that must
+//! follow request order (appending a Produce batch) happens in dispatch itself; waiting
+//! (for fsync, replication, a Fetch long poll) happens in the future, so a pipelined
+//! request can be appended while an earlier one waits for its acknowledgement.
+
+pub mod api_versions;
+pub mod create_topics;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Buf, Bytes};
+use proto_kafka::messages::{ApiKey, RequestHeader};
+use proto_kafka::protocol::{Decodable, Encodable, StrBytes};
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::controller::Controller;
+use crate::error::Result;
+use crate::metadata::cache::MetadataCache;
+use crate::metrics::{Metrics, RequestLabels};
+use crate::partition::manager::ReplicaManager;
+use crate::protocol::api_versions::api_name;
+use crate::protocol::frame::{encode_response, Rejection};
+
+/// Everything handlers use.
+#[derive(Debug)]
+pub struct Context {
+    pub config: Arc<Config>,
+    pub cache: Arc<MetadataCache>,
+    pub replicas: Arc<ReplicaManager>,
+    pub controller: Arc<Controller>,
+    pub metrics: Arc<Metrics>,
+    /// Turns true when the broker is shutting down (long polls return early).
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// What a handler knows of the connection a request came on.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// The listener's name, to pick the advertised endpoints clients should use.
+    pub listener: String,
+}
+
+/// The response to one request, or `None` for none (Produce with acks=0).
+pub type ResponseFuture = Pin<Box<dyn Future<Output = Result<Option<Bytes>>> + Send>>;
+
+/// Decodes a request body, refusing bytes left over after it.
+fn decode<R: Decodable>(body: &mut Bytes, header: &RequestHeader) -> Result<R, Rejection> {
+    let bad = |reason: String| Rejection::BadBody {
+        api: header.request_api_key,
+        version: header.request_api_version,
+        reason,
+    };
+    let request = R::decode(body, header.request_api_version).map_err(|e| bad(e.to_string()))?;
+    if body.has_remaining() {
+        return Err(bad(format!(
+            "{} bytes follow the request body",
+            body.remaining()
+        )));
+    }
+    Ok(request)
+}
+
+/// Encodes a response and records how long the request took.
+fn finish<R: Encodable>(
+    ctx: &Context,
+    api: ApiKey,
+    header: &RequestHeader,
+    started: Instant,
+    response: &R,
+) -> Result<Option<Bytes>> {
+    ctx.metrics.observe(api_name(api as i16), started.elapsed());
+    encode_response(
+        api,
+        header.request_api_version,
+        header.correlation_id,
+        response,
+    )
+    .map(Some)
+}
+
+fn ready(result: Result<Option<Bytes>>) -> ResponseFuture {
+    Box::pin(std::future::ready(result))
+}
+
+/// Decodes and starts one request.
+pub fn dispatch(
+    ctx: &Arc<Context>,
+    connection: &Connection,
+    header: RequestHeader,
+    mut body: Bytes,
+) -> Result<ResponseFuture, Rejection> {
+    let started = Instant::now();
+    let name = api_name(header.request_api_key);
+    ctx.metrics
+        .requests
+        .get_or_create(&RequestLabels { request: name })
+        .inc();
+    let ctx = ctx.clone();
+    let api = ApiKey::try_from(header.request_api_key)
+        .map_err(|()| Rejection::UnknownApi(header.request_api_key))?;
+    Ok(match api {
+        ApiKey::ApiVersions => {
+            let request = decode(&mut body, &header)?;
+            let response = api_versions::handle(&request, &header);
+            ready(finish(&ctx, api, &header, started, &response))
+        }
+        ApiKey::Metadata => {
+            let request = decode(&mut body, &header)?;
+            let connection = connection.clone();
+            Box::pin(async move {
+                let response =
+                    metadata::handle(&ctx, &connection, request, header.request_api_version).await;
+                finish(&ctx, api, &header, started, &response)
+            })
+        }
+        ApiKey::Produce => {
+            let request = decode(&mut body, &header)?;
+            let pending = produce::append(&ctx, request, header.request_api_version);
+            Box::pin(async move {
+                match produce::complete(&ctx, pending).await {
+                    Some(response) => finish(&ctx, api, &header, started, &response),
+                    None => Ok(None),
+                }
+            })
+        }
+        ApiKey::Fetch => {
+            let request = decode(&mut body, &header)?;
+            Box::pin(async move {
+                let response = fetch::handle(&ctx, request, header.request_api_version).await;
+                finish(&ctx, api, &header, started, &response)
+            })
+        }
+        ApiKey::ListOffsets => {
+            let request = decode(&mut body, &header)?;
+            let response = list_offsets::handle(&ctx, request, header.request_api_version);
+            ready(finish(&ctx, api, &header, started, &response))
+        }
+        ApiKey::CreateTopics => {
+            let request = decode(&mut body, &header)?;
+            Box::pin(async move {
+                let response =
+                    create_topics::handle(&ctx, request, header.request_api_version).await;
+                finish(&ctx, api, &header, started, &response)
+            })
+        }
+        _ => return Err(Rejection::UnknownApi(header.request_api_key)),
+    })
+}
+
+pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+/// The current time in milliseconds since the epoch (record timestamps are wall time).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,251 @@
+//! The replica manager: the partitions this broker holds, kept in step with the metadata
+//! image. Each published image is applied before it becomes visible, so a partition the
+//! controller assigned here is open (recovered if needed) by the time clients can see it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use async_trait::async_trait;
+use tracing::{error, info};
+
+use super::{Partition, ReplicaState};
+use crate::config::topic::TopicConfig;
+use crate::config::Config;
+use crate::error::Result;
+use crate::log::flusher::Flusher;
+use crate::log::manager::{CheckpointEntry, LocalLog, LogManager};
+use crate::log::partition_log::read_topic_id;
+use crate::metadata::cache::{ImageListener, MetadataImage};
+use crate::metadata::schema::{PartitionRecord, TopicRecord};
+
+/// Counters that show recovery really ran (asserted by crash tests).
+#[derive(Debug, Default)]
+pub struct RecoveryStats {
+    pub logs_opened: AtomicU64,
+    pub segments_recovered: AtomicU64,
+    pub bytes_truncated: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct ReplicaManager {
+    broker: Arc<Config>,
+    broker_epoch: AtomicI64,
+    logs: LogManager,
+    flusher: Flusher,
+    partitions: RwLock<HashMap<String, BTreeMap<i32, Arc<Partition>>>>,
+    /// Partition directories found at start and not yet opened.
+    local: Mutex<HashMap<(String, i32), LocalLog>>,
+    /// Partitions whose log could not be opened or created.
+    failed: RwLock<HashSet<(String, i32)>>,
+    pub recovery: RecoveryStats,
+}
+
+impl ReplicaManager {
+    pub fn new(broker: Arc<Config>, logs: LogManager, flusher: Flusher) -> Result<ReplicaManager> {
+        let local = logs
+            .discover()?
+            .into_iter()
+            .map(|l| ((l.topic.clone(), l.partition), l))
+            .collect();
+        Ok(ReplicaManager {
+            broker,
+            broker_epoch: AtomicI64::new(-1),
+            logs,
+            flusher,
+            partitions: RwLock::new(HashMap::new()),
+            local: Mutex::new(local),
+            failed: RwLock::new(HashSet::new()),
+            recovery: RecoveryStats::default(),
+        })
+    }
+
+    /// Sets this broker's epoch (its registration's create revision).
+    pub fn set_broker_epoch(&self, epoch: i64) {
+        self.broker_epoch.store(epoch, Ordering::SeqCst);
+    }
+
+    pub fn broker_epoch(&self) -> i64 {
+        self.broker_epoch.load(Ordering::SeqCst)
+    }
+
+    pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(topic)
+            .and_then(|ps| ps.get(&partition))
+            .cloned()
+    }
+
+    /// Whether the partition's log failed to open here.
+    pub fn is_failed(&self, topic: &str, partition: i32) -> bool {
+        self.failed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&(topic.to_string(), partition))
+    }
+
+    pub fn all(&self) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .flat_map(|ps| ps.values().cloned())
+            .collect()
+    }
+
+    pub fn flusher(&self) -> &Flusher {
+        &self.flusher
+    }
+
+    fn ensure(&self, topic: &TopicRecord, name: &str, index: i32, record: &PartitionRecord) {
+        let state = ReplicaState::from_record(record, self.broker.broker_id, self.broker_epoch());
+        let config = Arc::new(TopicConfig::resolve(&topic.configs, &self.broker));
+        if let Some(existing) = self.get(name, index) {
+            if existing.topic_id() == topic.id {
+                existing.set_config(config);
+                existing.apply_state(state);
+                return;
+            }
+        }
+        match self.open_or_create(topic, name, index, &config) {
+            Ok(log) => {
+                let partition = Partition::new(super::NewPartition {
+                    topic: Arc::from(name),
+                    index,
+                    broker_id: self.broker.broker_id,
+                    log,
+                    state,
+                    config,
+                    broker: self.broker.clone(),
+                    flusher: self.flusher.clone(),
+                });
+                self.partitions
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(name.to_string())
+                    .or_default()
+                    .insert(index, partition);
+                self.failed
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&(name.to_string(), index));
+            }
+            Err(err) => {
+                error!(topic = %name, partition = index, error = %err, "failed to open the partition's log; it is offline on this broker");
+                self.failed
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert((name.to_string(), index));
+            }
+        }
+    }
+
+    fn open_or_create(
+        &self,
+        topic: &TopicRecord,
+        name: &str,
+        index: i32,
+        config: &TopicConfig,
+    ) -> Result<crate::log::partition_log::PartitionLog> {
+        let log_config = config.log_config(&self.broker);
+        let local = self
+            .local
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(name.to_string(), index));
+        if let Some(local) = local {
+            let found = read_topic_id(self.logs.fs().as_ref(), &local.path)
+                .ok()
+                .flatten();
+            if found == Some(topic.id) {
+                let (log, report) = self.logs.open_log(&local, topic.id, log_config)?;
+                self.recovery.logs_opened.fetch_add(1, Ordering::Relaxed);
+                self.recovery
+                    .segments_recovered
+                    .fetch_add(report.recovered_segments as u64, Ordering::Relaxed);
+                self.recovery
+                    .bytes_truncated
+                    .fetch_add(report.truncated_bytes, Ordering::Relaxed);
+                info!(
+                    topic = %name,
+                    partition = index,
+                    log_end = log.log_end_offset(),
+                    segments = report.segments,
+                    recovered_segments = report.recovered_segments,
+                    truncated_bytes = report.truncated_bytes,
+                    "opened partition log"
+                );
+                return Ok(log);
+            }
+            self.logs.set_aside(&local, found)?;
+        }
+        self.logs.create_log(name, index, topic.id, log_config)
+    }
+
+    /// Writes recovery-point and log-start checkpoints.
+    pub fn write_checkpoints(&self) -> Result<()> {
+        let entries: Vec<CheckpointEntry> = self
+            .all()
+            .iter()
+            .map(|p| {
+                let (dir, recovery_point, log_start_offset) = p.checkpoint();
+                CheckpointEntry {
+                    dir,
+                    topic: p.topic.to_string(),
+                    partition: p.index,
+                    recovery_point,
+                    log_start_offset,
+                }
+            })
+            .collect();
+        self.logs.write_checkpoints(&entries)
+    }
+
+    /// Syncs every log, writes checkpoints and the clean-shutdown marker. The marker is
+    /// written only if every log closed cleanly.
+    pub fn shutdown(&self) -> Result<()> {
+        self.flusher.stop();
+        let mut clean = true;
+        for partition in self.all() {
+            if let Err(err) = partition.close() {
+                error!(partition = %format!("{}-{}", partition.topic, partition.index), error = %err, "failed to close a log");
+                clean = false;
+            }
+        }
+        self.write_checkpoints()?;
+        if clean {
+            self.logs.mark_clean_shutdown()?;
+        }
+        Ok(())
+    }
+
+    /// In interval mode, flushes partitions whose unflushed data is older than flush.ms.
+    pub fn flush_due(&self) {
+        for partition in self.all() {
+            partition.flush_if_due();
+        }
+    }
+}
+
+#[async_trait]
+impl ImageListener for ReplicaManager {
+    async fn on_image(&self, old: &MetadataImage, new: &MetadataImage) {
+        let me = self.broker.broker_id;
+        for (name, topic) in &new.topics {
+            let old_topic = old.topics.get(name);
+            for (index, record) in new.topic_partitions(name) {
+                if !record.replicas.contains(&me) {
+                    continue;
+                }
+                let unchanged = old_topic.is_some_and(|t| t.value == topic.value)
+                    && old.partition(name, index) == Some(record)
+                    && self.get(name, index).is_some();
+                if !unchanged {
+                    self.ensure(&topic.value, name, index, record);
+                }
+            }
+        }
+    }
+}

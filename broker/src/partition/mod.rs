@@ -1,0 +1,568 @@
+//! A partition replica on this broker: its log and its place in the replication
+//! protocol (role, leader epoch, ISR, high watermark).
+//!
+//! The high watermark is the minimum over the ISR of each member's safe offset: in the
+//! default `durable` flush mode a member's safe offset is what it has fsynced, in
+//! `interval` mode its log end (Kafka's rule). While the ISR is smaller than
+//! `min.insync.replicas` the high watermark does not advance (Kafka 4.0's strict min
+//! ISR). Standalone, the ISR is this broker alone; cluster mode adds followers' reports
+//! without changing the produce path.
+
+pub mod manager;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Instant;
+
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::config::topic::TopicConfig;
+use crate::config::{Config, FlushMode};
+use crate::log::flusher::{FlushTarget, Flusher};
+use crate::log::partition_log::{AppendInfo, FlushTicket, PartitionLog, ReadError};
+use crate::log::segment::{find_by_timestamp, ReadPlan};
+use crate::metadata::schema::{IsrMember, PartitionRecord};
+use crate::records::validate::{validate_produce_batch, Invalid};
+
+/// Why a replica refused a request; each maps to one Kafka error code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplicaError {
+    NotLeader,
+    FencedLeaderEpoch,
+    UnknownLeaderEpoch,
+    OffsetOutOfRange,
+    NotEnoughReplicas,
+    /// The log is offline after an I/O error.
+    Storage,
+    Timeout,
+    InvalidRecords(Invalid),
+    /// A feature this broker does not offer yet (the message says which).
+    Unsupported(String),
+}
+
+/// The role of this broker for the partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Leader,
+    Follower,
+}
+
+/// The partition state from the controller, as this replica applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaState {
+    pub role: Role,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<IsrMember>,
+}
+
+impl ReplicaState {
+    /// The state `record` gives a broker `broker` in incarnation `broker_epoch`: leader
+    /// only when named leader and in the ISR as this very incarnation.
+    pub fn from_record(record: &PartitionRecord, broker: i32, broker_epoch: i64) -> ReplicaState {
+        let leads = record.leader == broker
+            && record
+                .isr
+                .iter()
+                .any(|m| m.broker == broker && m.broker_epoch == broker_epoch);
+        ReplicaState {
+            role: if leads { Role::Leader } else { Role::Follower },
+            leader: record.leader,
+            leader_epoch: record.leader_epoch,
+            partition_epoch: record.partition_epoch,
+            replicas: record.replicas.clone(),
+            isr: record.isr.clone(),
+        }
+    }
+}
+
+/// Offsets waiters watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offsets {
+    pub high_watermark: i64,
+    pub log_end: i64,
+    pub log_start: i64,
+    pub durable: i64,
+    pub leader_epoch: i32,
+    pub is_leader: bool,
+    pub offline: bool,
+}
+
+/// What an append returned.
+#[derive(Debug, Clone, Copy)]
+pub struct Appended {
+    pub info: AppendInfo,
+    pub log_start_offset: i64,
+}
+
+/// Where and how far a fetch may read.
+#[derive(Debug, Clone)]
+pub struct FetchPlan {
+    pub plan: Option<ReadPlan>,
+    pub high_watermark: i64,
+    pub log_start: i64,
+    pub leader_epoch: i32,
+}
+
+/// An offset answer for ListOffsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetAnswer {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub leader_epoch: i32,
+}
+
+/// ListOffsets' special timestamps.
+pub const LATEST: i64 = -1;
+pub const EARLIEST: i64 = -2;
+
+/// Everything a new partition replica is made of.
+#[derive(Debug)]
+pub struct NewPartition {
+    pub topic: Arc<str>,
+    pub index: i32,
+    pub broker_id: i32,
+    pub log: PartitionLog,
+    pub state: ReplicaState,
+    pub config: Arc<TopicConfig>,
+    pub broker: Arc<Config>,
+    pub flusher: Flusher,
+}
+
+#[derive(Debug)]
+struct Unflushed {
+    messages: i64,
+    since: Option<Instant>,
+}
+
+#[derive(Debug)]
+pub struct Partition {
+    pub topic: Arc<str>,
+    pub index: i32,
+    topic_id: Uuid,
+    broker_id: i32,
+    log: Mutex<PartitionLog>,
+    state: RwLock<ReplicaState>,
+    config: RwLock<Arc<TopicConfig>>,
+    broker: Arc<Config>,
+    offsets: watch::Sender<Offsets>,
+    flusher: Flusher,
+    unflushed: Mutex<Unflushed>,
+    /// Bytes appended and fetched, for metrics.
+    pub bytes_in: AtomicU64,
+    pub messages_in: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Partition {
+    pub fn new(parts: NewPartition) -> Arc<Partition> {
+        let NewPartition {
+            topic,
+            index,
+            broker_id,
+            log,
+            state,
+            config,
+            broker,
+            flusher,
+        } = parts;
+        let offsets = Offsets {
+            high_watermark: if state.role == Role::Leader {
+                log.durable_offset()
+            } else {
+                0
+            },
+            log_end: log.log_end_offset(),
+            log_start: log.log_start_offset(),
+            durable: log.durable_offset(),
+            leader_epoch: state.leader_epoch,
+            is_leader: state.role == Role::Leader,
+            offline: log.is_offline(),
+        };
+        Arc::new(Partition {
+            topic,
+            index,
+            topic_id: log.topic_id(),
+            broker_id,
+            log: Mutex::new(log),
+            state: RwLock::new(state),
+            config: RwLock::new(config),
+            broker,
+            offsets: watch::channel(offsets).0,
+            flusher,
+            unflushed: Mutex::new(Unflushed {
+                messages: 0,
+                since: None,
+            }),
+            bytes_in: AtomicU64::new(0),
+            messages_in: AtomicU64::new(0),
+        })
+    }
+
+    pub fn topic_id(&self) -> Uuid {
+        self.topic_id
+    }
+
+    pub fn state(&self) -> ReplicaState {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn offsets(&self) -> Offsets {
+        *self.offsets.borrow()
+    }
+
+    pub fn config(&self) -> Arc<TopicConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_config(&self, config: Arc<TopicConfig>) {
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        lock(&self.log).size_bytes()
+    }
+
+    fn flush_mode(&self) -> FlushMode {
+        self.broker.flush_mode
+    }
+
+    /// Applies a new controller state. Waiters on the old epoch are woken and fail.
+    pub fn apply_state(&self, next: ReplicaState) {
+        let min_isr = self.config().min_insync_replicas;
+        {
+            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+            if *state == next {
+                return;
+            }
+            *state = next;
+        }
+        let log = lock(&self.log);
+        let (durable, log_end, offline) =
+            (log.durable_offset(), log.log_end_offset(), log.is_offline());
+        drop(log);
+        let state = self.state();
+        self.offsets.send_modify(|o| {
+            o.leader_epoch = state.leader_epoch;
+            o.is_leader = state.role == Role::Leader;
+            o.durable = durable;
+            o.log_end = log_end;
+            o.offline = offline;
+            recompute_high_watermark(o, &state, min_isr, self.flush_mode());
+        });
+    }
+
+    fn leader_epoch_check(
+        &self,
+        state: &ReplicaState,
+        current_leader_epoch: i32,
+    ) -> Result<(), ReplicaError> {
+        if current_leader_epoch < 0 || current_leader_epoch == state.leader_epoch {
+            return Ok(());
+        }
+        if current_leader_epoch < state.leader_epoch {
+            Err(ReplicaError::FencedLeaderEpoch)
+        } else {
+            Err(ReplicaError::UnknownLeaderEpoch)
+        }
+    }
+
+    /// Validates and appends a produced batch as leader. `records` is patched in place
+    /// (offsets, epoch) and written as is.
+    pub fn append_as_leader(
+        self: &Arc<Self>,
+        records: &mut [u8],
+        required_acks: i16,
+        now_ms: i64,
+    ) -> Result<Appended, ReplicaError> {
+        let state = self.state();
+        if state.role != Role::Leader {
+            return Err(ReplicaError::NotLeader);
+        }
+        let config = self.config();
+        if required_acks == -1 && (state.isr.len() as i32) < config.min_insync_replicas {
+            return Err(ReplicaError::NotEnoughReplicas);
+        }
+        let valid = validate_produce_batch(records, &config.limits(&self.broker, now_ms))
+            .map_err(ReplicaError::InvalidRecords)?;
+        if valid.header.is_transactional() {
+            return Err(ReplicaError::Unsupported(
+                "transactional produce is not supported yet".into(),
+            ));
+        }
+        if valid.header.has_producer_id() {
+            return Err(ReplicaError::Unsupported(
+                "idempotent produce is not supported yet; set enable.idempotence=false".into(),
+            ));
+        }
+        let mut log = lock(&self.log);
+        let info = log
+            .append_as_leader(
+                records,
+                &valid,
+                state.leader_epoch,
+                now_ms,
+                config.log_append_time,
+            )
+            .map_err(|_| ReplicaError::Storage)?;
+        let (log_end, log_start) = (log.log_end_offset(), log.log_start_offset());
+        drop(log);
+        self.bytes_in
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        self.messages_in.fetch_add(
+            (info.last_offset - info.base_offset + 1) as u64,
+            Ordering::Relaxed,
+        );
+        let min_isr = config.min_insync_replicas;
+        self.offsets.send_modify(|o| {
+            o.log_end = log_end;
+            recompute_high_watermark(o, &state, min_isr, self.flush_mode());
+        });
+        match self.flush_mode() {
+            FlushMode::Durable => self.flusher.request(self.clone()),
+            FlushMode::Interval => {
+                self.note_unflushed(info.last_offset - info.base_offset + 1, &config)
+            }
+        }
+        Ok(Appended {
+            info,
+            log_start_offset: log_start,
+        })
+    }
+
+    fn note_unflushed(self: &Arc<Self>, messages: i64, config: &TopicConfig) {
+        let mut unflushed = lock(&self.unflushed);
+        unflushed.messages += messages;
+        let since = *unflushed.since.get_or_insert_with(Instant::now);
+        let due = unflushed.messages >= config.flush_messages
+            || since.elapsed().as_millis() as i64 >= config.flush_ms;
+        drop(unflushed);
+        if due {
+            self.flusher.request(self.clone());
+        }
+    }
+
+    /// In interval mode, asks for a flush when unflushed data is older than `flush.ms`.
+    pub fn flush_if_due(self: &Arc<Self>) {
+        let config = self.config();
+        let due = lock(&self.unflushed)
+            .since
+            .is_some_and(|since| since.elapsed().as_millis() as i64 >= config.flush_ms);
+        if due {
+            self.flusher.request(self.clone());
+        }
+    }
+
+    /// Waits until the append ending at `end_offset` satisfies `acks`: acks=1 needs the
+    /// leader's own safe offset (fsynced in durable mode), acks=all the high watermark.
+    pub async fn wait_for_acks(
+        &self,
+        end_offset: i64,
+        acks: i16,
+        leader_epoch: i32,
+    ) -> Result<(), ReplicaError> {
+        let durable = self.flush_mode() == FlushMode::Durable;
+        let mut rx = self.offsets.subscribe();
+        let outcome = rx
+            .wait_for(|o| {
+                o.offline
+                    || o.leader_epoch != leader_epoch
+                    || !o.is_leader
+                    || match acks {
+                        -1 => o.high_watermark >= end_offset,
+                        _ => !durable || o.durable >= end_offset,
+                    }
+            })
+            .await
+            .map(|o| *o);
+        match outcome {
+            Err(_) => Err(ReplicaError::NotLeader),
+            Ok(o) if o.offline => Err(ReplicaError::Storage),
+            Ok(o) if o.leader_epoch != leader_epoch || !o.is_leader => Err(ReplicaError::NotLeader),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    /// A receiver for offset changes (fetch long polls wait on it).
+    pub fn subscribe(&self) -> watch::Receiver<Offsets> {
+        self.offsets.subscribe()
+    }
+
+    /// Plans a consumer fetch at `offset`: checks role and epoch, finds the segment.
+    pub fn fetch_plan(
+        &self,
+        offset: i64,
+        current_leader_epoch: i32,
+    ) -> Result<FetchPlan, ReplicaError> {
+        let state = self.state();
+        if state.role != Role::Leader {
+            return Err(ReplicaError::NotLeader);
+        }
+        self.leader_epoch_check(&state, current_leader_epoch)?;
+        let log = lock(&self.log);
+        if log.is_offline() {
+            return Err(ReplicaError::Storage);
+        }
+        let plan = log
+            .read_plan(offset)
+            .map_err(|ReadError::OffsetOutOfRange { .. }| ReplicaError::OffsetOutOfRange)?;
+        let log_start = log.log_start_offset();
+        drop(log);
+        let offsets = self.offsets();
+        Ok(FetchPlan {
+            plan,
+            high_watermark: offsets.high_watermark,
+            log_start,
+            leader_epoch: state.leader_epoch,
+        })
+    }
+
+    /// ListOffsets for a consumer: earliest, latest (the high watermark) or the first
+    /// record at or after a timestamp.
+    pub fn list_offset(
+        &self,
+        timestamp: i64,
+        current_leader_epoch: i32,
+    ) -> Result<OffsetAnswer, ReplicaError> {
+        let state = self.state();
+        if state.role != Role::Leader {
+            return Err(ReplicaError::NotLeader);
+        }
+        self.leader_epoch_check(&state, current_leader_epoch)?;
+        let high_watermark = self.offsets().high_watermark;
+        let log = lock(&self.log);
+        if log.is_offline() {
+            return Err(ReplicaError::Storage);
+        }
+        match timestamp {
+            LATEST => Ok(OffsetAnswer {
+                offset: high_watermark,
+                timestamp: -1,
+                leader_epoch: state.leader_epoch,
+            }),
+            EARLIEST => {
+                let start = log.log_start_offset();
+                Ok(OffsetAnswer {
+                    offset: start,
+                    timestamp: -1,
+                    leader_epoch: log.epoch_of(start).unwrap_or(state.leader_epoch),
+                })
+            }
+            ts if ts >= 0 => {
+                let plans = log.timestamp_plans(ts);
+                let config = *log.config();
+                let epochs: Vec<(i32, i64)> = log
+                    .epochs()
+                    .entries()
+                    .iter()
+                    .map(|e| (e.epoch, e.start_offset))
+                    .collect();
+                drop(log);
+                for (from, plan) in plans {
+                    let found = find_by_timestamp(
+                        &plan,
+                        from,
+                        ts,
+                        high_watermark,
+                        config.max_batch_bytes,
+                        config.decompression_budget,
+                    )
+                    .map_err(|_| ReplicaError::Storage)?;
+                    if let Some((offset, timestamp)) = found {
+                        let leader_epoch = epochs
+                            .iter()
+                            .rev()
+                            .find(|(_, start)| *start <= offset)
+                            .map_or(-1, |(e, _)| *e);
+                        return Ok(OffsetAnswer {
+                            offset,
+                            timestamp,
+                            leader_epoch,
+                        });
+                    }
+                }
+                Ok(OffsetAnswer {
+                    offset: -1,
+                    timestamp: -1,
+                    leader_epoch: -1,
+                })
+            }
+            _ => Err(ReplicaError::Unsupported(format!(
+                "ListOffsets timestamp {timestamp} is not supported"
+            ))),
+        }
+    }
+
+    /// Syncs the log for a clean shutdown; returns (recovery point, log start).
+    pub fn close(&self) -> crate::error::Result<(i64, i64)> {
+        let mut log = lock(&self.log);
+        log.close()?;
+        Ok((log.recovery_point(), log.log_start_offset()))
+    }
+
+    /// (partition directory, recovery point, log start) for checkpoints.
+    pub fn checkpoint(&self) -> (std::path::PathBuf, i64, i64) {
+        let log = lock(&self.log);
+        (
+            log.dir().to_path_buf(),
+            log.recovery_point(),
+            log.log_start_offset(),
+        )
+    }
+
+    pub fn broker_id(&self) -> i32 {
+        self.broker_id
+    }
+}
+
+fn recompute_high_watermark(o: &mut Offsets, state: &ReplicaState, min_isr: i32, mode: FlushMode) {
+    if state.role != Role::Leader || (state.isr.len() as i32) < min_isr {
+        return;
+    }
+    let own = match mode {
+        FlushMode::Durable => o.durable,
+        FlushMode::Interval => o.log_end,
+    };
+    // Followers' reported offsets join this minimum with cluster mode; standalone the
+    // ISR is this broker alone.
+    o.high_watermark = o.high_watermark.max(own.min(o.log_end));
+}
+
+impl FlushTarget for Partition {
+    fn take_flush(&self) -> Option<FlushTicket> {
+        let ticket = lock(&self.log).take_flush();
+        if ticket.is_some() {
+            let mut unflushed = lock(&self.unflushed);
+            unflushed.messages = 0;
+            unflushed.since = None;
+        }
+        ticket
+    }
+
+    fn finish_flush(&self, ticket: &FlushTicket, ok: bool) {
+        let mut log = lock(&self.log);
+        log.finish_flush(ticket, ok);
+        let (durable, offline) = (log.durable_offset(), log.is_offline());
+        drop(log);
+        let state = self.state();
+        let min_isr = self.config().min_insync_replicas;
+        self.offsets.send_modify(|o| {
+            o.durable = durable;
+            o.offline = offline;
+            recompute_high_watermark(o, &state, min_isr, self.flush_mode());
+        });
+    }
+
+    fn describe(&self) -> String {
+        format!("{}-{}", self.topic, self.index)
+    }
+}

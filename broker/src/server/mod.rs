@@ -1,0 +1,4 @@
+//! The Kafka listener: accept loop and per-connection framing and ordering.
+
+pub mod connection;
+pub mod listener;
