@@ -3,8 +3,8 @@
 //!
 //! Memory is bounded before it is used: a frame whose declared size is negative or above
 //! `socket.request.max.bytes` closes the connection before anything is allocated, and
-//! every frame's bytes are taken from a broker-wide budget (`queued.max.request.bytes`)
-//! before its body is read and given back once its response is written. At most
+//! every byte read is first taken from a broker-wide budget (`queued.max.request.bytes`)
+//! and given back once the response to its request is written. At most
 //! `MAX_IN_FLIGHT` requests per connection run at once; beyond that the reader waits.
 
 use std::net::SocketAddr;
@@ -36,20 +36,44 @@ enum ReadEnd {
     Refuse(&'static str, String),
 }
 
-/// The read side with its partial-frame buffer (kept across cancelled reads).
+/// Bytes read from the socket at a time once a frame's size is known.
+const READ_CHUNK: usize = 64 * 1024;
+/// Bytes read at a time while the next frame's size is unknown.
+const HEADER_CHUNK: usize = 4096;
+
+/// The read side with its partial-frame buffer (kept across cancelled reads). `held`
+/// is the share of the broker-wide budget covering exactly the bytes in `buf`.
 struct Reader {
     half: OwnedReadHalf,
     buf: BytesMut,
     max_frame: usize,
     memory: Arc<Semaphore>,
-    permit: Option<OwnedSemaphorePermit>,
+    held: Option<OwnedSemaphorePermit>,
 }
 
 impl Reader {
-    /// Reads the next frame. Cancel-safe: bytes and the budget already taken stay in
-    /// `self` for the next call.
-    async fn next_frame(&mut self) -> Result<(Bytes, OwnedSemaphorePermit), ReadEnd> {
+    fn hold(&mut self, permit: OwnedSemaphorePermit) {
+        match &mut self.held {
+            Some(held) => held.merge(permit),
+            None => self.held = Some(permit),
+        }
+    }
+
+    /// Splits `n` bytes' worth of budget off what is held.
+    fn release(&mut self, n: usize) -> Option<OwnedSemaphorePermit> {
+        let held = self.held.as_mut()?;
+        if held.num_permits() == n {
+            return self.held.take();
+        }
+        held.split(n)
+    }
+
+    /// Reads the next frame. Cancel-safe: bytes read and the budget covering them stay
+    /// in `self` for the next call. The budget is taken as bytes arrive, never for what
+    /// a frame merely declares, so a slow or lying client holds only what it sent.
+    async fn next_frame(&mut self) -> Result<(Bytes, Option<OwnedSemaphorePermit>), ReadEnd> {
         loop {
+            let mut want = HEADER_CHUNK;
             if self.buf.len() >= 4 {
                 let declared =
                     i32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
@@ -63,33 +87,35 @@ impl Reader {
                     ));
                 }
                 let size = declared as usize;
-                if self.permit.is_none() {
-                    let permit = self
-                        .memory
-                        .clone()
-                        .acquire_many_owned(size.max(1) as u32)
-                        .await
-                        .map_err(|_| ReadEnd::Refuse("shutdown", "broker is stopping".into()))?;
-                    self.permit = Some(permit);
-                }
                 if self.buf.len() >= 4 + size {
+                    let _ = self.release(4);
                     self.buf.advance(4);
                     let frame = self.buf.split_to(size).freeze();
-                    let permit = self
-                        .permit
-                        .take()
-                        .ok_or_else(|| ReadEnd::Refuse("internal", "no permit".into()))?;
+                    let permit = if size > 0 { self.release(size) } else { None };
                     return Ok((frame, permit));
                 }
-                self.buf.reserve(4 + size - self.buf.len());
-            } else {
-                self.buf.reserve(4096);
+                want = (4 + size - self.buf.len()).min(READ_CHUNK);
             }
-            let n = self
-                .half
+            let permit = self
+                .memory
+                .clone()
+                .acquire_many_owned(want as u32)
+                .await
+                .map_err(|_| ReadEnd::Refuse("shutdown", "broker is stopping".into()))?;
+            self.buf.reserve(want);
+            let n = (&mut self.half)
+                .take(want as u64)
                 .read_buf(&mut self.buf)
                 .await
                 .map_err(|e| ReadEnd::Refuse("io", e.to_string()))?;
+            let mut permit = permit;
+            if n < want {
+                // Give back the part of the budget the read did not use.
+                drop(permit.split(want - n));
+            }
+            if n > 0 {
+                self.hold(permit);
+            }
             if n == 0 {
                 return if self.buf.is_empty() {
                     Err(ReadEnd::Eof)
@@ -109,12 +135,10 @@ impl Reader {
 
 /// What the response queue holds: the response and the budget its request took.
 type Queued = std::pin::Pin<
-    Box<
-        dyn std::future::Future<
-                Output = (crate::error::Result<Option<Bytes>>, OwnedSemaphorePermit),
-            > + Send,
-    >,
+    Box<dyn std::future::Future<Output = (Outcome, Option<OwnedSemaphorePermit>)> + Send>,
 >;
+/// A finished request: its response bytes, none (acks=0), or a failure to build them.
+type Outcome = crate::error::Result<Option<Bytes>>;
 
 /// Serves one connection until it closes, fails, or the broker shuts down.
 pub async fn serve(
@@ -134,7 +158,7 @@ pub async fn serve(
         buf: BytesMut::with_capacity(4096),
         max_frame: ctx.config.socket_request_max_bytes,
         memory,
-        permit: None,
+        held: None,
     };
     let mut writer = BufWriter::with_capacity(64 * 1024, write_half);
     let mut pending: FuturesOrdered<Queued> = FuturesOrdered::new();
@@ -210,8 +234,8 @@ fn refuse(ctx: &Context, peer: SocketAddr, reason: &'static str, detail: &str) {
 /// Returns false when the connection must close.
 async fn write_ready(
     writer: &mut BufWriter<OwnedWriteHalf>,
-    first: crate::error::Result<Option<Bytes>>,
-    permit: OwnedSemaphorePermit,
+    first: Outcome,
+    permit: Option<OwnedSemaphorePermit>,
     pending: &mut FuturesOrdered<Queued>,
 ) -> bool {
     let mut next = Some((first, permit));

@@ -1,0 +1,183 @@
+//! Crash recovery of the real binary: kill -9 mid-stream and restart; a hand-made torn
+//! batch at the end of the active segment is cut; a clean SIGTERM restart skips recovery.
+//! (kill -9 leaves the page cache intact, so these prove recovery, not fsync: that is
+//! the power-loss test's job.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{batch, metric, metrics, Client, Process};
+use proto_kafka::messages::{ApiKey, ProduceResponse};
+use proto_kafka::records::Compression;
+
+const TOPIC: &str = "crash";
+
+/// Produces acks=1 batches until the broker disappears; returns what was acknowledged.
+async fn produce_until_gone(client: &mut Client, from: usize) -> BTreeMap<i64, Bytes> {
+    let mut acked = BTreeMap::new();
+    for seq in from.. {
+        let values: Vec<String> = (0..3).map(|i| format!("v{seq}-{i}")).collect();
+        let refs: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
+        let request = Client::produce_request(TOPIC, 0, batch(&refs, Compression::Snappy), 1);
+        let Some(response) = client
+            .try_call::<_, ProduceResponse>(ApiKey::Produce, 9, &request)
+            .await
+        else {
+            break;
+        };
+        let p = &response.responses[0].partition_responses[0];
+        if p.error_code != 0 {
+            break;
+        }
+        for (i, v) in values.into_iter().enumerate() {
+            acked.insert(p.base_offset + i as i64, Bytes::from(v));
+        }
+    }
+    acked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_stream_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let broker = Process::start(&data, &["--log.segment.bytes=20000"]).await;
+    let mut client = Client::connect(broker.kafka).await;
+    assert_eq!(client.create_topic(TOPIC, 1).await, 0);
+
+    let pid = broker.pid();
+    let killer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let _ = std::process::Command::new("kill")
+            .arg("-9")
+            .arg(pid.to_string())
+            .status();
+    });
+    let acked = produce_until_gone(&mut client, 0).await;
+    killer.await.unwrap();
+    broker.kill9();
+    assert!(
+        acked.len() > 100,
+        "only {} records acknowledged before the kill",
+        acked.len()
+    );
+
+    let broker = Process::start(&data, &["--log.segment.bytes=20000"]).await;
+    let mut client = Client::connect(broker.kafka).await;
+    let kept: BTreeMap<i64, Bytes> = client.read_all(TOPIC, 0, 0).await.into_iter().collect();
+    for (offset, value) in &acked {
+        assert_eq!(
+            kept.get(offset),
+            Some(value),
+            "acknowledged offset {offset} lost"
+        );
+    }
+    let text = metrics(broker.http).await;
+    assert!(
+        metric(&text, "runnel_log_recovered_segments_total") > 0.0,
+        "recovery did not run"
+    );
+    println!("{} acknowledged records survived kill -9", acked.len());
+
+    // The log takes new writes at the right offset after recovery.
+    let next = client
+        .produce(TOPIC, 0, batch(&[b"after"], Compression::None), 1)
+        .await;
+    assert_eq!(next.error_code, 0);
+    assert_eq!(next.base_offset, kept.keys().max().unwrap() + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_last_batch_is_cut_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let broker = Process::start(&data, &[]).await;
+    let mut client = Client::connect(broker.kafka).await;
+    assert_eq!(client.create_topic(TOPIC, 1).await, 0);
+    for i in 0..10 {
+        let r = client
+            .produce(
+                TOPIC,
+                0,
+                batch(&[format!("kept-{i}").as_bytes()], Compression::Gzip),
+                -1,
+            )
+            .await;
+        assert_eq!((r.error_code, r.base_offset), (0, i));
+    }
+    broker.kill9();
+
+    // A batch that was being written when the machine died: its header promises more
+    // bytes than made it to disk.
+    let torn = batch(&[b"torn record that never finished"], Compression::None);
+    let segment = data
+        .join(format!("{TOPIC}-0"))
+        .join("00000000000000000000.log");
+    let before = std::fs::metadata(&segment).unwrap().len();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&segment)
+        .unwrap();
+    file.write_all(&torn[..torn.len() - 7]).unwrap();
+    drop(file);
+
+    let broker = Process::start(&data, &[]).await;
+    let text = metrics(broker.http).await;
+    assert_eq!(
+        metric(&text, "runnel_log_truncated_bytes_total"),
+        (torn.len() - 7) as f64,
+        "exactly the torn bytes are cut"
+    );
+    assert_eq!(std::fs::metadata(&segment).unwrap().len(), before);
+    let mut client = Client::connect(broker.kafka).await;
+    let kept = client.read_all(TOPIC, 0, 0).await;
+    let values: Vec<String> = kept
+        .iter()
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    let expected: Vec<String> = (0..10).map(|i| format!("kept-{i}")).collect();
+    assert_eq!(values, expected);
+    let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    assert!(
+        log.contains("recovery truncated a segment"),
+        "the cut is logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_shutdown_skips_recovery_on_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let broker = Process::start(&data, &[]).await;
+    let mut client = Client::connect(broker.kafka).await;
+    assert_eq!(client.create_topic(TOPIC, 2).await, 0);
+    for p in 0..2 {
+        let r = client
+            .produce(TOPIC, p, batch(&[b"a", b"b"], Compression::Zstd), 1)
+            .await;
+        assert_eq!(r.error_code, 0);
+    }
+    drop(client);
+    assert!(broker.terminate().success(), "SIGTERM exits 0");
+    assert!(data.join(".clean-shutdown").exists());
+
+    let broker = Process::start(&data, &[]).await;
+    let text = metrics(broker.http).await;
+    assert_eq!(metric(&text, "runnel_log_opened_total"), 2.0);
+    assert_eq!(metric(&text, "runnel_log_recovered_segments_total"), 0.0);
+    let mut client = Client::connect(broker.kafka).await;
+    for p in 0..2 {
+        assert_eq!(client.read_all(TOPIC, p, 0).await.len(), 2);
+    }
+    // The leader epoch moved on with the restart (a new incarnation leads).
+    let metadata = client.metadata(Some(&[TOPIC])).await;
+    assert!(metadata.topics[0]
+        .partitions
+        .iter()
+        .all(|p| p.leader_epoch >= 1));
+}
