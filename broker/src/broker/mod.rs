@@ -4,8 +4,8 @@
 //! Start-up order: bind the listeners (fail fast on a taken port), lock and check the log
 //! directories, open the metadata store, agree on the cluster id, register under a lease,
 //! then load metadata (opening and recovering the logs assigned here) and campaign for
-//! controller. The broker is ready once it has registered, applied the metadata, and no
-//! partition still names it leader in a previous incarnation.
+//! controller. The broker is ready once it has registered, applied the metadata, a
+//! controller is known, and no partition still names it leader in a previous incarnation.
 
 pub mod registration;
 
@@ -106,10 +106,11 @@ async fn cluster_id(store: &dyn MetadataStore, keys: &Keys) -> Result<String> {
     })
 }
 
-/// Whether this broker has caught up: registered in the image, and no partition names
-/// it leader with an ISR entry from a previous incarnation.
+/// Whether this broker has caught up: registered in the image, a controller is known
+/// (standalone, itself), and no partition names it leader with an ISR entry from a
+/// previous incarnation.
 fn caught_up(image: &MetadataImage, broker: i32, epoch: i64) -> bool {
-    if image.brokers.get(&broker).is_none_or(|b| b.epoch != epoch) {
+    if image.brokers.get(&broker).is_none_or(|b| b.epoch != epoch) || image.controller.is_none() {
         return false;
     }
     image
@@ -246,6 +247,10 @@ impl Broker {
         background.push(tokio::spawn(checkpoints(
             replicas.clone(),
             config.checkpoint_interval,
+        )));
+        background.push(tokio::spawn(retention(
+            replicas.clone(),
+            config.retention_check_interval,
         )));
         if config.flush_mode == FlushMode::Interval {
             background.push(tokio::spawn(interval_flushes(replicas.clone())));
@@ -413,6 +418,17 @@ async fn checkpoints(replicas: Arc<ReplicaManager>, every: Duration) {
         if let Ok(Err(err)) = written {
             warn!(error = %err, "failed to write checkpoints");
         }
+    }
+}
+
+async fn retention(replicas: Arc<ReplicaManager>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let replicas = replicas.clone();
+        let now_ms = crate::handlers::now_ms();
+        let _ = tokio::task::spawn_blocking(move || replicas.enforce_retention(now_ms)).await;
     }
 }
 

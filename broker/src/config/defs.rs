@@ -159,7 +159,11 @@ pub const IGNORED_KAFKA_KEYS: &[&str] = &[
 ];
 
 /// Kafka's synonyms accepted for broker keys: (alias, canonical).
-pub const BROKER_ALIASES: &[(&str, &str)] = &[("node.id", "broker.id"), ("log.dir", "log.dirs")];
+pub const BROKER_ALIASES: &[(&str, &str)] = &[
+    ("node.id", "broker.id"),
+    ("log.dir", "log.dirs"),
+    ("flush.mode", "log.flush.mode"),
+];
 
 pub fn broker_key(name: &str) -> Option<&'static BrokerKey> {
     BROKER_KEYS.iter().find(|k| k.name == name)

@@ -113,6 +113,7 @@ pub struct Config {
     pub http_listener: String,
     pub lease_ttl: Duration,
     pub checkpoint_interval: Duration,
+    pub retention_check_interval: Duration,
     pub shutdown_timeout: Duration,
     pub decompression_max_bytes: usize,
     /// Every key's effective value and where it came from.
@@ -334,6 +335,7 @@ impl Config {
             http_listener: String::new(),
             lease_ttl: Duration::ZERO,
             checkpoint_interval: Duration::ZERO,
+            retention_check_interval: Duration::ZERO,
             shutdown_timeout: Duration::ZERO,
             decompression_max_bytes: 0,
             values,
@@ -386,6 +388,7 @@ impl Config {
         self.http_listener = self.value("http.listener").unwrap_or_default().to_string();
         self.lease_ttl = self.millis("metadata.lease.ttl.ms")?;
         self.checkpoint_interval = self.millis("log.flush.offset.checkpoint.interval.ms")?;
+        self.retention_check_interval = self.millis("log.retention.check.interval.ms")?;
         self.shutdown_timeout = self.millis("shutdown.timeout.ms")?;
         self.decompression_max_bytes = self.int("message.decompression.max.bytes")? as usize;
         let message_max = self.int("message.max.bytes")?;

@@ -1,4 +1,4 @@
-//! Request dispatch: decode the body by API key, run the handler, encode the response.
+//! Request dispatch: run the handler of a decoded request, encode the response.
 //!
 //! Dispatch runs on the connection's reader in request order and returns a future for
 //! the response; the connection answers those futures in the same order. Work that must
@@ -18,9 +18,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use proto_kafka::messages::{ApiKey, RequestHeader};
-use proto_kafka::protocol::{Decodable, Encodable, StrBytes};
+use proto_kafka::protocol::{Encodable, StrBytes};
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -30,7 +30,8 @@ use crate::metadata::cache::MetadataCache;
 use crate::metrics::{Metrics, RequestLabels};
 use crate::partition::manager::ReplicaManager;
 use crate::protocol::api_versions::api_name;
-use crate::protocol::frame::{encode_response, Rejection};
+use crate::protocol::frame::encode_response;
+use crate::protocol::request::Request;
 
 /// Everything handlers use.
 #[derive(Debug)]
@@ -54,23 +55,6 @@ pub struct Connection {
 /// The response to one request, or `None` for none (Produce with acks=0).
 pub type ResponseFuture = Pin<Box<dyn Future<Output = Result<Option<Bytes>>> + Send>>;
 
-/// Decodes a request body, refusing bytes left over after it.
-fn decode<R: Decodable>(body: &mut Bytes, header: &RequestHeader) -> Result<R, Rejection> {
-    let bad = |reason: String| Rejection::BadBody {
-        api: header.request_api_key,
-        version: header.request_api_version,
-        reason,
-    };
-    let request = R::decode(body, header.request_api_version).map_err(|e| bad(e.to_string()))?;
-    if body.has_remaining() {
-        return Err(bad(format!(
-            "{} bytes follow the request body",
-            body.remaining()
-        )));
-    }
-    Ok(request)
-}
-
 /// Encodes a response and records how long the request took.
 fn finish<R: Encodable>(
     ctx: &Context,
@@ -93,13 +77,13 @@ fn ready(result: Result<Option<Bytes>>) -> ResponseFuture {
     Box::pin(std::future::ready(result))
 }
 
-/// Decodes and starts one request.
+/// Starts one decoded request.
 pub fn dispatch(
     ctx: &Arc<Context>,
     connection: &Connection,
     header: RequestHeader,
-    mut body: Bytes,
-) -> Result<ResponseFuture, Rejection> {
+    request: Request,
+) -> ResponseFuture {
     let started = Instant::now();
     let name = api_name(header.request_api_key);
     ctx.metrics
@@ -107,55 +91,53 @@ pub fn dispatch(
         .get_or_create(&RequestLabels { request: name })
         .inc();
     let ctx = ctx.clone();
-    let api = ApiKey::try_from(header.request_api_key)
-        .map_err(|()| Rejection::UnknownApi(header.request_api_key))?;
-    Ok(match api {
-        ApiKey::ApiVersions => {
-            let request = decode(&mut body, &header)?;
+    match request {
+        Request::ApiVersions(request) => {
             let response = api_versions::handle(&request, &header);
-            ready(finish(&ctx, api, &header, started, &response))
+            ready(finish(
+                &ctx,
+                ApiKey::ApiVersions,
+                &header,
+                started,
+                &response,
+            ))
         }
-        ApiKey::Metadata => {
-            let request = decode(&mut body, &header)?;
+        Request::Metadata(request) => {
             let connection = connection.clone();
             Box::pin(async move {
                 let response =
                     metadata::handle(&ctx, &connection, request, header.request_api_version).await;
-                finish(&ctx, api, &header, started, &response)
+                finish(&ctx, ApiKey::Metadata, &header, started, &response)
             })
         }
-        ApiKey::Produce => {
-            let request = decode(&mut body, &header)?;
+        Request::Produce(request) => {
             let pending = produce::append(&ctx, request, header.request_api_version);
             Box::pin(async move {
                 match produce::complete(&ctx, pending).await {
-                    Some(response) => finish(&ctx, api, &header, started, &response),
+                    Some(response) => finish(&ctx, ApiKey::Produce, &header, started, &response),
                     None => Ok(None),
                 }
             })
         }
-        ApiKey::Fetch => {
-            let request = decode(&mut body, &header)?;
-            Box::pin(async move {
-                let response = fetch::handle(&ctx, request, header.request_api_version).await;
-                finish(&ctx, api, &header, started, &response)
-            })
-        }
-        ApiKey::ListOffsets => {
-            let request = decode(&mut body, &header)?;
+        Request::Fetch(request) => Box::pin(async move {
+            let response = fetch::handle(&ctx, request, header.request_api_version).await;
+            finish(&ctx, ApiKey::Fetch, &header, started, &response)
+        }),
+        Request::ListOffsets(request) => {
             let response = list_offsets::handle(&ctx, request, header.request_api_version);
-            ready(finish(&ctx, api, &header, started, &response))
+            ready(finish(
+                &ctx,
+                ApiKey::ListOffsets,
+                &header,
+                started,
+                &response,
+            ))
         }
-        ApiKey::CreateTopics => {
-            let request = decode(&mut body, &header)?;
-            Box::pin(async move {
-                let response =
-                    create_topics::handle(&ctx, request, header.request_api_version).await;
-                finish(&ctx, api, &header, started, &response)
-            })
-        }
-        _ => return Err(Rejection::UnknownApi(header.request_api_key)),
-    })
+        Request::CreateTopics(request) => Box::pin(async move {
+            let response = create_topics::handle(&ctx, request, header.request_api_version).await;
+            finish(&ctx, ApiKey::CreateTopics, &header, started, &response)
+        }),
+    }
 }
 
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
@@ -163,7 +145,7 @@ pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
 }
 
 /// The current time in milliseconds since the epoch (record timestamps are wall time).
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

@@ -79,6 +79,21 @@ impl LeaderEpochCache {
         before != self.entries.len()
     }
 
+    /// Forgets epochs wholly before `start_offset` (the log start moved there): the
+    /// entry covering it now starts at it. Returns whether the cache changed.
+    pub fn truncate_from_start(&mut self, start_offset: i64) -> bool {
+        let covering = self
+            .entries
+            .partition_point(|e| e.start_offset <= start_offset);
+        if covering == 0 {
+            return false;
+        }
+        let before = self.entries.clone();
+        self.entries.drain(..covering - 1);
+        self.entries[0].start_offset = start_offset;
+        before != self.entries
+    }
+
     /// Drops all entries (before a rebuild from the log).
     pub fn clear(&mut self) {
         self.entries.clear();

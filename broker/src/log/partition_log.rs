@@ -83,6 +83,14 @@ pub struct FlushTicket {
     pub recovery_point: i64,
 }
 
+/// What a retention pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    pub segments_deleted: usize,
+    pub bytes_deleted: u64,
+    pub log_start_offset: i64,
+}
+
 /// Why a read could not be planned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadError {
@@ -457,6 +465,72 @@ impl PartitionLog {
             .collect()
     }
 
+    /// Deletes whole leading segments (never the active one) whose newest record is older
+    /// than `retention_ms`, then while the log is larger than `retention_bytes` (-1
+    /// disables either rule), and moves the log start offset past them. Readers holding
+    /// a deleted segment's file keep reading it: the file is unlinked, not truncated.
+    pub fn apply_retention(
+        &mut self,
+        now_ms: i64,
+        retention_ms: i64,
+        retention_bytes: i64,
+    ) -> Result<RetentionReport> {
+        let mut report = RetentionReport {
+            log_start_offset: self.log_start_offset,
+            ..RetentionReport::default()
+        };
+        let mut size: u64 = self.size_bytes();
+        loop {
+            if self.segments.len() <= 1 {
+                break;
+            }
+            let Some(first) = self.segments.values().next() else {
+                break;
+            };
+            let expired = retention_ms >= 0
+                && !first.is_empty()
+                && now_ms.saturating_sub(first.max_timestamp()) > retention_ms;
+            let oversize =
+                retention_bytes >= 0 && size.saturating_sub(first.size()) >= retention_bytes as u64;
+            let below_start = first.next_offset() <= self.log_start_offset;
+            if !(expired || oversize || below_start) {
+                break;
+            }
+            let base = first.base_offset();
+            let removed_bytes = first.size();
+            self.segments.remove(&base);
+            for path in segment_paths(&self.dir, base) {
+                if self.fs.exists(&path) {
+                    self.fs
+                        .remove_file(&path)
+                        .map_err(|source| Error::RemoveFile {
+                            path: path.clone(),
+                            source,
+                        })?;
+                }
+            }
+            size -= removed_bytes;
+            report.segments_deleted += 1;
+            report.bytes_deleted += removed_bytes;
+        }
+        if report.segments_deleted > 0 {
+            let first_base = self.segments.keys().next().copied().unwrap_or(0);
+            self.log_start_offset = self.log_start_offset.max(first_base);
+            if self.epochs.truncate_from_start(self.log_start_offset) {
+                self.epochs.persist()?;
+            }
+            report.log_start_offset = self.log_start_offset;
+            info!(
+                dir = %self.dir.display(),
+                segments = report.segments_deleted,
+                bytes = report.bytes_deleted,
+                log_start_offset = self.log_start_offset,
+                "retention deleted segments"
+            );
+        }
+        Ok(report)
+    }
+
     /// Takes the work for one flush, or `None` when everything is durable.
     pub fn take_flush(&mut self) -> Option<FlushTicket> {
         if self.offline {
@@ -748,5 +822,109 @@ mod tests {
                 );
             }
         }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(40))]
+
+            /// Whatever the batch sizes, segment size and index interval, a reopened log
+            /// (recovered from scratch) has the same end and serves every offset.
+            #[test]
+            fn a_reopened_log_serves_every_offset_it_was_given(
+                sizes in proptest::collection::vec(1usize..6, 1..60),
+                value_len in 1usize..300,
+                segment_bytes in 300u64..5000,
+                index_interval in 0u64..2000,
+            ) {
+                let dir = tempfile::tempdir().unwrap();
+                let fs: Arc<dyn FileSystem> = Arc::new(RealFs);
+                let config = LogConfig { segment_bytes, index_interval_bytes: index_interval, ..super::config() };
+                let path = dir.path().join("p-0");
+                let id = Uuid::new_v4();
+                let mut log = PartitionLog::create(fs.clone(), &path, id, config).unwrap();
+                let value = vec![b'v'; value_len];
+                let mut expected = 0i64;
+                for count in &sizes {
+                    let values: Vec<&[u8]> = (0..*count).map(|_| value.as_slice()).collect();
+                    let mut batch = uncompressed(&values, 1000);
+                    let valid = validate_produce_batch(&batch, &limits()).unwrap();
+                    let info = log.append_as_leader(&mut batch, &valid, 1, 1000, false).unwrap();
+                    prop_assert_eq!(info.base_offset, expected);
+                    expected += *count as i64;
+                }
+                drop(log);
+                let (log, _) = PartitionLog::open(fs, &path, id, config, OpenOptions::default()).unwrap();
+                prop_assert_eq!(log.log_end_offset(), expected);
+                for offset in 0..expected {
+                    let plan = log.read_plan(offset).unwrap().unwrap();
+                    let read = read_batches(&plan, offset, 1, true, expected).unwrap();
+                    let first = BatchHeader::parse(&read.bytes).unwrap();
+                    prop_assert!(first.base_offset <= offset && offset <= first.last_offset());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn retention_deletes_old_and_excess_segments_but_never_the_active_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs: Arc<dyn FileSystem> = Arc::new(RealFs);
+        let path = dir.path().join("r-0");
+        let mut log = PartitionLog::create(fs, &path, Uuid::new_v4(), config()).unwrap();
+        for i in 0..40 {
+            append(&mut log, format!("value-{i:04}").as_bytes());
+        }
+        let segments = log.segment_count();
+        assert!(segments > 3);
+        let by_size = log.apply_retention(1000, -1, 2000).unwrap();
+        assert!(by_size.segments_deleted > 0);
+        assert!(log.size_bytes() < 2000 + 1024);
+        assert_eq!(log.log_start_offset(), by_size.log_start_offset);
+        assert!(
+            log.read_plan(0).is_err(),
+            "offsets below the log start are out of range"
+        );
+        assert!(log.read_plan(log.log_start_offset()).unwrap().is_some());
+        assert_eq!(
+            log.epochs().entries()[0].start_offset,
+            log.log_start_offset()
+        );
+
+        // Every record is stamped 1000 ms: at 10 s with 1 s retention all but the active go.
+        let by_time = log.apply_retention(10_000, 1000, -1).unwrap();
+        assert!(by_time.segments_deleted > 0);
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!(log.log_end_offset(), 80, "the end never moves");
+    }
+
+    #[test]
+    fn a_segment_rolls_once_its_first_batch_is_older_than_segment_ms() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs: Arc<dyn FileSystem> = Arc::new(RealFs);
+        let config = LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 1000,
+            ..config()
+        };
+        let mut log =
+            PartitionLog::create(fs, &dir.path().join("t-0"), Uuid::new_v4(), config).unwrap();
+        let mut batch = uncompressed(&[b"a"], 1000);
+        let valid = validate_produce_batch(&batch, &limits()).unwrap();
+        log.append_as_leader(&mut batch, &valid, 0, 1000, false)
+            .unwrap();
+        let mut batch = uncompressed(&[b"b"], 1500);
+        let valid = validate_produce_batch(&batch, &limits()).unwrap();
+        log.append_as_leader(&mut batch, &valid, 0, 1500, false)
+            .unwrap();
+        assert_eq!(log.segment_count(), 1, "younger than segment.ms");
+        let mut batch = uncompressed(&[b"c"], 2100);
+        let valid = validate_produce_batch(&batch, &limits()).unwrap();
+        log.append_as_leader(&mut batch, &valid, 0, 2100, false)
+            .unwrap();
+        assert_eq!(log.segment_count(), 2, "rolled at segment.ms");
     }
 }

@@ -630,4 +630,80 @@ mod tests {
         assert_eq!(store.range("/k").await.unwrap().kvs.len(), 10);
         assert_eq!(store.revision().unwrap(), 100);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::BTreeMap;
+
+        #[derive(Debug, Clone)]
+        enum Step {
+            Put(u8, u8),
+            Delete(u8),
+            CreateIfAbsent(u8, u8),
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            prop_oneof![
+                (0u8..8, any::<u8>()).prop_map(|(k, v)| Step::Put(k, v)),
+                (0u8..8).prop_map(Step::Delete),
+                (0u8..8, any::<u8>()).prop_map(|(k, v)| Step::CreateIfAbsent(k, v)),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(60))]
+
+            /// The store agrees with a map model, before and after a restart, and counts
+            /// one revision per change.
+            #[test]
+            fn the_store_matches_a_map_model_across_restarts(steps in proptest::collection::vec(step(), 1..40)) {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async {
+                    let dir = tempfile::tempdir().unwrap();
+                    let path = dir.path().join("store");
+                    let store = open_real(&path);
+                    let mut model: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+                    let mut revision = store.revision().unwrap();
+                    for s in &steps {
+                        match s {
+                            Step::Put(k, v) => {
+                                let key = format!("/m/{k}");
+                                let r = store.put(&key, vec![*v], None).await.unwrap();
+                                revision += 1;
+                                assert_eq!(r, revision);
+                                model.insert(key, vec![*v]);
+                            }
+                            Step::Delete(k) => {
+                                let key = format!("/m/{k}");
+                                let (_, n) = store.delete(&key).await.unwrap();
+                                assert_eq!(n == 1, model.remove(&key).is_some());
+                                if n == 1 {
+                                    revision += 1;
+                                }
+                            }
+                            Step::CreateIfAbsent(k, v) => {
+                                let key = format!("/m/{k}");
+                                let txn = Txn::when(vec![crate::metadata::store::Compare::absent(key.clone())])
+                                    .and_then(vec![Op::put(key.clone(), vec![*v])]);
+                                let response = store.txn(txn).await.unwrap();
+                                assert_eq!(response.succeeded, !model.contains_key(&key));
+                                if response.succeeded {
+                                    revision += 1;
+                                    model.insert(key, vec![*v]);
+                                }
+                            }
+                        }
+                    }
+                    store.close();
+                    drop(store);
+                    let store = open_real(&path);
+                    let all = store.range("/m/").await.unwrap();
+                    let got: BTreeMap<String, Vec<u8>> = all.kvs.into_iter().map(|kv| (kv.key, kv.value)).collect();
+                    assert_eq!(got, model);
+                    assert_eq!(all.revision, revision);
+                });
+            }
+        }
+    }
 }

@@ -221,6 +221,15 @@ impl ReplicaManager {
         Ok(())
     }
 
+    /// Deletes segments past their topic's retention.
+    pub fn enforce_retention(&self, now_ms: i64) {
+        for partition in self.all() {
+            if let Err(err) = partition.enforce_retention(now_ms) {
+                error!(partition = %format!("{}-{}", partition.topic, partition.index), error = %err, "retention failed");
+            }
+        }
+    }
+
     /// In interval mode, flushes partitions whose unflushed data is older than flush.ms.
     pub fn flush_due(&self) {
         for partition in self.all() {

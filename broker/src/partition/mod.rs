@@ -502,6 +502,22 @@ impl Partition {
         }
     }
 
+    /// Applies `retention.ms` / `retention.bytes` when the topic's policy includes delete.
+    pub fn enforce_retention(&self, now_ms: i64) -> crate::error::Result<()> {
+        let config = self.config();
+        if !config.delete {
+            return Ok(());
+        }
+        let mut log = lock(&self.log);
+        let report = log.apply_retention(now_ms, config.retention_ms, config.retention_bytes)?;
+        drop(log);
+        if report.segments_deleted > 0 {
+            self.offsets
+                .send_modify(|o| o.log_start = report.log_start_offset);
+        }
+        Ok(())
+    }
+
     /// Syncs the log for a clean shutdown; returns (recovery point, log start).
     pub fn close(&self) -> crate::error::Result<(i64, i64)> {
         let mut log = lock(&self.log);

@@ -4,3 +4,4 @@
 pub mod api_versions;
 pub mod error_code;
 pub mod frame;
+pub mod request;

@@ -335,4 +335,33 @@ mod tests {
             Refusal::InvalidRecord
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+                let _ = validate_produce_batch(&bytes, &limits());
+            }
+
+            #[test]
+            fn a_flipped_byte_is_refused_exactly_when_the_crc_or_framing_covers_it(
+                at in 0usize..80,
+                mask in 1u8..=255,
+            ) {
+                let mut batch = uncompressed(&[b"alpha", b"beta"], 999_000);
+                let at = at % batch.len();
+                batch[at] ^= mask;
+                let outcome = validate_produce_batch(&batch, &limits());
+                // baseOffset (0..8) and partitionLeaderEpoch (12..16) are outside the CRC
+                // and are overwritten by the leader; every other byte is checked.
+                let unchecked = at < 8 || (12..16).contains(&at);
+                prop_assert_eq!(outcome.is_ok(), unchecked, "byte {} flipped: {:?}", at, outcome);
+            }
+        }
+    }
 }

@@ -22,7 +22,8 @@ use tracing::{debug, warn};
 
 use crate::handlers::{self, Connection, Context, ResponseFuture};
 use crate::metrics::ReasonLabels;
-use crate::protocol::frame::{api_versions_fallback, classify, Inbound, Rejection};
+use crate::protocol::frame::{api_versions_fallback, Rejection};
+use crate::protocol::request::{decode, Decoded};
 
 /// Requests of one connection running at once.
 const MAX_IN_FLIGHT: usize = 32;
@@ -208,18 +209,20 @@ pub async fn serve(
     let _ = writer.into_inner().shutdown().await;
 }
 
-/// Classifies and dispatches one frame.
+/// Decodes and dispatches one frame.
 fn start(
     ctx: &Arc<Context>,
     connection: &Connection,
     frame: Bytes,
 ) -> Result<ResponseFuture, Rejection> {
-    match classify(frame)? {
-        Inbound::ApiVersionsFallback { correlation_id } => Ok(Box::pin(std::future::ready(
+    Ok(match decode(frame)? {
+        Decoded::ApiVersionsFallback { correlation_id } => Box::pin(std::future::ready(
             api_versions_fallback(correlation_id).map(Some),
-        ))),
-        Inbound::Request { header, body } => handlers::dispatch(ctx, connection, header, body),
-    }
+        )),
+        Decoded::Request { header, request } => {
+            handlers::dispatch(ctx, connection, header, request)
+        }
+    })
 }
 
 fn refuse(ctx: &Context, peer: SocketAddr, reason: &'static str, detail: &str) {

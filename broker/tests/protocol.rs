@@ -1,0 +1,461 @@
+//! Protocol behaviour against an in-process broker: version negotiation, in-order
+//! pipelined responses, produce acks, fetch rules (long poll, KIP-74, HW, errors),
+//! ListOffsets, CreateTopics refusals, Metadata auto-creation.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{batch, decode, start, test_config, topic_name, Client};
+use proto_kafka::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use proto_kafka::messages::metadata_request::MetadataRequestTopic;
+use proto_kafka::messages::*;
+use proto_kafka::protocol::{Decodable, StrBytes};
+use proto_kafka::records::Compression;
+use runnel_broker::broker::Broker;
+use runnel_broker::log::io::RealFs;
+
+async fn broker(dir: &std::path::Path, extra: &[(&str, &str)]) -> Broker {
+    start(test_config(&dir.join("data"), extra), Arc::new(RealFs)).await
+}
+
+#[tokio::test]
+async fn every_advertised_api_versions_version_answers_with_kafka_minimums() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path(), &[]).await;
+    let mut c = Client::connect(b.kafka_addrs[0]).await;
+    for version in 0..=4 {
+        let r = c.api_versions(version).await;
+        assert_eq!(r.error_code, 0);
+        let produce = r
+            .api_keys
+            .iter()
+            .find(|k| k.api_key == ApiKey::Produce as i16)
+            .unwrap();
+        assert_eq!((produce.min_version, produce.max_version), (0, 11));
+        let fetch = r
+            .api_keys
+            .iter()
+            .find(|k| k.api_key == ApiKey::Fetch as i16)
+            .unwrap();
+        assert_eq!(fetch.min_version, 4);
+    }
+    b.abort();
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order_and_acks_0_gets_no_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path(), &[]).await;
+    let mut c = Client::connect(b.kafka_addrs[0]).await;
+    assert_eq!(c.create_topic("pipe", 1).await, 0);
+    let mut expected = Vec::new();
+    let mut burst = Vec::new();
+    for i in 0..30 {
+        let (correlation, frame) = match i % 3 {
+            0 => c.frame(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()),
+            1 => {
+                let request = Client::produce_request(
+                    "pipe",
+                    0,
+                    batch(&[format!("v{i}").as_bytes()], Compression::None),
+                    1,
+                );
+                c.frame(ApiKey::Produce, 9, &request)
+            }
+            _ => {
+                let request = Client::produce_request(
+                    "pipe",
+                    0,
+                    batch(&[b"fire and forget"], Compression::None),
+                    0,
+                );
+                c.frame(ApiKey::Produce, 9, &request)
+            }
+        };
+        if i % 3 != 2 {
+            expected.push(correlation);
+        }
+        burst.extend_from_slice(&frame);
+    }
+    c.send_raw(&burst).await.unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..expected.len() {
+        let frame = c.read_frame().await.unwrap();
+        seen.push(i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]));
+    }
+    assert_eq!(
+        seen, expected,
+        "responses follow request order; acks=0 produces none"
+    );
+    let records = c.read_all("pipe", 0, 0).await;
+    assert_eq!(records.len(), 20, "acks=0 records were still written");
+    let values: Vec<Bytes> = records.into_iter().map(|(_, v)| v).collect();
+    assert_eq!(values[0], Bytes::from("v1"));
+    b.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_wakes_up_when_data_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path(), &[]).await;
+    let addr = b.kafka_addrs[0];
+    let mut c = Client::connect(addr).await;
+    assert_eq!(c.create_topic("poll", 1).await, 0);
+    let waiter = tokio::spawn(async move {
+        let mut c = Client::connect(addr).await;
+        c.fetch("poll", 0, 0, 30_000).await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiter.is_finished(), "an empty fetch waits for data");
+    let r = c
+        .produce("poll", 0, batch(&[b"wake up"], Compression::None), 1)
+        .await;
+    assert_eq!(r.error_code, 0);
+    let data = tokio::time::timeout(Duration::from_secs(20), waiter)
+        .await
+        .unwrap()
+        .unwrap();
+    let records = decode(data.records.unwrap());
+    assert_eq!(records, vec![(0, Bytes::from("wake up"))]);
+    assert_eq!(data.high_watermark, 1);
+    assert_eq!(data.last_stable_offset, 1);
+    b.abort();
+}
+
+#[tokio::test]
+async fn fetch_returns_whole_batches_at_least_one_and_errors_for_bad_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path(), &[]).await;
+    let mut c = Client::connect(b.kafka_addrs[0]).await;
+    assert_eq!(c.create_topic("f", 1).await, 0);
+    let big = vec![b'x'; 10_000];
+    for _ in 0..3 {
+        c.produce("f", 0, batch(&[&big, &big], Compression::None), 1)
+            .await;
+    }
+    // An offset inside the second batch returns that whole batch first.
+    let mut request = Client::fetch_request("f", 0, 3, 0);
+    request.topics[0].partitions[0].partition_max_bytes = 1;
+    let response: FetchResponse = c.call(ApiKey::Fetch, 12, &request).await;
+    let data = &response.responses[0].partitions[0];
+    let records = decode(data.records.clone().unwrap());
+    assert_eq!(
+        records.iter().map(|r| r.0).collect::<Vec<_>>(),
+        vec![2, 3],
+        "one whole batch despite max bytes 1"
+    );
+
+    let out_of_range = c.fetch("f", 0, 99, 0).await;
+    assert_eq!(out_of_range.error_code, 1);
+    assert_eq!(out_of_range.high_watermark, 6);
+    let unknown = c.fetch("nope", 0, 0, 0).await;
+    assert_eq!(unknown.error_code, 3);
+    let mut future_epoch = Client::fetch_request("f", 0, 0, 0);
+    future_epoch.topics[0].partitions[0].current_leader_epoch = 50;
+    let response: FetchResponse = c.call(ApiKey::Fetch, 12, &future_epoch).await;
+    assert_eq!(
+        response.responses[0].partitions[0].error_code, 75,
+        "UNKNOWN_LEADER_EPOCH"
+    );
+    b.abort();
+}
+
+#[tokio::test]
+async fn list_offsets_answers_earliest_latest_and_by_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path(), &[]).await;
+    let mut c = Client::connect(b.kafka_addrs[0]).await;
+    assert_eq!(c.create_topic("lo", 1).await, 0);
+    let empty = c.list_offsets("lo", 0, -1).await;
+    assert_eq!((empty.error_code, empty.offset), (0, 0));
+    c.produce("lo", 0, batch(&[b"a", b"b"], Compression::None), 1)
+        .await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let before_second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    c.produce("lo", 0, batch(&[b"c"], Compression::Gzip), 1)
+        .await;
+    assert_eq!(c.list_offsets("lo", 0, -2).await.offset, 0);
+    let latest = c.list_offsets("lo", 0, -1).await;
+    assert_eq!(latest.offset, 3);
+    assert!(latest.leader_epoch >= 0);
+    let by_time = c.list_offsets("lo", 0, before_second).await;
+    assert_eq!(by_time.offset, 2);
+    assert!(by_time.timestamp >= before_second);
+    let none = c.list_offsets("lo", 0, before_second + 3_600_000).await;
+    assert_eq!((none.offset, none.timestamp), (-1, -1));
+    assert_eq!(
+        c.list_offsets("lo", 0, -3).await.error_code,
+        42,
+        "MAX_TIMESTAMP is not advertised"
+    );
+    b.abort();
+}
+
+async fn create(
+    c: &mut Client,
+    topic: CreatableTopic,
+    validate_only: bool,
+) -> (i16, Option<String>) {
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![topic])
+        .with_timeout_ms(5000)
+        .with_validate_only(validate_only);
+    let response: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &request).await;
+    let t = &response.topics[0];
+    (
+        t.error_code,
+        t.error_message.as_ref().map(|m| m.as_str().to_string()),
+    )
+}
+
+fn topic(name: &str, partitions: i32, rf: i16) -> CreatableTopic {
+    CreatableTopic::default()
+        .with_name(topic_name(name))
+        .with_num_partitions(partitions)
+        .with_replication_factor(rf)
+}
+
+#[tokio::test]
+async fn create_topics_refuses_with_kafka_error_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path(), &[("num.partitions", "3")]).await;
+    let mut c = Client::connect(b.kafka_addrs[0]).await;
+    assert_eq!(create(&mut c, topic("ok.topic", -1, -1), false).await.0, 0);
+    let metadata = c.metadata(Some(&["ok.topic"])).await;
+    assert_eq!(
+        metadata.topics[0].partitions.len(),
+        3,
+        "-1 partitions means num.partitions"
+    );
+    assert_eq!(create(&mut c, topic("ok.topic", 1, 1), false).await.0, 36);
+    assert_eq!(
+        create(&mut c, topic("ok_topic", 1, 1), false).await.0,
+        17,
+        "'.' and '_' collide"
+    );
+    assert_eq!(create(&mut c, topic("bad/name", 1, 1), false).await.0, 17);
+    assert_eq!(create(&mut c, topic("zero", 0, 1), false).await.0, 37);
+    let (code, message) = create(&mut c, topic("rf3", 1, 3), false).await;
+    assert_eq!(code, 38);
+    assert!(message.unwrap().contains("only 1 broker"));
+    let with_config = topic("cfg", 1, 1).with_configs(vec![CreatableTopicConfig::default()
+        .with_name(StrBytes::from_static_str("retention.ms"))
+        .with_value(Some(StrBytes::from_static_str("soon")))]);
+    let (code, message) = create(&mut c, with_config, false).await;
+    assert_eq!(code, 40);
+    assert!(message.unwrap().contains("retention.ms"));
+    assert_eq!(create(&mut c, topic("dry", 2, 1), true).await.0, 0);
+    assert_eq!(
+        c.metadata(Some(&["dry"])).await.topics[0].error_code,
+        3,
+        "validate_only creates nothing"
+    );
+
+    let twice = CreateTopicsRequest::default()
+        .with_topics(vec![topic("dup", 1, 1), topic("dup", 1, 1)])
+        .with_timeout_ms(5000);
+    let response: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &twice).await;
+    assert!(response.topics.iter().all(|t| t.error_code == 42));
+    b.abort();
+}
+
+#[tokio::test]
+async fn metadata_creates_topics_only_when_broker_and_client_allow_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path(), &[]).await;
+    let mut c = Client::connect(b.kafka_addrs[0]).await;
+    let ask = |allow: bool| {
+        MetadataRequest::default()
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(topic_name("auto")))
+            ]))
+            .with_allow_auto_topic_creation(allow)
+    };
+    let r: MetadataResponse = c.call(ApiKey::Metadata, 12, &ask(false)).await;
+    assert_eq!(r.topics[0].error_code, 3);
+    let r: MetadataResponse = c.call(ApiKey::Metadata, 12, &ask(true)).await;
+    assert_eq!(r.topics[0].error_code, 0);
+    assert_eq!(r.topics[0].partitions[0].leader_id.0, 0);
+    assert!(!r.topics[0].topic_id.is_nil());
+    assert!(r.cluster_id.is_some());
+    assert_eq!(r.controller_id.0, 0);
+    b.abort();
+
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path(), &[("auto.create.topics.enable", "false")]).await;
+    let mut c = Client::connect(b.kafka_addrs[0]).await;
+    let r: MetadataResponse = c.call(ApiKey::Metadata, 12, &ask(true)).await;
+    assert_eq!(r.topics[0].error_code, 3);
+    b.abort();
+}
+
+#[tokio::test]
+async fn produce_refusals_carry_kafka_codes_and_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path(), &[]).await;
+    let mut c = Client::connect(b.kafka_addrs[0]).await;
+    let small = topic("small", 1, 1).with_configs(vec![CreatableTopicConfig::default()
+        .with_name(StrBytes::from_static_str("max.message.bytes"))
+        .with_value(Some(StrBytes::from_static_str("200")))]);
+    assert_eq!(create(&mut c, small, false).await.0, 0);
+    let too_big = c
+        .produce("small", 0, batch(&[&[b'z'; 500]], Compression::None), 1)
+        .await;
+    assert_eq!(too_big.error_code, 10);
+    assert!(too_big
+        .error_message
+        .unwrap()
+        .as_str()
+        .contains("max.message.bytes"));
+    assert_eq!(
+        c.produce("small", 7, batch(&[b"x"], Compression::None), 1)
+            .await
+            .error_code,
+        3
+    );
+    assert_eq!(
+        c.produce("small", 0, batch(&[b"x"], Compression::None), 2)
+            .await
+            .error_code,
+        21
+    );
+
+    // An idempotent batch (producer id set) is refused clearly until idempotence exists.
+    let mut idempotent = bytes::BytesMut::from(&batch(&[b"x"], Compression::None)[..]);
+    idempotent[43..51].copy_from_slice(&7i64.to_be_bytes());
+    idempotent[53..57].copy_from_slice(&0i32.to_be_bytes());
+    let crc = crc32c::crc32c(&idempotent[21..]);
+    idempotent[17..21].copy_from_slice(&crc.to_be_bytes());
+    let refused = c.produce("small", 0, idempotent.freeze(), 1).await;
+    assert_eq!(refused.error_code, 43);
+    assert!(refused
+        .error_message
+        .unwrap()
+        .as_str()
+        .contains("enable.idempotence=false"));
+    b.abort();
+}
+
+#[tokio::test]
+async fn log_append_time_topics_stamp_the_broker_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path(), &[]).await;
+    let mut c = Client::connect(b.kafka_addrs[0]).await;
+    let lat = topic("lat", 1, 1).with_configs(vec![CreatableTopicConfig::default()
+        .with_name(StrBytes::from_static_str("message.timestamp.type"))
+        .with_value(Some(StrBytes::from_static_str("LogAppendTime")))]);
+    assert_eq!(create(&mut c, lat, false).await.0, 0);
+    let r = c
+        .produce("lat", 0, batch(&[b"stamped"], Compression::Snappy), 1)
+        .await;
+    assert!(r.log_append_time_ms > 0);
+    let data = c.fetch("lat", 0, 0, 0).await;
+    let mut raw = data.records.unwrap();
+    let sets = proto_kafka::records::RecordBatchDecoder::decode_all(&mut raw).unwrap();
+    let record = &sets[0].records[0];
+    assert_eq!(
+        record.timestamp_type,
+        proto_kafka::records::TimestampType::LogAppend
+    );
+    assert_eq!(record.timestamp, r.log_append_time_ms);
+    b.abort();
+}
+
+#[tokio::test]
+async fn an_invalid_configuration_stops_start_up_naming_the_key() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_runnel-broker"))
+        .args(["--num.partitions=0", "--listeners=PLAINTEXT://127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("num.partitions"), "{stderr}");
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_runnel-broker"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("log.flush.mode"));
+}
+
+#[tokio::test]
+async fn metadata_v0_with_an_empty_list_means_every_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path(), &[]).await;
+    let mut c = Client::connect(b.kafka_addrs[0]).await;
+    assert_eq!(c.create_topic("one", 1).await, 0);
+    assert_eq!(c.create_topic("two", 2).await, 0);
+    let (_, frame) = c.frame(
+        ApiKey::Metadata,
+        0,
+        &MetadataRequest::default().with_topics(Some(vec![])),
+    );
+    c.send_raw(&frame).await.unwrap();
+    let mut response = c.read_frame().await.unwrap();
+    ResponseHeader::decode(&mut response, 0).unwrap();
+    let response = MetadataResponse::decode(&mut response, 0).unwrap();
+    assert_eq!(response.topics.len(), 2);
+    let v1 = c.metadata(Some(&[])).await;
+    assert!(v1.topics.is_empty(), "v1+: an empty list means none");
+    b.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_by_size_moves_the_log_start_and_earliest_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path(), &[("log.retention.check.interval.ms", "50")]).await;
+    let mut c = Client::connect(b.kafka_addrs[0]).await;
+    let configs = [("segment.bytes", "2000"), ("retention.bytes", "4000")]
+        .iter()
+        .map(|(k, v)| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_static_str(k))
+                .with_value(Some(StrBytes::from_static_str(v)))
+        })
+        .collect();
+    assert_eq!(
+        create(&mut c, topic("ret", 1, 1).with_configs(configs), false)
+            .await
+            .0,
+        0
+    );
+    for i in 0..60 {
+        let r = c
+            .produce(
+                "ret",
+                0,
+                batch(&[format!("{i:0>200}").as_bytes()], Compression::None),
+                1,
+            )
+            .await;
+        assert_eq!(r.error_code, 0);
+    }
+    let mut earliest = 0;
+    for _ in 0..200 {
+        earliest = c.list_offsets("ret", 0, -2).await.offset;
+        if earliest > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(earliest > 0, "retention never ran");
+    assert_eq!(
+        c.fetch("ret", 0, 0, 0).await.error_code,
+        1,
+        "offset 0 is gone"
+    );
+    let rest = c.read_all("ret", 0, earliest).await;
+    assert_eq!(rest.first().map(|r| r.0), Some(earliest));
+    assert_eq!(rest.last().map(|r| r.0), Some(59));
+    b.abort();
+}

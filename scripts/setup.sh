@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what building and testing need, skipping what is already there; safe to re-run.
+#   apt: kcat (real librdkafka 2.0 client)    pip: tests/requirements.txt
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo (Rust stable) is required and was not found" >&2
+  exit 1
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
+
+apt_packages=()
+command -v kcat >/dev/null || apt_packages+=(kcat)
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  echo "setup: installing ${apt_packages[*]} with apt"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+fi
+
+if ! python3 - >/dev/null 2>&1 <<'PY'
+import kafka, confluent_kafka, lz4, snappy, zstandard, cramjam, pytest
+assert kafka.__version__ == "3.0.12", kafka.__version__
+assert confluent_kafka.version()[0] == "2.16.1", confluent_kafka.version()
+PY
+then
+  echo "setup: installing the Python test clients with pip"
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -r tests/requirements.txt
+fi
+echo "setup: done"
