@@ -36,6 +36,7 @@ struct Outcome {
     served: usize,
     truncated_bytes: f64,
     recovered_segments: f64,
+    dropped_segments: f64,
     file_syncs: u64,
 }
 
@@ -161,8 +162,15 @@ async fn run_once(seed: u64, mode: CutMode, flush_mode: &str) -> Outcome {
     tasks.push(tokio::spawn(produce_unacknowledged_until_cut(addr)));
     tasks.push(tokio::spawn(consume_until_cut(addr, served.clone())));
 
-    // Cut somewhere between 150 and 650 ms into the run.
+    // Cut somewhere between 150 and 650 ms into the run, at a moment when unsynced bytes
+    // exist (the acks=0 producer makes that nearly always true), so torn tails happen.
     tokio::time::sleep(Duration::from_millis(150 + (seed * 7919) % 500)).await;
+    for _ in 0..1000 {
+        if sim.unsynced_bytes() > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
     let file_syncs = sim.stats().file_syncs;
     let after = sim.power_cut(mode);
     let cut = after.stats();
@@ -212,6 +220,7 @@ async fn run_once(seed: u64, mode: CutMode, flush_mode: &str) -> Outcome {
         served: served.len(),
         truncated_bytes: metric(&text, "runnel_log_truncated_bytes_total"),
         recovered_segments: metric(&text, "runnel_log_recovered_segments_total"),
+        dropped_segments: metric(&text, "runnel_log_dropped_segments_total"),
         file_syncs,
     }
 }
@@ -228,9 +237,9 @@ async fn durable_mode_keeps_every_acknowledged_record_through_power_loss() {
         };
         let outcome = run_once(seed, mode, "durable").await;
         println!(
-            "durable seed={seed} mode={mode:?}: acked={} served={} lost_acked={} lost_served={} fsyncs={} recovered_segments={} truncated_bytes={}",
+            "durable seed={seed} mode={mode:?}: acked={} served={} lost_acked={} lost_served={} fsyncs={} recovered_segments={} truncated_bytes={} dropped_segments={}",
             outcome.acked, outcome.served, outcome.lost_acked, outcome.lost_served, outcome.file_syncs,
-            outcome.recovered_segments, outcome.truncated_bytes
+            outcome.recovered_segments, outcome.truncated_bytes, outcome.dropped_segments
         );
         assert!(
             outcome.acked > 0,

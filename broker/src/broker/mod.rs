@@ -244,16 +244,22 @@ impl Broker {
             ready_tx,
             started,
         )));
-        background.push(tokio::spawn(checkpoints(
-            replicas.clone(),
+        background.push(tokio::spawn(periodically(
             config.checkpoint_interval,
-        )));
-        background.push(tokio::spawn(retention(
             replicas.clone(),
+            write_checkpoints,
+        )));
+        background.push(tokio::spawn(periodically(
             config.retention_check_interval,
+            replicas.clone(),
+            enforce_retention,
         )));
         if config.flush_mode == FlushMode::Interval {
-            background.push(tokio::spawn(interval_flushes(replicas.clone())));
+            background.push(tokio::spawn(periodically(
+                Duration::from_millis(100),
+                replicas.clone(),
+                ReplicaManager::flush_due,
+            )));
         }
 
         let ctx = Arc::new(Context {
@@ -408,34 +414,23 @@ async fn track_readiness(
     }
 }
 
-async fn checkpoints(replicas: Arc<ReplicaManager>, every: Duration) {
+/// Runs `work` on a blocking thread every `every` (the first run after one period).
+async fn periodically(every: Duration, replicas: Arc<ReplicaManager>, work: fn(&ReplicaManager)) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
         tick.tick().await;
         let replicas = replicas.clone();
-        let written = tokio::task::spawn_blocking(move || replicas.write_checkpoints()).await;
-        if let Ok(Err(err)) = written {
-            warn!(error = %err, "failed to write checkpoints");
-        }
+        let _ = tokio::task::spawn_blocking(move || work(&replicas)).await;
     }
 }
 
-async fn retention(replicas: Arc<ReplicaManager>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let replicas = replicas.clone();
-        let now_ms = crate::handlers::now_ms();
-        let _ = tokio::task::spawn_blocking(move || replicas.enforce_retention(now_ms)).await;
+fn write_checkpoints(replicas: &ReplicaManager) {
+    if let Err(err) = replicas.write_checkpoints() {
+        warn!(error = %err, "failed to write checkpoints");
     }
 }
 
-async fn interval_flushes(replicas: Arc<ReplicaManager>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    loop {
-        tick.tick().await;
-        replicas.flush_due();
-    }
+fn enforce_retention(replicas: &ReplicaManager) {
+    replicas.enforce_retention(crate::handlers::now_ms());
 }

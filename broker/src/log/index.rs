@@ -18,38 +18,92 @@ use std::sync::Arc;
 
 use super::io::{read_exact_at, FileSystem, LogFile, OpenMode};
 
-const OFFSET_ENTRY: usize = 8;
-const TIME_ENTRY: usize = 12;
-
-/// Reads a whole index file, or `None` if its length is not a whole number of entries.
-fn read_entries(file: &dyn LogFile, entry: usize) -> io::Result<Option<Vec<u8>>> {
-    let len = usize::try_from(file.len()?).map_err(io::Error::other)?;
-    if len % entry != 0 {
-        return Ok(None);
-    }
-    let mut buf = vec![0; len];
-    read_exact_at(file, &mut buf, 0)?;
-    Ok(Some(buf))
+/// A fixed-size index entry.
+trait Entry: Copy + std::fmt::Debug {
+    const SIZE: usize;
+    fn decode(raw: &[u8]) -> Self;
+    fn encode(&self) -> Vec<u8>;
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-fn i64_at(b: &[u8], at: usize) -> i64 {
-    let mut x = [0u8; 8];
-    x.copy_from_slice(&b[at..at + 8]);
-    i64::from_be_bytes(x)
+/// (relative offset, position).
+impl Entry for (u32, u32) {
+    const SIZE: usize = 8;
+    fn decode(raw: &[u8]) -> Self {
+        (u32_at(raw, 0), u32_at(raw, 4))
+    }
+    fn encode(&self) -> Vec<u8> {
+        [self.0.to_be_bytes(), self.1.to_be_bytes()].concat()
+    }
+}
+
+/// (timestamp, relative offset).
+impl Entry for (i64, u32) {
+    const SIZE: usize = 12;
+    fn decode(raw: &[u8]) -> Self {
+        let mut ts = [0u8; 8];
+        ts.copy_from_slice(&raw[..8]);
+        (i64::from_be_bytes(ts), u32_at(raw, 8))
+    }
+    fn encode(&self) -> Vec<u8> {
+        [&self.0.to_be_bytes()[..], &self.1.to_be_bytes()[..]].concat()
+    }
+}
+
+/// An index file of fixed-size entries, mirrored in memory.
+#[derive(Debug)]
+struct IndexFile<E> {
+    path: PathBuf,
+    file: Arc<dyn LogFile>,
+    entries: Vec<E>,
+}
+
+impl<E: Entry> IndexFile<E> {
+    /// Opens (or creates) the file; the entries on disk, or `None` if the file is not a
+    /// whole number of entries. The in-memory mirror starts empty: the caller checks the
+    /// entries and keeps them only if they make sense.
+    fn open(fs: &dyn FileSystem, path: &Path) -> io::Result<(IndexFile<E>, Option<Vec<E>>)> {
+        let file = fs.open(path, OpenMode::Create)?;
+        let len = usize::try_from(file.len()?).map_err(io::Error::other)?;
+        let on_disk = if len % E::SIZE == 0 {
+            let mut raw = vec![0; len];
+            read_exact_at(file.as_ref(), &mut raw, 0)?;
+            Some(raw.chunks_exact(E::SIZE).map(E::decode).collect())
+        } else {
+            None
+        };
+        let index = IndexFile {
+            path: path.to_path_buf(),
+            file,
+            entries: Vec::new(),
+        };
+        Ok((index, on_disk))
+    }
+
+    fn push(&mut self, entry: E) -> io::Result<()> {
+        self.file
+            .write_all_at(&entry.encode(), (self.entries.len() * E::SIZE) as u64)?;
+        self.entries.push(entry);
+        Ok(())
+    }
+
+    fn truncate(&mut self, keep: usize) -> io::Result<()> {
+        if keep < self.entries.len() {
+            self.entries.truncate(keep);
+            self.file.set_len((keep * E::SIZE) as u64)?;
+        }
+        Ok(())
+    }
 }
 
 /// Offset → position, sparse.
 #[derive(Debug)]
 pub struct OffsetIndex {
-    path: PathBuf,
-    file: Arc<dyn LogFile>,
+    index: IndexFile<(u32, u32)>,
     base_offset: i64,
-    /// (relative offset, position), both strictly increasing.
-    entries: Vec<(u32, u32)>,
 }
 
 impl OffsetIndex {
@@ -61,103 +115,85 @@ impl OffsetIndex {
         base_offset: i64,
         log_size: u64,
     ) -> io::Result<(OffsetIndex, bool)> {
-        let file = fs.open(path, OpenMode::Create)?;
-        let mut index = OffsetIndex {
-            path: path.to_path_buf(),
-            file,
-            base_offset,
-            entries: Vec::new(),
-        };
-        let Some(raw) = read_entries(index.file.as_ref(), OFFSET_ENTRY)? else {
-            return Ok((index, false));
-        };
-        for chunk in raw.chunks_exact(OFFSET_ENTRY) {
-            let entry = (u32_at(chunk, 0), u32_at(chunk, 4));
-            let increasing = index
-                .entries
-                .last()
-                .is_none_or(|last| entry.0 > last.0 && entry.1 > last.1);
-            if !increasing || u64::from(entry.1) >= log_size {
-                index.entries.clear();
-                return Ok((index, false));
-            }
-            index.entries.push(entry);
+        let (mut index, on_disk) = IndexFile::<(u32, u32)>::open(fs, path)?;
+        let whole = on_disk.is_some();
+        let entries = on_disk.unwrap_or_default();
+        let increasing = entries
+            .windows(2)
+            .all(|w| w[1].0 > w[0].0 && w[1].1 > w[0].1);
+        let inside = entries.iter().all(|e| u64::from(e.1) < log_size);
+        let valid = whole && increasing && inside;
+        if valid {
+            index.entries = entries;
         }
-        Ok((index, true))
+        Ok((OffsetIndex { index, base_offset }, valid))
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.index.path
     }
 
     pub fn file(&self) -> &Arc<dyn LogFile> {
-        &self.file
+        &self.index.file
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.index.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.index.entries.is_empty()
     }
 
     /// Adds an entry for the batch starting at `offset` and `position`.
     pub fn append(&mut self, offset: i64, position: u64) -> io::Result<()> {
         let rel = u32::try_from(offset - self.base_offset).map_err(io::Error::other)?;
         let pos = u32::try_from(position).map_err(io::Error::other)?;
-        if let Some(last) = self.entries.last() {
-            if rel <= last.0 || pos <= last.1 {
-                return Ok(());
-            }
+        if self
+            .index
+            .entries
+            .last()
+            .is_some_and(|last| rel <= last.0 || pos <= last.1)
+        {
+            return Ok(());
         }
-        let mut entry = [0u8; OFFSET_ENTRY];
-        entry[..4].copy_from_slice(&rel.to_be_bytes());
-        entry[4..].copy_from_slice(&pos.to_be_bytes());
-        self.file
-            .write_all_at(&entry, (self.entries.len() * OFFSET_ENTRY) as u64)?;
-        self.entries.push((rel, pos));
-        Ok(())
+        self.index.push((rel, pos))
     }
 
     /// The greatest indexed (offset, position) at or below `offset`; (base, 0) if none.
     pub fn lookup(&self, offset: i64) -> (i64, u64) {
         let rel = offset - self.base_offset;
-        let idx = self.entries.partition_point(|e| i64::from(e.0) <= rel);
-        match idx {
+        let entries = &self.index.entries;
+        match entries.partition_point(|e| i64::from(e.0) <= rel) {
             0 => (self.base_offset, 0),
-            i => {
-                let (r, p) = self.entries[i - 1];
-                (self.base_offset + i64::from(r), u64::from(p))
-            }
+            i => (
+                self.base_offset + i64::from(entries[i - 1].0),
+                u64::from(entries[i - 1].1),
+            ),
         }
     }
 
     /// Drops entries for positions at or past `position` (the log was cut there).
     pub fn truncate_to_position(&mut self, position: u64) -> io::Result<()> {
-        let keep = self.entries.partition_point(|e| u64::from(e.1) < position);
-        if keep < self.entries.len() {
-            self.entries.truncate(keep);
-            self.file.set_len((keep * OFFSET_ENTRY) as u64)?;
-        }
-        Ok(())
+        let keep = self
+            .index
+            .entries
+            .partition_point(|e| u64::from(e.1) < position);
+        self.index.truncate(keep)
     }
 
     /// Empties the index before a rebuild.
     pub fn reset(&mut self) -> io::Result<()> {
-        self.entries.clear();
-        self.file.set_len(0)
+        self.index.entries.clear();
+        self.index.file.set_len(0)
     }
 }
 
 /// Timestamp → offset, sparse, timestamps increasing.
 #[derive(Debug)]
 pub struct TimeIndex {
-    path: PathBuf,
-    file: Arc<dyn LogFile>,
+    index: IndexFile<(i64, u32)>,
     base_offset: i64,
-    /// (timestamp, relative offset), both strictly increasing.
-    entries: Vec<(i64, u32)>,
 }
 
 impl TimeIndex {
@@ -169,87 +205,75 @@ impl TimeIndex {
         base_offset: i64,
         next_offset: Option<i64>,
     ) -> io::Result<(TimeIndex, bool)> {
-        let file = fs.open(path, OpenMode::Create)?;
-        let mut index = TimeIndex {
-            path: path.to_path_buf(),
-            file,
-            base_offset,
-            entries: Vec::new(),
-        };
-        let Some(raw) = read_entries(index.file.as_ref(), TIME_ENTRY)? else {
-            return Ok((index, false));
-        };
-        for chunk in raw.chunks_exact(TIME_ENTRY) {
-            let entry = (i64_at(chunk, 0), u32_at(chunk, 8));
-            let increasing = index
-                .entries
-                .last()
-                .is_none_or(|last| entry.0 > last.0 && entry.1 >= last.1);
-            let in_range = next_offset.is_none_or(|next| base_offset + i64::from(entry.1) < next);
-            if !increasing || !in_range {
-                index.entries.clear();
-                return Ok((index, false));
-            }
-            index.entries.push(entry);
+        let (mut index, on_disk) = IndexFile::<(i64, u32)>::open(fs, path)?;
+        let whole = on_disk.is_some();
+        let entries = on_disk.unwrap_or_default();
+        let increasing = entries
+            .windows(2)
+            .all(|w| w[1].0 > w[0].0 && w[1].1 >= w[0].1);
+        let inside = entries
+            .iter()
+            .all(|e| next_offset.is_none_or(|next| base_offset + i64::from(e.1) < next));
+        let valid = whole && increasing && inside;
+        if valid {
+            index.entries = entries;
         }
-        Ok((index, true))
+        Ok((TimeIndex { index, base_offset }, valid))
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.index.path
     }
 
     pub fn file(&self) -> &Arc<dyn LogFile> {
-        &self.file
+        &self.index.file
     }
 
     /// The last entry: the segment's max timestamp as of its last index point.
     pub fn last(&self) -> Option<(i64, i64)> {
-        self.entries
+        self.index
+            .entries
             .last()
             .map(|&(ts, rel)| (ts, self.base_offset + i64::from(rel)))
     }
 
     /// Records that `timestamp` is the max so far, first reached at `offset`.
     pub fn maybe_append(&mut self, timestamp: i64, offset: i64) -> io::Result<()> {
-        if self.entries.last().is_some_and(|last| timestamp <= last.0) {
+        if self
+            .index
+            .entries
+            .last()
+            .is_some_and(|last| timestamp <= last.0)
+        {
             return Ok(());
         }
         let rel = u32::try_from(offset - self.base_offset).map_err(io::Error::other)?;
-        let mut entry = [0u8; TIME_ENTRY];
-        entry[..8].copy_from_slice(&timestamp.to_be_bytes());
-        entry[8..].copy_from_slice(&rel.to_be_bytes());
-        self.file
-            .write_all_at(&entry, (self.entries.len() * TIME_ENTRY) as u64)?;
-        self.entries.push((timestamp, rel));
-        Ok(())
+        self.index.push((timestamp, rel))
     }
 
     /// An offset from which a scan finds the first record with a timestamp at or above
     /// `timestamp`: the offset of the greatest entry whose timestamp is below it.
     pub fn lookup(&self, timestamp: i64) -> i64 {
-        let idx = self.entries.partition_point(|e| e.0 < timestamp);
-        match idx {
+        let entries = &self.index.entries;
+        match entries.partition_point(|e| e.0 < timestamp) {
             0 => self.base_offset,
-            i => self.base_offset + i64::from(self.entries[i - 1].1),
+            i => self.base_offset + i64::from(entries[i - 1].1),
         }
     }
 
     /// Drops entries naming offsets at or past `offset`.
     pub fn truncate_to_offset(&mut self, offset: i64) -> io::Result<()> {
+        let base = self.base_offset;
         let keep = self
+            .index
             .entries
-            .partition_point(|e| self.base_offset + i64::from(e.1) < offset);
-        if keep < self.entries.len() {
-            self.entries.truncate(keep);
-            self.file.set_len((keep * TIME_ENTRY) as u64)?;
-        }
-        Ok(())
+            .partition_point(|e| base + i64::from(e.1) < offset);
+        self.index.truncate(keep)
     }
 
     pub fn reset(&mut self) -> io::Result<()> {
-        self.entries.clear();
-        self.file.set_len(0)
+        self.index.entries.clear();
+        self.index.file.set_len(0)
     }
 }
 

@@ -219,7 +219,25 @@ impl PartitionLog {
         };
         let mut epochs_changed = false;
         let mut cut_at: Option<usize> = None;
+        // The end of the last recovered segment, if it was recovered (not trusted).
+        let mut recovered_end: Option<i64> = None;
         for (i, &base) in bases.iter().enumerate() {
+            if recovered_end.is_some_and(|end| end != base) {
+                // A directory fsync persists every entry it holds, including segments
+                // created after the flush that synced it, so after a power cut a later
+                // segment can exist while an earlier one lost its unsynced tail. Nothing
+                // in it was acknowledged (the durable offset passes a segment only after
+                // every earlier file is synced), and keeping it would leave a hole of
+                // offsets that never existed: drop it and everything after it.
+                warn!(
+                    dir = %dir.display(),
+                    base_offset = base,
+                    expected = recovered_end.unwrap_or_default(),
+                    "a segment starts past the end of the recovered one before it; dropping it and later segments"
+                );
+                cut_at = Some(i);
+                break;
+            }
             let next_base = bases.get(i + 1).copied();
             let below_recovery_point =
                 next_base.is_some_and(|n| n <= recovery_point) || options.clean_shutdown;
@@ -256,6 +274,9 @@ impl PartitionLog {
                     cut_at = Some(i + 1);
                     break;
                 }
+                recovered_end = Some(segment.next_offset());
+            } else {
+                recovered_end = None;
             }
             segments.insert(base, segment);
         }
@@ -926,5 +947,56 @@ mod tests {
         log.append_as_leader(&mut batch, &valid, 0, 2100, false)
             .unwrap();
         assert_eq!(log.segment_count(), 2, "rolled at segment.ms");
+    }
+
+    #[test]
+    fn a_later_segment_surviving_a_short_earlier_one_is_dropped() {
+        // The running system rolled twice; a directory fsync made both new segments'
+        // entries durable, but the middle segment's data was never synced.
+        let sim = SimFs::new();
+        let root = PathBuf::from("/data");
+        sim.create_dir_all(&root).unwrap();
+        sim.sync_dir(Path::new("/")).unwrap();
+        let fs: Arc<dyn FileSystem> = Arc::new(sim.clone());
+        let path = root.join("t-0");
+        let id = Uuid::new_v4();
+        let mut log = PartitionLog::create(fs.clone(), &path, id, config()).unwrap();
+        for i in 0..12 {
+            append(
+                &mut log,
+                format!("value-{i:03}-{}", "x".repeat(100)).as_bytes(),
+            );
+        }
+        let ticket = log.take_flush().unwrap();
+        for f in &ticket.files {
+            f.sync_data().unwrap();
+        }
+        log.finish_flush(&ticket, true);
+        let durable = log.durable_offset();
+        let segments_before = log.segment_count();
+        for i in 0..12 {
+            append(
+                &mut log,
+                format!("later-{i:03}-{}", "y".repeat(100)).as_bytes(),
+            );
+        }
+        assert!(
+            log.segment_count() > segments_before + 1,
+            "rolled at least twice"
+        );
+        // Only the directory is synced, as a concurrent flush's sync_dir would.
+        sim.sync_dir(&path).unwrap();
+        let after: Arc<dyn FileSystem> = Arc::new(sim.power_cut(CutMode::LoseUnsynced));
+        let (log, report) =
+            PartitionLog::open(after, &path, id, config(), OpenOptions::default()).unwrap();
+        assert!(report.deleted_segments > 0);
+        assert_eq!(
+            log.log_end_offset(),
+            durable,
+            "no hole: the log ends where the data ends"
+        );
+        let plan = log.read_plan(0).unwrap().unwrap();
+        let read = read_batches(&plan, 0, 1 << 20, true, durable).unwrap();
+        assert!(!read.bytes.is_empty());
     }
 }

@@ -190,6 +190,22 @@ impl SimFs {
         }
     }
 
+    /// Bytes written but not yet synced, over all files (0 once the machine is off).
+    pub fn unsynced_bytes(&self) -> u64 {
+        let state = self.lock();
+        state
+            .names
+            .values()
+            .filter_map(|node| match node {
+                Node::File(inode) => {
+                    let inode = lock_inode(inode);
+                    Some(inode.data.len().saturating_sub(inode.dirty_from) as u64)
+                }
+                Node::Dir => None,
+            })
+            .sum()
+    }
+
     /// Reads a file as the running system sees it (for tests that corrupt or inspect).
     pub fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         let state = self.lock();

@@ -25,6 +25,7 @@ pub struct RecoveryStats {
     pub logs_opened: AtomicU64,
     pub segments_recovered: AtomicU64,
     pub bytes_truncated: AtomicU64,
+    pub segments_dropped: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -168,6 +169,9 @@ impl ReplicaManager {
                 self.recovery
                     .bytes_truncated
                     .fetch_add(report.truncated_bytes, Ordering::Relaxed);
+                self.recovery
+                    .segments_dropped
+                    .fetch_add(report.deleted_segments as u64, Ordering::Relaxed);
                 info!(
                     topic = %name,
                     partition = index,

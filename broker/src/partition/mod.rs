@@ -397,30 +397,42 @@ impl Partition {
         self.offsets.subscribe()
     }
 
+    /// The state, if this replica may serve consumers at `current_leader_epoch`
+    /// (-1: any): it leads, and the client's epoch is neither stale nor ahead.
+    fn serving_state(&self, current_leader_epoch: i32) -> Result<ReplicaState, ReplicaError> {
+        let state = self.state();
+        if state.role != Role::Leader {
+            return Err(ReplicaError::NotLeader);
+        }
+        self.leader_epoch_check(&state, current_leader_epoch)?;
+        Ok(state)
+    }
+
+    /// The log, unless an I/O error took it offline.
+    fn online_log(&self) -> Result<MutexGuard<'_, PartitionLog>, ReplicaError> {
+        let log = lock(&self.log);
+        if log.is_offline() {
+            return Err(ReplicaError::Storage);
+        }
+        Ok(log)
+    }
+
     /// Plans a consumer fetch at `offset`: checks role and epoch, finds the segment.
     pub fn fetch_plan(
         &self,
         offset: i64,
         current_leader_epoch: i32,
     ) -> Result<FetchPlan, ReplicaError> {
-        let state = self.state();
-        if state.role != Role::Leader {
-            return Err(ReplicaError::NotLeader);
-        }
-        self.leader_epoch_check(&state, current_leader_epoch)?;
-        let log = lock(&self.log);
-        if log.is_offline() {
-            return Err(ReplicaError::Storage);
-        }
+        let state = self.serving_state(current_leader_epoch)?;
+        let log = self.online_log()?;
         let plan = log
             .read_plan(offset)
             .map_err(|ReadError::OffsetOutOfRange { .. }| ReplicaError::OffsetOutOfRange)?;
         let log_start = log.log_start_offset();
         drop(log);
-        let offsets = self.offsets();
         Ok(FetchPlan {
             plan,
-            high_watermark: offsets.high_watermark,
+            high_watermark: self.offsets().high_watermark,
             log_start,
             leader_epoch: state.leader_epoch,
         })
@@ -433,16 +445,9 @@ impl Partition {
         timestamp: i64,
         current_leader_epoch: i32,
     ) -> Result<OffsetAnswer, ReplicaError> {
-        let state = self.state();
-        if state.role != Role::Leader {
-            return Err(ReplicaError::NotLeader);
-        }
-        self.leader_epoch_check(&state, current_leader_epoch)?;
+        let state = self.serving_state(current_leader_epoch)?;
         let high_watermark = self.offsets().high_watermark;
-        let log = lock(&self.log);
-        if log.is_offline() {
-            return Err(ReplicaError::Storage);
-        }
+        let log = self.online_log()?;
         match timestamp {
             LATEST => Ok(OffsetAnswer {
                 offset: high_watermark,

@@ -130,13 +130,16 @@ impl BatchHeader {
         self.batch_length.max(0) as usize + LOG_OVERHEAD
     }
 
+    /// Saturating: a corrupt header near `i64::MAX` must not overflow (recovery reads
+    /// whatever is on disk).
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + i64::from(self.last_offset_delta)
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
     }
 
-    /// The offset after this batch.
+    /// The offset after this batch (saturating, as `last_offset`).
     pub fn next_offset(&self) -> i64 {
-        self.last_offset() + 1
+        self.last_offset().saturating_add(1)
     }
 
     pub fn codec(&self) -> Option<Codec> {
@@ -395,5 +398,15 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn offsets_near_the_top_of_the_range_saturate() {
+        let mut batch = uncompressed(&[b"a"], 1);
+        set_base_offset(&mut batch, i64::MAX - 1);
+        batch[23..27].copy_from_slice(&i32::MAX.to_be_bytes());
+        let header = BatchHeader::parse(&batch).unwrap();
+        assert_eq!(header.last_offset(), i64::MAX);
+        assert_eq!(header.next_offset(), i64::MAX);
     }
 }

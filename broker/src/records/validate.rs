@@ -140,7 +140,7 @@ fn check_batch_fields(header: &BatchHeader) -> Result<(), Invalid> {
             format!("invalid record count {}", header.records_count),
         ));
     }
-    if header.last_offset_delta < 0 || header.last_offset_delta + 1 != header.records_count {
+    if i64::from(header.last_offset_delta) + 1 != i64::from(header.records_count) {
         return Err(invalid(
             Refusal::InvalidRecord,
             format!(
@@ -363,5 +363,21 @@ mod tests {
                 prop_assert_eq!(outcome.is_ok(), unchecked, "byte {} flipped: {:?}", at, outcome);
             }
         }
+    }
+
+    #[test]
+    fn a_maximal_last_offset_delta_is_refused_without_overflow() {
+        // Found by the batch_validate fuzzer: lastOffsetDelta = i32::MAX overflowed `+ 1`.
+        let mut batch = uncompressed(&[b"a"], 999_000);
+        batch[23..27].copy_from_slice(&i32::MAX.to_be_bytes());
+        batch[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[21..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(
+            validate_produce_batch(&batch, &limits())
+                .unwrap_err()
+                .refusal,
+            Refusal::InvalidRecord
+        );
     }
 }

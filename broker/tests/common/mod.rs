@@ -231,9 +231,20 @@ impl Client {
     pub async fn read_all(&mut self, topic: &str, partition: i32, from: i64) -> Vec<(i64, Bytes)> {
         let mut out = Vec::new();
         let mut offset = from;
+        let mut stalled = 0;
         loop {
             let data = self.fetch(topic, partition, offset, 100).await;
             assert_eq!(data.error_code, 0, "fetch error at offset {offset}");
+            if offset < data.high_watermark && data.records.as_ref().is_none_or(|r| r.is_empty()) {
+                stalled += 1;
+                assert!(
+                    stalled < 20,
+                    "no records at offset {offset} below the high watermark {}",
+                    data.high_watermark
+                );
+            } else {
+                stalled = 0;
+            }
             let records = decode(data.records.clone().unwrap_or_default());
             let before = out.len();
             for (o, v) in records {
