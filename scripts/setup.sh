@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, skipping what is already there; safe to re-run.
-#   apt: kcat (real librdkafka 2.0 client)    pip: tests/requirements.txt
+#   apt: kcat (real librdkafka 2.0 client), a JDK and Maven if missing
+#   pip: tests/requirements.txt      Maven Central: Apache Kafka's jars (clients, tools)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,8 @@ if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
 
 apt_packages=()
 command -v kcat >/dev/null || apt_packages+=(kcat)
+command -v javac >/dev/null || apt_packages+=(openjdk-17-jdk-headless)
+command -v mvn >/dev/null || apt_packages+=(maven)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "setup: installing ${apt_packages[*]} with apt"
   $SUDO apt-get update -qq
@@ -29,4 +32,5 @@ then
   echo "setup: installing the Python test clients with pip"
   python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -r tests/requirements.txt
 fi
+./scripts/kafka-jars.sh 4.1.1 >/dev/null
 echo "setup: done"

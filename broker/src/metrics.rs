@@ -62,6 +62,9 @@ pub struct Metrics {
     pub bytes_out: Counter,
     pub messages_in: Counter,
     pub produce_batches: Family<CodecLabels, Counter>,
+    pub idempotent_batches: Counter,
+    pub duplicate_batches: Counter,
+    pub producer_ids: Counter,
     pub rejected_frames: Family<ReasonLabels, Counter>,
     pub connections: Gauge,
     live: Arc<LiveStats>,
@@ -216,6 +219,24 @@ impl Metrics {
             "Produced batches stored, by compression codec",
             produce_batches.clone(),
         );
+        let idempotent_batches = Counter::default();
+        registry.register(
+            "runnel_produce_idempotent_batches",
+            "Batches from idempotent producers whose sequence was checked and appended",
+            idempotent_batches.clone(),
+        );
+        let duplicate_batches = Counter::default();
+        registry.register(
+            "runnel_produce_duplicate_batches",
+            "Producer retries recognised as duplicates and answered with their original offsets",
+            duplicate_batches.clone(),
+        );
+        let producer_ids = Counter::default();
+        registry.register(
+            "runnel_producer_ids_issued",
+            "Producer ids handed out by InitProducerId",
+            producer_ids.clone(),
+        );
         let rejected_frames = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "runnel_rejected_frames",
@@ -239,6 +260,9 @@ impl Metrics {
             bytes_out,
             messages_in,
             produce_batches,
+            idempotent_batches,
+            duplicate_batches,
+            producer_ids,
             rejected_frames,
             connections,
             live,

@@ -181,3 +181,67 @@ async fn a_clean_shutdown_skips_recovery_on_restart() {
         .iter()
         .all(|p| p.leader_epoch >= 1));
 }
+
+/// Producer state survives restarts: after kill -9 (replayed from the log) and after a
+/// clean stop (from the snapshot), a retry of the last batch is still a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_producer_state_survives_kill_9_and_clean_restarts() {
+    use common::producer_batch;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let broker = Process::start(&data, &["--log.segment.bytes=2000"]).await;
+    let mut client = Client::connect(broker.kafka).await;
+    assert_eq!(client.create_topic(TOPIC, 1).await, 0);
+    let (pid, _) = client.init_producer_id().await;
+    let batch_at = |seq: i32| {
+        producer_batch(
+            &[format!("{seq:0>300}").as_bytes()],
+            Compression::Zstd,
+            pid,
+            0,
+            seq,
+        )
+    };
+    for seq in 0..20 {
+        let r = client.produce(TOPIC, 0, batch_at(seq), -1).await;
+        assert_eq!((r.error_code, r.base_offset), (0, i64::from(seq)));
+    }
+    broker.kill9();
+
+    let broker = Process::start(&data, &["--log.segment.bytes=2000"]).await;
+    let mut client = Client::connect(broker.kafka).await;
+    let retry = client.produce(TOPIC, 0, batch_at(19), -1).await;
+    assert_eq!(
+        (retry.error_code, retry.base_offset),
+        (0, 19),
+        "still a duplicate after kill -9"
+    );
+    let next = client.produce(TOPIC, 0, batch_at(20), -1).await;
+    assert_eq!((next.error_code, next.base_offset), (0, 20));
+    let gap = client.produce(TOPIC, 0, batch_at(22), -1).await;
+    assert_eq!(gap.error_code, 45);
+    drop(client);
+    assert!(broker.terminate().success());
+    assert!(
+        std::fs::read_dir(data.join(format!("{TOPIC}-0")))
+            .unwrap()
+            .any(|e| e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".snapshot")),
+        "producer-state snapshots are written"
+    );
+
+    let broker = Process::start(&data, &["--log.segment.bytes=2000"]).await;
+    let mut client = Client::connect(broker.kafka).await;
+    let retry = client.produce(TOPIC, 0, batch_at(20), -1).await;
+    assert_eq!(
+        (retry.error_code, retry.base_offset),
+        (0, 20),
+        "still a duplicate after a clean restart"
+    );
+    assert_eq!(client.read_all(TOPIC, 0, 0).await.len(), 21);
+    let text = metrics(broker.http).await;
+    assert_eq!(metric(&text, "runnel_produce_duplicate_batches_total"), 1.0);
+}

@@ -329,19 +329,6 @@ async fn produce_refusals_carry_kafka_codes_and_messages() {
         21
     );
 
-    // An idempotent batch (producer id set) is refused clearly until idempotence exists.
-    let mut idempotent = bytes::BytesMut::from(&batch(&[b"x"], Compression::None)[..]);
-    idempotent[43..51].copy_from_slice(&7i64.to_be_bytes());
-    idempotent[53..57].copy_from_slice(&0i32.to_be_bytes());
-    let crc = crc32c::crc32c(&idempotent[21..]);
-    idempotent[17..21].copy_from_slice(&crc.to_be_bytes());
-    let refused = c.produce("small", 0, idempotent.freeze(), 1).await;
-    assert_eq!(refused.error_code, 43);
-    assert!(refused
-        .error_message
-        .unwrap()
-        .as_str()
-        .contains("enable.idempotence=false"));
     b.abort();
 }
 
@@ -457,5 +444,109 @@ async fn retention_by_size_moves_the_log_start_and_earliest_follows() {
     let rest = c.read_all("ret", 0, earliest).await;
     assert_eq!(rest.first().map(|r| r.0), Some(earliest));
     assert_eq!(rest.last().map(|r| r.0), Some(59));
+    b.abort();
+}
+
+#[tokio::test]
+async fn idempotent_producers_get_sequence_checks_and_retries_are_not_written_twice() {
+    use common::producer_batch;
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path(), &[]).await;
+    let mut c = Client::connect(b.kafka_addrs[0]).await;
+    assert_eq!(c.create_topic("idem", 1).await, 0);
+    let (pid, epoch) = c.init_producer_id().await;
+    let (other, _) = c.init_producer_id().await;
+    assert_ne!(pid, other, "every InitProducerId gets a new id");
+    assert_eq!(epoch, 0);
+
+    let first = producer_batch(&[b"a", b"b", b"c"], Compression::Lz4, pid, 0, 0);
+    let r = c.produce("idem", 0, first.clone(), -1).await;
+    assert_eq!((r.error_code, r.base_offset), (0, 0));
+    let retry = c.produce("idem", 0, first, -1).await;
+    assert_eq!(
+        (retry.error_code, retry.base_offset),
+        (0, 0),
+        "a retry gets the original offset"
+    );
+    let gap = c
+        .produce(
+            "idem",
+            0,
+            producer_batch(&[b"x"], Compression::None, pid, 0, 5),
+            -1,
+        )
+        .await;
+    assert_eq!(gap.error_code, 45, "OUT_OF_ORDER_SEQUENCE_NUMBER");
+    assert!(gap.error_message.unwrap().as_str().contains("after 2"));
+    let next = c
+        .produce(
+            "idem",
+            0,
+            producer_batch(&[b"d"], Compression::None, pid, 0, 3),
+            -1,
+        )
+        .await;
+    assert_eq!((next.error_code, next.base_offset), (0, 3));
+    let bumped = c
+        .produce(
+            "idem",
+            0,
+            producer_batch(&[b"e"], Compression::None, pid, 1, 0),
+            -1,
+        )
+        .await;
+    assert_eq!(bumped.error_code, 0);
+    let stale = c
+        .produce(
+            "idem",
+            0,
+            producer_batch(&[b"f"], Compression::None, pid, 0, 4),
+            -1,
+        )
+        .await;
+    assert_eq!(stale.error_code, 47, "INVALID_PRODUCER_EPOCH");
+    let new_epoch_mid_sequence = c
+        .produce(
+            "idem",
+            0,
+            producer_batch(&[b"g"], Compression::None, pid, 2, 7),
+            -1,
+        )
+        .await;
+    assert_eq!(new_epoch_mid_sequence.error_code, 45);
+
+    let values: Vec<Bytes> = c
+        .read_all("idem", 0, 0)
+        .await
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(values, ["a", "b", "c", "d", "e"].map(Bytes::from));
+    let text = common::metrics(b.http_addr).await;
+    assert_eq!(
+        common::metric(&text, "runnel_produce_duplicate_batches_total"),
+        1.0
+    );
+    assert_eq!(
+        common::metric(&text, "runnel_produce_idempotent_batches_total"),
+        3.0
+    );
+    assert_eq!(
+        common::metric(&text, "runnel_producer_ids_issued_total"),
+        2.0
+    );
+
+    let transactional: InitProducerIdResponse = c
+        .call(
+            ApiKey::InitProducerId,
+            4,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx")))),
+        )
+        .await;
+    assert_eq!(
+        transactional.error_code, 53,
+        "a clear, non-retriable refusal"
+    );
     b.abort();
 }

@@ -11,12 +11,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 BOOTSTRAP = "localhost:9092"
 TOPIC = "quickstart"
 
-# kafka-python 3 enables idempotence by default; Runnel supports it from the next
-# release, so turn it off explicitly for now.
+# kafka-python 3's defaults: idempotent, acks=all.
 producer = KafkaProducer(
     bootstrap_servers=BOOTSTRAP,
-    enable_idempotence=False,
-    acks="all",
     compression_type="zstd",
     value_serializer=lambda v: json.dumps(v).encode(),
 )

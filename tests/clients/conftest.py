@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+KAFKA_VERSION = "4.1.1"
 BINARY = Path(os.environ.get("RUNNEL_BROKER_BIN", ROOT / "target" / "debug" / "runnel-broker"))
 
 
@@ -24,11 +25,11 @@ def free_port():
 
 
 class Broker:
-    def __init__(self, extra=()):
+    def __init__(self, extra=(), kafka_port=None):
         if not BINARY.exists():
             raise RuntimeError(f"{BINARY} is missing: run `cargo build` first")
         self.dir = Path(tempfile.mkdtemp(prefix="runnel-py-"))
-        self.kafka_port = free_port()
+        self.kafka_port = kafka_port or free_port()
         self.http_port = free_port()
         self.bootstrap = f"127.0.0.1:{self.kafka_port}"
         self.log = open(self.dir / "broker.log", "w")
@@ -89,6 +90,19 @@ def broker():
     code = b.stop()
     assert code == 0, f"broker exited with {code}; log: {b.dir / 'broker.log'}"
     shutil.rmtree(b.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kafka_jars():
+    """Apache Kafka's jars (clients, tools), fetched once into a cache outside the repo."""
+    out = subprocess.run(
+        [str(ROOT / "scripts" / "kafka-jars.sh"), KAFKA_VERSION],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=900,
+    )
+    return Path(out.stdout.strip().splitlines()[-1]) / "libs"
 
 
 @pytest.fixture

@@ -1,17 +1,15 @@
-"""kafka-python 3.x against a standalone broker.
-
-kafka-python 3 makes its producer idempotent by default. Idempotence (InitProducerId)
-arrives with the next issue, so these producers turn it off explicitly; the last test
-shows what the default does today: a clear IncompatibleBrokerVersion, never silence.
-"""
+"""kafka-python 3.x against a standalone broker, with its default producer settings
+(idempotent, acks=all)."""
 
 import json
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import IncompatibleBrokerVersion
 from kafka.partitioner import Partitioner
+
+from conftest import Broker, free_port
+from faults import LossyProxy
 
 
 class AlwaysZero(Partitioner):
@@ -22,7 +20,7 @@ class AlwaysZero(Partitioner):
 
 
 def producer(broker, **extra):
-    return KafkaProducer(bootstrap_servers=broker.bootstrap, enable_idempotence=False, acks="all", **extra)
+    return KafkaProducer(bootstrap_servers=broker.bootstrap, **extra)
 
 
 def consume(broker, topic, partitions, expected, **extra):
@@ -124,9 +122,45 @@ def test_every_codec_round_trips_and_is_stored_compressed(broker, topic, codec):
     assert broker.metric(counter) > before, f"the broker stored no {codec} batch"
 
 
-def test_the_default_idempotent_producer_is_refused_clearly_until_idempotence_exists(broker, topic):
-    p = KafkaProducer(bootstrap_servers=broker.bootstrap)
+def test_the_default_producer_is_idempotent_and_its_sequences_are_checked(broker, topic):
+    inits = 'kafka_network_requests_total{request="InitProducerId"}'
+    checked = "runnel_produce_idempotent_batches_total"
+    before = (broker.metric(inits), broker.metric(checked))
+    p = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=0)
     assert p.config["enable_idempotence"] is True
-    with pytest.raises(IncompatibleBrokerVersion):
-        p.send(topic, value=b"x").get(timeout=20)
+    for i in range(50):
+        p.send(topic, value=f"idempotent-{i}".encode()).get(timeout=10)
     p.close()
+    assert broker.metric(inits) > before[0], "the producer never asked for a producer id"
+    assert broker.metric(checked) >= before[1] + 50, "batches were not sequence-checked"
+    assert [r.value for r in consume(broker, topic, [0], 50)] == [f"idempotent-{i}".encode() for i in range(50)]
+
+
+def test_a_producer_whose_connection_is_cut_mid_request_writes_no_duplicates(topic):
+    broker_port = free_port()
+    proxy = LossyProxy(broker_port, every=5)
+    b = Broker(extra=[f"--advertised.listeners=PLAINTEXT://127.0.0.1:{proxy.port}"], kafka_port=broker_port)
+    try:
+        before = b.metric("runnel_produce_duplicate_batches_total")
+        p = KafkaProducer(bootstrap_servers=f"127.0.0.1:{proxy.port}", linger_ms=2)
+        futures = []
+        for i in range(400):
+            futures.append(p.send(topic, value=f"once-{i}".encode()))
+            if i % 10 == 9:
+                p.flush()  # many produce requests, so the proxy has responses to lose
+        offsets = [f.get(timeout=60).offset for f in futures]
+        p.close()
+        assert offsets == list(range(400)), "each record acknowledged once, at its own offset"
+        consumer = KafkaConsumer(bootstrap_servers=b.bootstrap, enable_auto_commit=False, consumer_timeout_ms=5000)
+        consumer.assign([TopicPartition(topic, 0)])
+        consumer.seek_to_beginning()
+        values = [m.value for m in consumer]
+        consumer.close()
+        assert values == [f"once-{i}".encode() for i in range(400)], "no record lost, duplicated or reordered"
+        duplicates = b.metric("runnel_produce_duplicate_batches_total") - before
+        assert proxy.dropped > 0, "the proxy never cut a connection"
+        assert duplicates >= 1, "no retry reached the broker, so the test proved nothing"
+        print(f"proxy dropped {proxy.dropped} produce responses; the broker recognised {duplicates} retried batches")
+    finally:
+        proxy.close()
+        assert b.stop() == 0

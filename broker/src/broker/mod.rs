@@ -27,6 +27,7 @@ use crate::log::io::FileSystem;
 use crate::log::manager::LogManager;
 use crate::metadata::cache::{run_loader, MetadataCache, MetadataImage};
 use crate::metadata::embedded::EmbeddedStore;
+use crate::metadata::producer_ids::ProducerIds;
 use crate::metadata::schema::{
     kafka_uuid_string, new_id, BrokerRegistration, Endpoint, Keys, SCHEMA_VERSION,
 };
@@ -254,6 +255,11 @@ impl Broker {
             replicas.clone(),
             enforce_retention,
         )));
+        background.push(tokio::spawn(periodically(
+            config.producer_expiration_check_interval,
+            replicas.clone(),
+            expire_producers,
+        )));
         if config.flush_mode == FlushMode::Interval {
             background.push(tokio::spawn(periodically(
                 Duration::from_millis(100),
@@ -268,6 +274,8 @@ impl Broker {
             replicas: replicas.clone(),
             controller,
             metrics: metrics.clone(),
+            store: store_dyn.clone(),
+            producer_ids: Arc::new(ProducerIds::new(keys.clone())),
             shutdown: shutdown.clone(),
         });
         let memory = Arc::new(Semaphore::new(config.queued_max_request_bytes));
@@ -429,6 +437,10 @@ fn write_checkpoints(replicas: &ReplicaManager) {
     if let Err(err) = replicas.write_checkpoints() {
         warn!(error = %err, "failed to write checkpoints");
     }
+}
+
+fn expire_producers(replicas: &ReplicaManager) {
+    replicas.expire_producers(crate::handlers::now_ms());
 }
 
 fn enforce_retention(replicas: &ReplicaManager) {

@@ -97,6 +97,8 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     BrokerKey { name: "message.max.bytes", kind: Kind::Int { min: 0, max: I32 }, default: Some("1048588"), doc: "The largest record batch a producer may send, as sent (compressed)." },
     BrokerKey { name: "message.decompression.max.bytes", kind: Kind::Long { min: 1024 }, default: Some("134217728"), doc: "The most bytes one compressed batch may decompress to; larger batches are refused as compression bombs." },
     BrokerKey { name: "min.insync.replicas", kind: Kind::Int { min: 1, max: I32 }, default: Some("1"), doc: "acks=all needs at least this many in-sync replicas; below it the high watermark does not advance." },
+    BrokerKey { name: "producer.id.expiration.ms", kind: Kind::Int { min: 1, max: I32 }, default: Some("86400000"), doc: "Forget an idempotent producer's sequence state once its last batch is this old." },
+    BrokerKey { name: "producer.id.expiration.check.interval.ms", kind: Kind::Int { min: 1, max: I32 }, default: Some("600000"), doc: "How often idle producers are forgotten." },
     BrokerKey { name: "unclean.leader.election.enable", kind: Kind::Bool, default: Some("false"), doc: "Allow an out-of-sync replica to become leader (loses committed data)." },
     BrokerKey { name: "compression.type", kind: Kind::Enum(&["producer"]), default: Some("producer"), doc: "Runnel stores batches as the producer compressed them; no other value is supported." },
     BrokerKey { name: "socket.request.max.bytes", kind: Kind::Int { min: 1024, max: I32 }, default: Some("104857600"), doc: "The largest request frame; larger frames close the connection before anything is allocated." },

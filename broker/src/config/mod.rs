@@ -114,6 +114,8 @@ pub struct Config {
     pub lease_ttl: Duration,
     pub checkpoint_interval: Duration,
     pub retention_check_interval: Duration,
+    pub producer_expiration_ms: i64,
+    pub producer_expiration_check_interval: Duration,
     pub shutdown_timeout: Duration,
     pub decompression_max_bytes: usize,
     /// Every key's effective value and where it came from.
@@ -336,6 +338,8 @@ impl Config {
             lease_ttl: Duration::ZERO,
             checkpoint_interval: Duration::ZERO,
             retention_check_interval: Duration::ZERO,
+            producer_expiration_ms: 0,
+            producer_expiration_check_interval: Duration::ZERO,
             shutdown_timeout: Duration::ZERO,
             decompression_max_bytes: 0,
             values,
@@ -389,6 +393,9 @@ impl Config {
         self.lease_ttl = self.millis("metadata.lease.ttl.ms")?;
         self.checkpoint_interval = self.millis("log.flush.offset.checkpoint.interval.ms")?;
         self.retention_check_interval = self.millis("log.retention.check.interval.ms")?;
+        self.producer_expiration_ms = self.int("producer.id.expiration.ms")?;
+        self.producer_expiration_check_interval =
+            self.millis("producer.id.expiration.check.interval.ms")?;
         self.shutdown_timeout = self.millis("shutdown.timeout.ms")?;
         self.decompression_max_bytes = self.int("message.decompression.max.bytes")? as usize;
         let message_max = self.int("message.max.bytes")?;

@@ -9,6 +9,7 @@
 pub mod api_versions;
 pub mod create_topics;
 pub mod fetch;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -27,6 +28,8 @@ use crate::config::Config;
 use crate::controller::Controller;
 use crate::error::Result;
 use crate::metadata::cache::MetadataCache;
+use crate::metadata::producer_ids::ProducerIds;
+use crate::metadata::store::MetadataStore;
 use crate::metrics::{Metrics, RequestLabels};
 use crate::partition::manager::ReplicaManager;
 use crate::protocol::api_versions::api_name;
@@ -41,6 +44,8 @@ pub struct Context {
     pub replicas: Arc<ReplicaManager>,
     pub controller: Arc<Controller>,
     pub metrics: Arc<Metrics>,
+    pub store: Arc<dyn MetadataStore>,
+    pub producer_ids: Arc<ProducerIds>,
     /// Turns true when the broker is shutting down (long polls return early).
     pub shutdown: watch::Receiver<bool>,
 }
@@ -133,6 +138,10 @@ pub fn dispatch(
                 &response,
             ))
         }
+        Request::InitProducerId(request) => Box::pin(async move {
+            let response = init_producer_id::handle(&ctx, request).await;
+            finish(&ctx, ApiKey::InitProducerId, &header, started, &response)
+        }),
         Request::CreateTopics(request) => Box::pin(async move {
             let response = create_topics::handle(&ctx, request, header.request_api_version).await;
             finish(&ctx, ApiKey::CreateTopics, &header, started, &response)

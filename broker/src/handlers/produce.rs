@@ -78,7 +78,21 @@ fn append_one(
     };
     let mut batch = BytesMut::from(&records[..]);
     match partition.append_as_leader(&mut batch, acks, now_ms()) {
+        Ok(appended) if appended.info.duplicate => {
+            ctx.metrics.duplicate_batches.inc();
+            Outcome::Appended {
+                leader_epoch: partition.state().leader_epoch,
+                partition,
+                base_offset: appended.info.base_offset,
+                end_offset: appended.info.last_offset + 1,
+                log_append_time_ms: -1,
+                log_start_offset: appended.log_start_offset,
+            }
+        }
         Ok(appended) => {
+            if BatchHeader::parse(&batch).is_some_and(|h| h.has_producer_id()) {
+                ctx.metrics.idempotent_batches.inc();
+            }
             let codec = BatchHeader::parse(&batch)
                 .and_then(|h| h.codec())
                 .map_or("unknown", |c| c.name());

@@ -9,5 +9,6 @@ pub mod index;
 pub mod io;
 pub mod manager;
 pub mod partition_log;
+pub mod producer_state;
 pub mod segment;
 pub mod sim;

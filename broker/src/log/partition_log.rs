@@ -17,8 +17,11 @@ use uuid::Uuid;
 
 use super::epochs::LeaderEpochCache;
 use super::io::{create_dir_durable, read_file, sync_parent, write_atomic, FileSystem, LogFile};
+use super::producer_state::{
+    parse_snapshot_name, snapshot_name, Check, ProducerState, SequenceError,
+};
 use super::segment::{
-    parse_log_file_name, segment_paths, AppendMeta, ReadPlan, RecoveryReport, Segment,
+    parse_log_file_name, scan_batches, segment_paths, AppendMeta, ReadPlan, RecoveryReport, Segment,
 };
 use crate::error::{Error, Result};
 use crate::records::batch::{self, BatchHeader};
@@ -69,6 +72,18 @@ pub struct AppendInfo {
     pub last_offset: i64,
     /// The LogAppendTime stamped on the batch, or -1.
     pub log_append_time_ms: i64,
+    /// The batch was a producer's retry of one already in the log; nothing was written
+    /// and the offsets are the original ones.
+    pub duplicate: bool,
+}
+
+/// Why an append was refused.
+#[derive(Debug)]
+pub enum AppendError {
+    /// The producer's sequence or epoch does not fit its state.
+    Sequence(SequenceError),
+    /// The log could not be written (it is now offline).
+    Storage(Error),
 }
 
 /// Files to fsync for one flush and what the flush proves once they are synced.
@@ -112,6 +127,7 @@ pub struct PartitionLog {
     pending_files: Vec<Arc<dyn LogFile>>,
     dir_sync_pending: bool,
     offline: bool,
+    producers: ProducerState,
 }
 
 /// The content of `partition.metadata` (Kafka's format).
@@ -184,6 +200,7 @@ impl PartitionLog {
             pending_files: Vec::new(),
             dir_sync_pending: false,
             offline: false,
+            producers: ProducerState::default(),
         })
     }
 
@@ -321,7 +338,7 @@ impl PartitionLog {
             .unwrap_or(first_base)
             .clamp(first_base, log_end);
         report.segments = segments.len();
-        let log = PartitionLog {
+        let mut log = PartitionLog {
             fs,
             dir: dir.to_path_buf(),
             topic_id,
@@ -336,8 +353,70 @@ impl PartitionLog {
             pending_files: Vec::new(),
             dir_sync_pending: false,
             offline: false,
+            producers: ProducerState::default(),
         };
+        log.rebuild_producer_state(&entries)?;
         Ok((log, report))
+    }
+
+    /// Loads the latest usable producer-state snapshot and replays the batches after it.
+    /// Snapshots past the log end (left by a truncation) are deleted.
+    fn rebuild_producer_state(&mut self, entries: &[super::io::DirEntry]) -> Result<()> {
+        let log_end = self.log_end_offset();
+        let mut snapshots: Vec<i64> = entries
+            .iter()
+            .filter_map(|e| parse_snapshot_name(&e.name))
+            .collect();
+        snapshots.sort_unstable();
+        let mut from = self.log_start_offset;
+        let mut loaded = ProducerState::default();
+        for &offset in snapshots.iter().rev() {
+            let path = self.dir.join(snapshot_name(offset));
+            if offset > log_end {
+                self.fs
+                    .remove_file(&path)
+                    .map_err(|source| Error::RemoveFile { path, source })?;
+                continue;
+            }
+            if let Some(state) = read_file(self.fs.as_ref(), &path)
+                .ok()
+                .and_then(|raw| ProducerState::decode(&raw))
+            {
+                loaded = state;
+                from = offset;
+                break;
+            }
+            warn!(path = %path.display(), "ignoring a damaged producer-state snapshot");
+        }
+        let max_batch = self.config.max_batch_bytes;
+        for segment in self.segments.values().filter(|s| s.next_offset() > from) {
+            let plan = segment.read_plan(from);
+            scan_batches(
+                plan.file.as_ref(),
+                plan.hint_pos,
+                plan.end_pos,
+                false,
+                max_batch,
+                &mut |_, header, _| {
+                    if header.base_offset >= from && header.has_producer_id() {
+                        loaded.record(header, header.base_offset, header.last_offset());
+                    }
+                    Ok(true)
+                },
+            )
+            .map_err(|source| Error::ReadFile {
+                path: self.dir.clone(),
+                source,
+            })?;
+        }
+        self.producers = loaded;
+        Ok(())
+    }
+
+    /// Writes the producer state as of the log end (at a roll or a clean close).
+    fn snapshot_producers(&self) -> Result<()> {
+        let path = self.dir.join(snapshot_name(self.log_end_offset()));
+        write_atomic(self.fs.as_ref(), &path, &self.producers.encode())
     }
 
     fn active(&self) -> &Segment {
@@ -371,6 +450,7 @@ impl PartitionLog {
     }
 
     fn roll(&mut self) -> Result<()> {
+        self.snapshot_producers()?;
         let base = self.log_end_offset();
         let old_files = self.active().files();
         let segment =
@@ -381,8 +461,10 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Appends a validated batch as the leader of `leader_epoch`: stamps its base offset
-    /// and epoch (and LogAppendTime if the topic asks for it) in place, then writes it.
+    /// Appends a validated batch as the leader of `leader_epoch`: checks an idempotent
+    /// producer's sequence, stamps its base offset and epoch (and LogAppendTime if the
+    /// topic asks for it) in place, then writes it. A producer's retry of a batch already
+    /// in the log is answered with the original offsets and not written again.
     pub fn append_as_leader(
         &mut self,
         batch: &mut [u8],
@@ -390,18 +472,46 @@ impl PartitionLog {
         leader_epoch: i32,
         now_ms: i64,
         log_append_time: bool,
-    ) -> Result<AppendInfo> {
+    ) -> Result<AppendInfo, AppendError> {
         if self.offline {
-            return Err(Error::LogOffline {
+            return Err(AppendError::Storage(Error::LogOffline {
                 partition: self.dir.display().to_string(),
-            });
+            }));
         }
         let header = valid.header;
-        if self.should_roll(batch.len(), &header, now_ms) {
-            if let Err(err) = self.roll() {
-                self.offline = true;
-                return Err(err);
+        if header.has_producer_id() {
+            match self
+                .producers
+                .check(&header)
+                .map_err(AppendError::Sequence)?
+            {
+                Check::Duplicate(original) => {
+                    return Ok(AppendInfo {
+                        base_offset: original.first_offset,
+                        last_offset: original.last_offset,
+                        log_append_time_ms: -1,
+                        duplicate: true,
+                    })
+                }
+                Check::Append => {}
             }
+        }
+        self.write_batch(batch, valid, leader_epoch, now_ms, log_append_time)
+            .inspect_err(|_| self.offline = true)
+            .map_err(AppendError::Storage)
+    }
+
+    fn write_batch(
+        &mut self,
+        batch: &mut [u8],
+        valid: &ValidBatch,
+        leader_epoch: i32,
+        now_ms: i64,
+        log_append_time: bool,
+    ) -> Result<AppendInfo> {
+        let header = valid.header;
+        if self.should_roll(batch.len(), &header, now_ms) {
+            self.roll()?;
         }
         let base_offset = self.log_end_offset();
         let count = i64::from(header.last_offset_delta) + 1;
@@ -419,10 +529,7 @@ impl PartitionLog {
             )
         };
         if self.epochs.assign(leader_epoch, base_offset) {
-            if let Err(err) = self.epochs.persist() {
-                self.offline = true;
-                return Err(err);
-            }
+            self.epochs.persist()?;
         }
         let meta = AppendMeta {
             base_offset,
@@ -431,18 +538,31 @@ impl PartitionLog {
             offset_of_max_timestamp: offset_of_max,
         };
         let interval = self.config.index_interval_bytes;
-        if let Err(source) = self.active_mut().append(batch, &meta, interval) {
-            self.offline = true;
-            return Err(Error::WriteFile {
+        self.active_mut()
+            .append(batch, &meta, interval)
+            .map_err(|source| Error::WriteFile {
                 path: self.dir.clone(),
                 source,
-            });
+            })?;
+        let last_offset = base_offset + count - 1;
+        if header.has_producer_id() {
+            self.producers.record(&header, base_offset, last_offset);
         }
         Ok(AppendInfo {
             base_offset,
-            last_offset: base_offset + count - 1,
+            last_offset,
             log_append_time_ms,
+            duplicate: false,
         })
+    }
+
+    /// Forgets producers idle longer than `expiration_ms`; returns how many.
+    pub fn expire_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producers.expire(now_ms, expiration_ms)
+    }
+
+    pub fn producer_count(&self) -> usize {
+        self.producers.len()
     }
 
     /// Where to read `offset` from: the segment holding it, found under the lock and
@@ -537,6 +657,7 @@ impl PartitionLog {
         if report.segments_deleted > 0 {
             let first_base = self.segments.keys().next().copied().unwrap_or(0);
             self.log_start_offset = self.log_start_offset.max(first_base);
+            self.delete_snapshots_below(self.log_start_offset)?;
             if self.epochs.truncate_from_start(self.log_start_offset) {
                 self.epochs.persist()?;
             }
@@ -550,6 +671,28 @@ impl PartitionLog {
             );
         }
         Ok(report)
+    }
+
+    /// Deletes producer-state snapshots older than `offset` (their segments are gone).
+    fn delete_snapshots_below(&self, offset: i64) -> Result<()> {
+        let entries = self
+            .fs
+            .list_dir(&self.dir)
+            .map_err(|source| Error::ReadDir {
+                path: self.dir.clone(),
+                source,
+            })?;
+        for offset in entries
+            .iter()
+            .filter_map(|e| parse_snapshot_name(&e.name))
+            .filter(|o| *o < offset)
+        {
+            let path = self.dir.join(snapshot_name(offset));
+            self.fs
+                .remove_file(&path)
+                .map_err(|source| Error::RemoveFile { path, source })?;
+        }
+        Ok(())
     }
 
     /// Takes the work for one flush, or `None` when everything is durable.
@@ -583,8 +726,10 @@ impl PartitionLog {
         self.recovery_point = self.recovery_point.max(ticket.recovery_point);
     }
 
-    /// Syncs everything (segments, indexes, directory) for a clean shutdown.
+    /// Syncs everything (segments, indexes, directory) for a clean shutdown, with a
+    /// producer-state snapshot at the log end so the next start replays nothing.
     pub fn close(&mut self) -> Result<()> {
+        self.snapshot_producers()?;
         for segment in self.segments.values() {
             segment.sync_all().map_err(|source| Error::SyncFile {
                 path: self.dir.clone(),

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod embedded;
+pub mod producer_ids;
 pub mod schema;
 pub mod store;
 pub mod wal;

@@ -11,6 +11,7 @@
 //!                                        its create_revision is the controller epoch
 //! <prefix>topics/<name>                  TopicRecord (id, partition count, configs)
 //! <prefix>partitions/<topic>/<partition> PartitionRecord (replicas, leader, epochs, ISR)
+//! <prefix>producer_id_block              end of the last claimed producer-id block
 //! ```
 
 use std::collections::BTreeMap;
@@ -83,6 +84,11 @@ impl Keys {
 
     pub fn partition(&self, topic: &str, partition: i32) -> String {
         format!("{}partitions/{topic}/{partition}", self.prefix)
+    }
+
+    /// The end of the last claimed producer-id block.
+    pub fn producer_id_block(&self) -> String {
+        format!("{}producer_id_block", self.prefix)
     }
 
     /// Classifies a key under this cluster's prefix.

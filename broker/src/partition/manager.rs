@@ -234,6 +234,19 @@ impl ReplicaManager {
         }
     }
 
+    /// Forgets idempotent producers idle longer than `producer.id.expiration.ms`.
+    pub fn expire_producers(&self, now_ms: i64) {
+        let expiration = self.broker.producer_expiration_ms;
+        let expired: usize = self
+            .all()
+            .iter()
+            .map(|p| p.expire_producers(now_ms, expiration))
+            .sum();
+        if expired > 0 {
+            info!(producers = expired, "forgot idle producers");
+        }
+    }
+
     /// In interval mode, flushes partitions whose unflushed data is older than flush.ms.
     pub fn flush_due(&self) {
         for partition in self.all() {

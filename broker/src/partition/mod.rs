@@ -20,7 +20,8 @@ use uuid::Uuid;
 use crate::config::topic::TopicConfig;
 use crate::config::{Config, FlushMode};
 use crate::log::flusher::{FlushTarget, Flusher};
-use crate::log::partition_log::{AppendInfo, FlushTicket, PartitionLog, ReadError};
+use crate::log::partition_log::{AppendError, AppendInfo, FlushTicket, PartitionLog, ReadError};
+use crate::log::producer_state::SequenceError;
 use crate::log::segment::{find_by_timestamp, ReadPlan};
 use crate::metadata::schema::{IsrMember, PartitionRecord};
 use crate::records::validate::{validate_produce_batch, Invalid};
@@ -37,6 +38,10 @@ pub enum ReplicaError {
     Storage,
     Timeout,
     InvalidRecords(Invalid),
+    /// An idempotent producer's sequence does not follow its last one.
+    OutOfOrderSequence(String),
+    /// An idempotent producer's epoch is older than its current one.
+    InvalidProducerEpoch(String),
     /// A feature this broker does not offer yet (the message says which).
     Unsupported(String),
 }
@@ -299,11 +304,6 @@ impl Partition {
                 "transactional produce is not supported yet".into(),
             ));
         }
-        if valid.header.has_producer_id() {
-            return Err(ReplicaError::Unsupported(
-                "idempotent produce is not supported yet; set enable.idempotence=false".into(),
-            ));
-        }
         let mut log = lock(&self.log);
         let info = log
             .append_as_leader(
@@ -313,7 +313,22 @@ impl Partition {
                 now_ms,
                 config.log_append_time,
             )
-            .map_err(|_| ReplicaError::Storage)?;
+            .map_err(|err| match err {
+                AppendError::Sequence(SequenceError::OutOfOrder(m)) => {
+                    ReplicaError::OutOfOrderSequence(m)
+                }
+                AppendError::Sequence(SequenceError::InvalidEpoch(m)) => {
+                    ReplicaError::InvalidProducerEpoch(m)
+                }
+                AppendError::Storage(_) => ReplicaError::Storage,
+            })?;
+        if info.duplicate {
+            // A retry: nothing was written; the caller waits for the original's offsets.
+            return Ok(Appended {
+                info,
+                log_start_offset: log.log_start_offset(),
+            });
+        }
         let (log_end, log_start) = (log.log_end_offset(), log.log_start_offset());
         drop(log);
         self.bytes_in
@@ -521,6 +536,11 @@ impl Partition {
                 .send_modify(|o| o.log_start = report.log_start_offset);
         }
         Ok(())
+    }
+
+    /// Forgets idempotent producers idle longer than `expiration_ms`.
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        lock(&self.log).expire_producers(now_ms, expiration_ms)
     }
 
     /// Syncs the log for a clean shutdown; returns (recovery point, log start).

@@ -17,43 +17,16 @@ pub struct ApiSupport {
     pub max: i16,
 }
 
+#[rustfmt::skip]
 pub const SUPPORTED: &[ApiSupport] = &[
-    ApiSupport {
-        key: ApiKey::Produce,
-        min_advertised: 0,
-        min_accepted: 3,
-        max: 11,
-    },
-    ApiSupport {
-        key: ApiKey::Fetch,
-        min_advertised: 4,
-        min_accepted: 4,
-        max: 12,
-    },
-    ApiSupport {
-        key: ApiKey::ListOffsets,
-        min_advertised: 1,
-        min_accepted: 1,
-        max: 6,
-    },
-    ApiSupport {
-        key: ApiKey::Metadata,
-        min_advertised: 0,
-        min_accepted: 0,
-        max: 12,
-    },
-    ApiSupport {
-        key: ApiKey::ApiVersions,
-        min_advertised: 0,
-        min_accepted: 0,
-        max: 4,
-    },
-    ApiSupport {
-        key: ApiKey::CreateTopics,
-        min_advertised: 2,
-        min_accepted: 2,
-        max: 7,
-    },
+    ApiSupport { key: ApiKey::Produce, min_advertised: 0, min_accepted: 3, max: 11 },
+    ApiSupport { key: ApiKey::Fetch, min_advertised: 4, min_accepted: 4, max: 12 },
+    ApiSupport { key: ApiKey::ListOffsets, min_advertised: 1, min_accepted: 1, max: 6 },
+    ApiSupport { key: ApiKey::Metadata, min_advertised: 0, min_accepted: 0, max: 12 },
+    ApiSupport { key: ApiKey::ApiVersions, min_advertised: 0, min_accepted: 0, max: 4 },
+    ApiSupport { key: ApiKey::CreateTopics, min_advertised: 2, min_accepted: 2, max: 7 },
+    // v6 is KIP-939 two-phase commit.
+    ApiSupport { key: ApiKey::InitProducerId, min_advertised: 0, min_accepted: 0, max: 5 },
 ];
 
 /// The support entry for an API key, if Runnel implements it.
@@ -83,6 +56,7 @@ pub fn api_name(api_key: i16) -> &'static str {
         Ok(ApiKey::Metadata) => "Metadata",
         Ok(ApiKey::ApiVersions) => "ApiVersions",
         Ok(ApiKey::CreateTopics) => "CreateTopics",
+        Ok(ApiKey::InitProducerId) => "InitProducerId",
         Ok(_) => "Unsupported",
         Err(()) => "Unknown",
     }

@@ -29,7 +29,9 @@ pub fn replica(error: &ReplicaError) -> i16 {
             Refusal::InvalidTimestamp => ResponseError::InvalidTimestamp,
             Refusal::UnsupportedCompression => ResponseError::UnsupportedCompressionType,
         },
-        // Non-retriable, the code old brokers gave for idempotent/transactional batches.
+        ReplicaError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
+        ReplicaError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
+        // Non-retriable, the code old brokers gave for transactional batches.
         ReplicaError::Unsupported(_) => ResponseError::UnsupportedForMessageFormat,
     })
 }
@@ -38,7 +40,9 @@ pub fn replica(error: &ReplicaError) -> i16 {
 pub fn replica_message(error: &ReplicaError) -> Option<String> {
     match error {
         ReplicaError::InvalidRecords(invalid) => Some(invalid.message.clone()),
-        ReplicaError::Unsupported(message) => Some(message.clone()),
+        ReplicaError::Unsupported(message)
+        | ReplicaError::OutOfOrderSequence(message)
+        | ReplicaError::InvalidProducerEpoch(message) => Some(message.clone()),
         ReplicaError::Storage => Some("the partition's log is offline after an I/O error".into()),
         _ => None,
     }
@@ -99,6 +103,13 @@ pub fn label(code: i16) -> &'static str {
         Some(ResponseError::UnknownLeaderEpoch) => "UNKNOWN_LEADER_EPOCH",
         Some(ResponseError::UnsupportedCompressionType) => "UNSUPPORTED_COMPRESSION_TYPE",
         Some(ResponseError::InvalidRecord) => "INVALID_RECORD",
+        Some(ResponseError::OutOfOrderSequenceNumber) => "OUT_OF_ORDER_SEQUENCE_NUMBER",
+        Some(ResponseError::InvalidProducerEpoch) => "INVALID_PRODUCER_EPOCH",
+        Some(ResponseError::DuplicateSequenceNumber) => "DUPLICATE_SEQUENCE_NUMBER",
+        Some(ResponseError::TransactionalIdAuthorizationFailed) => {
+            "TRANSACTIONAL_ID_AUTHORIZATION_FAILED"
+        }
+        Some(ResponseError::ProducerFenced) => "PRODUCER_FENCED",
         Some(_) => "OTHER",
     }
 }

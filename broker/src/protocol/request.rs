@@ -3,8 +3,8 @@
 
 use bytes::{Buf, Bytes};
 use proto_kafka::messages::{
-    ApiKey, ApiVersionsRequest, CreateTopicsRequest, FetchRequest, ListOffsetsRequest,
-    MetadataRequest, ProduceRequest, RequestHeader,
+    ApiKey, ApiVersionsRequest, CreateTopicsRequest, FetchRequest, InitProducerIdRequest,
+    ListOffsetsRequest, MetadataRequest, ProduceRequest, RequestHeader,
 };
 use proto_kafka::protocol::Decodable;
 
@@ -19,6 +19,7 @@ pub enum Request {
     Fetch(FetchRequest),
     ListOffsets(ListOffsetsRequest),
     CreateTopics(CreateTopicsRequest),
+    InitProducerId(InitProducerIdRequest),
 }
 
 /// A decoded frame: a request with its header, or the ApiVersions fallback.
@@ -70,6 +71,7 @@ pub fn decode(frame: Bytes) -> Result<Decoded, Rejection> {
         ApiKey::Fetch => Request::Fetch(body(raw, &header)?),
         ApiKey::ListOffsets => Request::ListOffsets(body(raw, &header)?),
         ApiKey::CreateTopics => Request::CreateTopics(body(raw, &header)?),
+        ApiKey::InitProducerId => Request::InitProducerId(body(raw, &header)?),
         _ => return Err(Rejection::UnknownApi(header.request_api_key)),
     };
     Ok(Decoded::Request { header, request })
@@ -90,7 +92,7 @@ mod tests {
 
         #[test]
         fn frames_with_a_known_api_and_random_bodies_never_panic(
-            api in prop::sample::select(vec![0i16, 1, 2, 3, 18, 19]),
+            api in prop::sample::select(vec![0i16, 1, 2, 3, 18, 19, 22]),
             version in 0i16..14,
             flexible in any::<bool>(),
             body in proptest::collection::vec(any::<u8>(), 0..256),

@@ -210,6 +210,21 @@ impl Client {
         response.responses[0].partitions[0].clone()
     }
 
+    /// A new producer id and epoch for an idempotent producer.
+    pub async fn init_producer_id(&mut self) -> (i64, i16) {
+        let response: InitProducerIdResponse = self
+            .call(
+                ApiKey::InitProducerId,
+                4,
+                &InitProducerIdRequest::default()
+                    .with_transactional_id(None)
+                    .with_transaction_timeout_ms(60_000),
+            )
+            .await;
+        assert_eq!(response.error_code, 0);
+        (response.producer_id.0, response.producer_epoch)
+    }
+
     pub async fn list_offsets(
         &mut self,
         topic: &str,
@@ -262,6 +277,17 @@ impl Client {
 
 /// A batch of `values` with the given codec (offsets 0..n, CreateTime now).
 pub fn batch(values: &[&[u8]], compression: Compression) -> Bytes {
+    producer_batch(values, compression, -1, -1, -1)
+}
+
+/// A batch from an idempotent producer: id, epoch and the first record's sequence.
+pub fn producer_batch(
+    values: &[&[u8]],
+    compression: Compression,
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+) -> Bytes {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -274,11 +300,15 @@ pub fn batch(values: &[&[u8]], compression: Compression) -> Bytes {
             control: false,
             delete_horizon_ms: None,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch: epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            sequence: if base_sequence < 0 {
+                -1
+            } else {
+                base_sequence + i as i32
+            },
             timestamp: now,
             key: Some(Bytes::from(format!("k{i}"))),
             value: Some(Bytes::copy_from_slice(v)),
