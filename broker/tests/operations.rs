@@ -22,23 +22,52 @@ async fn health_readiness_and_metrics_are_served() {
     assert_eq!(http_get(broker.http, "/readyz").await.0, 200);
     let mut client = Client::connect(broker.kafka).await;
     assert_eq!(client.create_topic("ops", 2).await, 0);
+    assert_eq!(client.create_topic("quiet", 1).await, 0);
+    let gzip = batch(&[b"a", b"b"], Compression::Gzip);
+    let gzip_len = gzip.len();
+    client.produce("ops", 1, gzip, -1).await;
     client
-        .produce("ops", 1, batch(&[b"a", b"b"], Compression::Gzip), -1)
+        .produce("quiet", 0, batch(&[b"c"], Compression::None), -1)
         .await;
-    client.fetch("ops", 1, 0, 0).await;
+    let fetched = client.fetch("ops", 1, 0, 0).await.records.unwrap().len();
+    assert_eq!(fetched, gzip_len);
     client.fetch("missing", 0, 0, 0).await;
     let text = metrics(broker.http).await;
+    let per_topic = [
+        format!("kafka_server_brokertopicmetrics_bytes_in_total{{topic=\"ops\"}} {gzip_len}"),
+        format!("kafka_server_brokertopicmetrics_bytes_out_total{{topic=\"ops\"}} {fetched}"),
+        "kafka_server_brokertopicmetrics_bytes_out_total{topic=\"quiet\"} 0".to_string(),
+        "kafka_server_brokertopicmetrics_messages_in_total{topic=\"ops\"} 2".to_string(),
+        "kafka_server_brokertopicmetrics_messages_in_total{topic=\"quiet\"} 1".to_string(),
+        "kafka_server_brokertopicmetrics_messages_in_total 3".to_string(),
+    ];
+    for needle in &per_topic {
+        assert!(
+            text.lines().any(|l| l == needle),
+            "missing {needle:?} in\n{text}"
+        );
+    }
     for needle in [
-        "kafka_network_requests_total{request=\"Produce\"} 1",
+        "kafka_network_requests_total{request=\"Produce\"} 2",
         "kafka_network_requests_total{request=\"Fetch\"} 2",
         "kafka_network_errors_total{request=\"Fetch\",error=\"UNKNOWN_TOPIC_OR_PARTITION\"} 1",
         "kafka_network_request_total_time_seconds_bucket{request=\"Produce\",le=",
-        "kafka_server_brokertopicmetrics_messages_in_total 2",
+        "kafka_server_replicamanager_partition_count 3",
+        "kafka_server_replicamanager_leader_count 3",
+        "kafka_server_replicamanager_under_replicated_partitions 0",
+        "kafka_controller_active_controller_count 1",
+        "kafka_controller_offline_partitions_count 0",
+        "kafka_controller_global_partition_count 3",
+        "runnel_log_offline_partitions 0",
         "kafka_log_size_bytes{topic=\"ops\",partition=\"1\"}",
         "kafka_log_log_end_offset{topic=\"ops\",partition=\"1\"} 2",
         "kafka_cluster_partition_high_watermark{topic=\"ops\",partition=\"0\"} 0",
         "runnel_produce_batches_total{codec=\"gzip\"} 1",
         "runnel_flush_rounds_total",
+        "runnel_log_opened_total 0",
+        "runnel_log_recovered_segments_total 0",
+        "runnel_log_truncated_bytes_total 0",
+        "runnel_log_dropped_segments_total 0",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }
@@ -48,7 +77,7 @@ async fn health_readiness_and_metrics_are_served() {
             l.starts_with("kafka_network_request_total_time_seconds_count{request=\"Produce\"}")
         })
         .unwrap();
-    assert!(histogram.ends_with(" 1"), "{histogram}");
+    assert!(histogram.ends_with(" 2"), "{histogram}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

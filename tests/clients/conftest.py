@@ -25,14 +25,15 @@ def free_port():
 
 
 class Broker:
-    def __init__(self, extra=(), kafka_port=None):
+    def __init__(self, extra=(), kafka_port=None, data_dir=None):
+        """`data_dir` restarts on an earlier broker's directory (`Broker.dir`)."""
         if not BINARY.exists():
             raise RuntimeError(f"{BINARY} is missing: run `cargo build` first")
-        self.dir = Path(tempfile.mkdtemp(prefix="runnel-py-"))
+        self.dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="runnel-py-"))
         self.kafka_port = kafka_port or free_port()
         self.http_port = free_port()
         self.bootstrap = f"127.0.0.1:{self.kafka_port}"
-        self.log = open(self.dir / "broker.log", "w")
+        self.log = open(self.dir / "broker.log", "a")
         self.process = subprocess.Popen(
             [
                 str(BINARY),
@@ -62,11 +63,15 @@ class Broker:
             return r.read().decode()
 
     def metric(self, name):
-        """The value of the metric line whose name and labels are exactly `name` (0 if absent)."""
+        """The value of the metric line whose name and labels are exactly `name`.
+
+        A labelled series appears with its first event (absent means 0); an unlabelled one
+        always exists, so its absence is a misspelt or unregistered metric."""
         for line in self.metrics().splitlines():
             key, _, value = line.rpartition(" ")
             if key == name:
                 return float(value)
+        assert "{" in name, f"metric {name} is not exported"
         return 0.0
 
     def create_topic(self, name, partitions):

@@ -205,6 +205,7 @@ impl Broker {
         let (shutdown_tx, shutdown) = watch::channel(false);
         let (ready_tx, ready) = watch::channel(false);
         let cache = Arc::new(MetadataCache::default());
+        metrics.attach_cluster(cache.clone(), config.broker_id);
         let store_dyn: Arc<dyn MetadataStore> = store.clone();
         let mut background = Vec::new();
         background.push(tokio::spawn(run_loader(
@@ -241,6 +242,7 @@ impl Broker {
         background.push(tokio::spawn(track_readiness(
             cache.clone(),
             registration.clone(),
+            controller.subscribe(),
             config.broker_id,
             ready_tx,
             started,
@@ -398,6 +400,7 @@ async fn follow_registration(
 async fn track_readiness(
     cache: Arc<MetadataCache>,
     registration: watch::Receiver<Option<Registered>>,
+    mut acting: watch::Receiver<Option<i64>>,
     broker: i32,
     ready: watch::Sender<bool>,
     started: Instant,
@@ -406,8 +409,13 @@ async fn track_readiness(
     let mut announced = false;
     loop {
         let image = cache.image();
-        let now_ready = (*registration.borrow())
-            .is_some_and(|r| image.revision >= r.epoch && caught_up(&image, broker, r.epoch));
+        // The election is visible in the image a moment before the local controller
+        // takes office; until it has, admin requests here would get NOT_CONTROLLER.
+        let controller_acting =
+            image.controller.is_none_or(|(id, _)| id != broker) || acting.borrow().is_some();
+        let now_ready = controller_acting
+            && (*registration.borrow())
+                .is_some_and(|r| image.revision >= r.epoch && caught_up(&image, broker, r.epoch));
         ready.send_replace(now_ready);
         if now_ready && !announced {
             announced = true;
@@ -416,8 +424,9 @@ async fn track_readiness(
                 "broker ready"
             );
         }
-        if changes.changed().await.is_err() {
-            return;
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return },
+            changed = acting.changed() => if changed.is_err() { return },
         }
     }
 }

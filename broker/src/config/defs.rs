@@ -76,6 +76,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     BrokerKey { name: "metadata.log.dir", kind: Kind::String, default: None, doc: "Directory of the embedded metadata store; defaults to the first of log.dirs." },
     BrokerKey { name: "num.partitions", kind: Kind::Int { min: 1, max: I32 }, default: Some("1"), doc: "Partitions of an auto-created topic or of a CreateTopics request asking for -1." },
     BrokerKey { name: "default.replication.factor", kind: Kind::Int { min: 1, max: i16::MAX as i64 }, default: Some("1"), doc: "Replication factor of auto-created topics and of CreateTopics requests asking for -1." },
+    BrokerKey { name: "delete.topic.enable", kind: Kind::Bool, default: Some("true"), doc: "Allow DeleteTopics." },
     BrokerKey { name: "auto.create.topics.enable", kind: Kind::Bool, default: Some("true"), doc: "Create a topic when Metadata asks for it and the client allows it." },
     BrokerKey { name: "log.segment.bytes", kind: Kind::Int { min: 14, max: I32 }, default: Some("1073741824"), doc: "Roll a segment once it would grow past this size." },
     BrokerKey { name: "log.roll.ms", kind: Kind::Long { min: 1 }, default: None, doc: "Roll a segment once its first batch is this old; defaults to log.roll.hours." },

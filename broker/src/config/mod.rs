@@ -6,6 +6,7 @@
 //! warns, so a Kafka `server.properties` can be reused as it is.
 
 pub mod defs;
+pub mod layers;
 pub mod topic;
 
 use std::collections::BTreeMap;

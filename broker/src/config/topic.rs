@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use super::defs::{broker_key, check_value, topic_key, TOPIC_KEYS};
-use super::{Config, Source};
+use super::defs::{check_value, topic_key, TOPIC_KEYS};
+use super::layers::{BrokerSource, BrokerView};
+use super::Config;
 use crate::log::partition_log::LogConfig;
 use crate::records::validate::Limits;
 
@@ -33,31 +34,62 @@ pub struct TopicConfig {
 pub enum TopicSource {
     /// Set on the topic.
     Topic,
-    /// Inherited from a broker key set in the broker's configuration.
-    Broker(Source),
-    /// The key's own default.
+    /// Inherited from the broker key that supplies the default.
+    Broker(BrokerSource),
+    /// The key's own default (keys without a broker synonym).
     Default,
+}
+
+impl TopicSource {
+    /// Kafka's `ConfigSource` code.
+    pub fn kafka_code(self) -> i8 {
+        match self {
+            TopicSource::Topic => 1,
+            TopicSource::Broker(source) => source.kafka_code(),
+            TopicSource::Default => 5,
+        }
+    }
+}
+
+/// Every layer that sets topic key `key`, most specific first: the topic's override,
+/// then the broker synonym's layers, then the key's own default.
+pub fn layers(
+    key: &str,
+    overrides: &BTreeMap<String, String>,
+    broker: &BrokerView<'_>,
+) -> Vec<(String, String, TopicSource)> {
+    let mut found = Vec::new();
+    if let Some(v) = overrides.get(key) {
+        found.push((key.to_string(), v.clone(), TopicSource::Topic));
+    }
+    let Some(def) = topic_key(key) else {
+        return found;
+    };
+    match def.broker_synonym {
+        Some(synonym) => {
+            for (v, s) in broker.layers(synonym) {
+                found.push((synonym.to_string(), v, TopicSource::Broker(s)));
+            }
+        }
+        None => {
+            if let Some(d) = def.default {
+                found.push((key.to_string(), d.to_string(), TopicSource::Default));
+            }
+        }
+    }
+    found
 }
 
 /// The effective value of topic key `key` and its source.
 pub fn effective(
     key: &str,
     overrides: &BTreeMap<String, String>,
-    broker: &Config,
+    broker: &BrokerView<'_>,
 ) -> Option<(String, TopicSource)> {
-    if let Some(v) = overrides.get(key) {
-        return Some((v.clone(), TopicSource::Topic));
-    }
-    let def = topic_key(key)?;
-    if let Some(synonym) = def.broker_synonym {
-        if let Some((v, s)) = broker.value_with_source(synonym) {
-            return Some((v.to_string(), TopicSource::Broker(s)));
-        }
-        return broker_key(synonym)
-            .and_then(|k| k.default)
-            .map(|d| (d.to_string(), TopicSource::Default));
-    }
-    def.default.map(|d| (d.to_string(), TopicSource::Default))
+    layers(key, overrides, broker)
+        .into_iter()
+        .next()
+        .map(|(_, v, s)| (v, s))
 }
 
 /// Checks a set of topic overrides; the error names the key and says why.
@@ -93,7 +125,7 @@ pub fn validate_overrides(overrides: &BTreeMap<String, String>) -> Result<(), (S
 
 impl TopicConfig {
     /// Resolves `overrides` (already validated) over the broker configuration.
-    pub fn resolve(overrides: &BTreeMap<String, String>, broker: &Config) -> TopicConfig {
+    pub fn resolve(overrides: &BTreeMap<String, String>, broker: &BrokerView<'_>) -> TopicConfig {
         let get = |key: &str| {
             effective(key, overrides, broker)
                 .map(|(v, _)| v)
@@ -148,7 +180,7 @@ impl TopicConfig {
 /// Every topic key with its effective value and source, in table order.
 pub fn describe_all(
     overrides: &BTreeMap<String, String>,
-    broker: &Config,
+    broker: &BrokerView<'_>,
 ) -> Vec<(&'static str, String, TopicSource)> {
     TOPIC_KEYS
         .iter()
@@ -162,9 +194,10 @@ mod tests {
 
     #[test]
     fn overrides_win_and_broker_keys_supply_defaults() {
-        let broker =
+        let config =
             Config::from_pairs([("log.segment.bytes", "2048"), ("log.retention.hours", "2")])
                 .unwrap();
+        let broker = BrokerView::static_only(&config);
         let mut overrides = BTreeMap::new();
         overrides.insert("max.message.bytes".to_string(), "500".to_string());
         let topic = TopicConfig::resolve(&overrides, &broker);
@@ -174,7 +207,10 @@ mod tests {
         assert!(topic.delete && !topic.compact);
         assert_eq!(
             effective("segment.bytes", &overrides, &broker),
-            Some(("2048".to_string(), TopicSource::Broker(Source::Flag)))
+            Some((
+                "2048".to_string(),
+                TopicSource::Broker(BrokerSource::Static)
+            ))
         );
         assert_eq!(
             effective("max.message.bytes", &overrides, &broker).map(|e| e.1),

@@ -17,6 +17,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::config::defs::{broker_key, check_value};
+use crate::config::layers::{is_dynamic, CLUSTER_DEFAULT};
 use crate::config::topic::validate_overrides;
 use crate::error::{Error, Result};
 use crate::metadata::cache::{MetadataCache, MetadataImage};
@@ -61,15 +63,31 @@ pub enum AdminError {
     InvalidReplicaAssignment(String),
     InvalidConfig(String),
     InvalidRequest(String),
+    UnknownTopic(String),
+    UnknownTopicId(String),
+    TopicDeletionDisabled,
     NotController,
     /// The store failed; the message is for logs and clients.
     Unavailable(String),
+}
+
+fn admin_unavailable(e: Error) -> AdminError {
+    match e {
+        Error::ControllerFenced { .. } => AdminError::NotController,
+        other => AdminError::Unavailable(other.to_string()),
+    }
 }
 
 /// The live broker ids and epochs the controller assigns from.
 fn live_brokers(image: &MetadataImage) -> BTreeMap<i32, i64> {
     image.brokers.iter().map(|(id, b)| (*id, b.epoch)).collect()
 }
+
+/// What an alter-configs request makes of a resource's current dynamic configs.
+pub type ConfigChange<'a> = dyn Fn(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, AdminError>
+    + Send
+    + Sync
+    + 'a;
 
 #[derive(Debug)]
 pub struct Controller {
@@ -391,6 +409,290 @@ impl Controller {
             configs: spec.configs,
         };
         Ok((record, partitions))
+    }
+
+    /// The current record of topic `name` and its mod revision.
+    fn topic_of(
+        &self,
+        image: &MetadataImage,
+        name: &str,
+    ) -> Result<(TopicRecord, Revision), AdminError> {
+        image
+            .topics
+            .get(name)
+            .map(|t| (t.value.clone(), t.mod_revision))
+            .ok_or_else(|| AdminError::UnknownTopic(format!("topic {name} does not exist")))
+    }
+
+    fn epoch_or_refuse(&self) -> Result<i64, AdminError> {
+        self.epoch().ok_or(AdminError::NotController)
+    }
+
+    /// Deletes topics: their topic record and every partition record, in one fenced
+    /// transaction each (guarded by the topic record's mod revision). Brokers delete the
+    /// logs when they see it. Topic ids are random and never reused.
+    pub async fn delete_topics(
+        &self,
+        names: Vec<String>,
+    ) -> (Vec<(String, Result<(), AdminError>)>, Revision) {
+        let image = self.cache.image();
+        let mut revision = image.revision;
+        let mut outcomes = Vec::with_capacity(names.len());
+        for name in names {
+            let outcome = async {
+                let epoch = self.epoch_or_refuse()?;
+                let (_, mod_revision) = self.topic_of(&image, &name)?;
+                let topic_key = self.keys.topic(&name);
+                let txn = Txn::when(vec![
+                    self.fence(epoch),
+                    Compare::mod_revision(topic_key.clone(), mod_revision),
+                ])
+                .and_then(vec![
+                    Op::Delete { key: topic_key },
+                    Op::DeletePrefix {
+                        prefix: self.keys.topic_partitions(&name),
+                    },
+                ]);
+                let response = self
+                    .store
+                    .txn(txn)
+                    .await
+                    .map_err(|e| AdminError::Unavailable(e.to_string()))?;
+                if !response.succeeded {
+                    return Err(AdminError::Unavailable(format!(
+                        "topic {name} changed while being deleted; retry"
+                    )));
+                }
+                info!(topic = %name, "deleted topic");
+                Ok(response.revision)
+            }
+            .await;
+            outcomes.push((
+                name,
+                outcome.map(|r| {
+                    revision = revision.max(r);
+                }),
+            ));
+        }
+        (outcomes, revision)
+    }
+
+    /// Adds partitions to a topic up to `count` (partitions never decrease).
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        assignments: Option<Vec<Vec<i32>>>,
+        validate_only: bool,
+    ) -> Result<Revision, AdminError> {
+        let epoch = self.epoch_or_refuse()?;
+        let image = self.cache.image();
+        let (mut record, mod_revision) = self.topic_of(&image, name)?;
+        let current = image.topic_partitions(name).count() as i32;
+        if count < current {
+            return Err(AdminError::InvalidPartitions(format!(
+                "topic {name} has {current} partitions, which is more than the requested {count}; partitions never decrease"
+            )));
+        }
+        if count == current {
+            return Err(AdminError::InvalidPartitions(format!(
+                "topic {name} already has {current} partitions"
+            )));
+        }
+        if count > MAX_PARTITIONS_PER_TOPIC {
+            return Err(AdminError::InvalidPartitions(format!(
+                "{count} partitions is more than the {MAX_PARTITIONS_PER_TOPIC} one topic may have"
+            )));
+        }
+        let live = live_brokers(&image);
+        let rf = record.replication_factor.max(1) as usize;
+        let added = (count - current) as usize;
+        let replicas = match assignments {
+            Some(lists) => {
+                if lists.len() != added {
+                    return Err(AdminError::InvalidReplicaAssignment(format!(
+                        "{} assignments given for {added} new partitions",
+                        lists.len()
+                    )));
+                }
+                let numbered: BTreeMap<i32, Vec<i32>> = lists
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, r)| (i as i32, r))
+                    .collect();
+                let checked = assignment::check_manual(&numbered, &live)
+                    .map_err(AdminError::InvalidReplicaAssignment)?;
+                if checked.first().is_some_and(|r| r.len() != rf) {
+                    return Err(AdminError::InvalidReplicaAssignment(format!(
+                        "new partitions must have the topic's replication factor {rf}"
+                    )));
+                }
+                checked
+            }
+            None => {
+                if rf > live.len() {
+                    return Err(AdminError::InvalidReplicationFactor(format!(
+                        "the topic's replication factor {rf} cannot be reached: only {} broker(s) are registered",
+                        live.len()
+                    )));
+                }
+                let brokers: Vec<i32> = live.keys().copied().collect();
+                let mut plan = assignment::round_robin(&brokers, count, rf, name);
+                plan.drain(..current as usize);
+                plan
+            }
+        };
+        if validate_only {
+            return Ok(image.revision);
+        }
+        let mut guarded = Vec::with_capacity(added + 1);
+        for (i, replicas) in replicas.into_iter().enumerate() {
+            let index = current + i as i32;
+            let partition = PartitionRecord {
+                leader: replicas[0],
+                leader_epoch: 0,
+                isr: replicas
+                    .iter()
+                    .filter_map(|b| {
+                        live.get(b).map(|e| IsrMember {
+                            broker: *b,
+                            broker_epoch: *e,
+                        })
+                    })
+                    .collect(),
+                replicas,
+                partition_epoch: 0,
+            };
+            let key = self.keys.partition(name, index);
+            let value = encode("partition", &key, &partition)
+                .map_err(|e| AdminError::Unavailable(e.to_string()))?;
+            guarded.push((Some(Compare::absent(key.clone())), Op::put(key, value)));
+        }
+        self.commit(epoch, guarded)
+            .await
+            .map_err(admin_unavailable)?;
+        record.partitions = count;
+        let key = self.keys.topic(name);
+        let value =
+            encode("topic", &key, &record).map_err(|e| AdminError::Unavailable(e.to_string()))?;
+        let (ok, revision) = self
+            .commit(
+                epoch,
+                vec![(
+                    Some(Compare::mod_revision(key.clone(), mod_revision)),
+                    Op::put(key, value),
+                )],
+            )
+            .await
+            .map_err(admin_unavailable)?;
+        if !ok {
+            return Err(AdminError::Unavailable(format!(
+                "topic {name} changed while adding partitions; retry"
+            )));
+        }
+        info!(topic = %name, partitions = count, "added partitions");
+        Ok(revision)
+    }
+
+    /// Replaces a topic's overrides with what `change` makes of the current ones.
+    pub async fn alter_topic_configs(
+        &self,
+        name: &str,
+        change: &ConfigChange<'_>,
+        validate_only: bool,
+    ) -> Result<Revision, AdminError> {
+        let epoch = self.epoch_or_refuse()?;
+        let image = self.cache.image();
+        let (mut record, mod_revision) = self.topic_of(&image, name)?;
+        let configs = change(&record.configs)?;
+        validate_overrides(&configs)
+            .map_err(|(key, reason)| AdminError::InvalidConfig(format!("{key}: {reason}")))?;
+        if validate_only {
+            return Ok(image.revision);
+        }
+        record.configs = configs;
+        let key = self.keys.topic(name);
+        let value =
+            encode("topic", &key, &record).map_err(|e| AdminError::Unavailable(e.to_string()))?;
+        let (ok, revision) = self
+            .commit(
+                epoch,
+                vec![(
+                    Some(Compare::mod_revision(key.clone(), mod_revision)),
+                    Op::put(key, value),
+                )],
+            )
+            .await
+            .map_err(admin_unavailable)?;
+        if !ok {
+            return Err(AdminError::Unavailable(format!(
+                "topic {name} changed concurrently; retry"
+            )));
+        }
+        info!(topic = %name, "altered topic configs");
+        Ok(revision)
+    }
+
+    /// Replaces the dynamic configs of broker `target` (an id or `default`) with what
+    /// `change` makes of the current ones. Only cluster-wide log defaults are dynamic.
+    pub async fn alter_broker_configs(
+        &self,
+        target: &str,
+        change: &ConfigChange<'_>,
+        validate_only: bool,
+    ) -> Result<Revision, AdminError> {
+        let epoch = self.epoch_or_refuse()?;
+        if target != CLUSTER_DEFAULT && target.parse::<i32>().is_err() {
+            return Err(AdminError::InvalidRequest(format!(
+                "{target:?} is neither a broker id nor the default"
+            )));
+        }
+        let image = self.cache.image();
+        let current = image.broker_configs.get(target);
+        let empty = BTreeMap::new();
+        let configs = change(current.map_or(&empty, |c| &c.value))?;
+        for (key, value) in &configs {
+            let Some(def) = broker_key(key) else {
+                return Err(AdminError::InvalidConfig(format!(
+                    "unknown broker configuration {key}"
+                )));
+            };
+            if !is_dynamic(key) {
+                return Err(AdminError::InvalidRequest(format!(
+                    "{key} cannot be changed at runtime; set it in the broker's configuration"
+                )));
+            }
+            check_value(def.kind, value)
+                .map_err(|reason| AdminError::InvalidConfig(format!("{key}: {reason}")))?;
+        }
+        if validate_only {
+            return Ok(image.revision);
+        }
+        let key = self.keys.broker_config(target);
+        let guard = match current {
+            Some(c) => Compare::mod_revision(key.clone(), c.mod_revision),
+            None => Compare::absent(key.clone()),
+        };
+        let op = if configs.is_empty() {
+            Op::Delete { key: key.clone() }
+        } else {
+            Op::put(
+                key.clone(),
+                encode("broker configs", &key, &configs)
+                    .map_err(|e| AdminError::Unavailable(e.to_string()))?,
+            )
+        };
+        let (ok, revision) = self
+            .commit(epoch, vec![(Some(guard), op)])
+            .await
+            .map_err(admin_unavailable)?;
+        if !ok {
+            return Err(AdminError::Unavailable(
+                "broker configs changed concurrently; retry".into(),
+            ));
+        }
+        info!(broker = target, "altered dynamic broker configs");
+        Ok(revision)
     }
 
     /// Writes partition records first and the topic record last (guarded by its

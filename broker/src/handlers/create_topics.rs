@@ -9,16 +9,10 @@ use proto_kafka::messages::create_topics_response::{CreatableTopicConfigs, Creat
 use proto_kafka::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use super::{str_bytes, Context};
-use crate::config::topic::{describe_all, TopicSource};
-use crate::config::Source;
+use crate::config::topic::describe_all;
 use crate::controller::{AdminError, TopicSpec};
 use crate::metadata::schema::TopicRecord;
 use crate::protocol::error_code::{admin, code};
-
-/// Kafka's `config_source` values.
-const TOPIC_CONFIG: i8 = 1;
-const STATIC_BROKER_CONFIG: i8 = 4;
-const DEFAULT_CONFIG: i8 = 5;
 
 fn spec_of(
     topic: &proto_kafka::messages::create_topics_request::CreatableTopic,
@@ -117,19 +111,14 @@ fn result(
         Ok(record) if caught_up => {
             let mut ok = base.with_error_message(None);
             if version >= 5 {
-                let configs = describe_all(&record.configs, &ctx.config)
+                let image = ctx.cache.image();
+                let configs = describe_all(&record.configs, &image.broker_view(&ctx.config))
                     .into_iter()
                     .map(|(key, value, source)| {
                         CreatableTopicConfigs::default()
                             .with_name(str_bytes(key))
                             .with_value(Some(str_bytes(value)))
-                            .with_config_source(match source {
-                                TopicSource::Topic => TOPIC_CONFIG,
-                                TopicSource::Broker(Source::Default) | TopicSource::Default => {
-                                    DEFAULT_CONFIG
-                                }
-                                TopicSource::Broker(_) => STATIC_BROKER_CONFIG,
-                            })
+                            .with_config_source(source.kafka_code())
                     })
                     .collect();
                 ok = ok

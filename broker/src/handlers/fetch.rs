@@ -8,6 +8,8 @@
 //! (CVE-2018-1288). Fetch sessions (KIP-227) are not offered: every response carries
 //! session id 0, which clients treat as "full fetches only".
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,13 +22,15 @@ use tokio::sync::watch;
 
 use super::Context;
 use crate::log::segment::read_batches;
-use crate::partition::Offsets;
+use crate::partition::{Offsets, Partition};
 use crate::protocol::error_code::{code, replica};
 
 struct Read {
     topics: Vec<FetchableTopicResponse>,
     bytes: usize,
     errors: bool,
+    /// Bytes read per partition, counted once the response is final.
+    served: Vec<(Arc<Partition>, usize)>,
 }
 
 fn refused(request: &FetchRequest, error: i16) -> Vec<FetchableTopicResponse> {
@@ -105,6 +109,11 @@ pub async fn handle(ctx: &Context, request: FetchRequest, version: i16) -> Fetch
             || *shutdown.borrow();
         if done {
             ctx.metrics.bytes_out.inc_by(read.bytes as u64);
+            for (partition, bytes) in &read.served {
+                partition
+                    .bytes_out
+                    .fetch_add(*bytes as u64, Ordering::Relaxed);
+            }
             return response.with_responses(read.topics);
         }
         let changed = select_all(receivers.iter_mut().map(|r| Box::pin(r.changed())));
@@ -127,6 +136,7 @@ fn read_all(
         topics: Vec::with_capacity(topics.len()),
         bytes: 0,
         errors: false,
+        served: Vec::new(),
     };
     for topic in topics {
         let name = topic.topic.0.as_str();
@@ -196,6 +206,9 @@ fn read_partition(
         }
     }
     read.bytes += records.len();
+    if !records.is_empty() {
+        read.served.push((partition.clone(), records.len()));
+    }
     let mut data = PartitionData::default()
         .with_partition_index(p.partition)
         .with_high_watermark(plan.high_watermark)

@@ -1,6 +1,7 @@
 //! ListOffsets: earliest (-2) is the log start offset, latest (-1) the high watermark
-//! (never the log end: consumers and lag must not see unacknowledged offsets), and a
-//! timestamp finds the first record at or after it.
+//! (never the log end: consumers and lag must not see unacknowledged offsets), max
+//! timestamp (-3, v7) the record with the largest timestamp, and a timestamp finds the
+//! first record at or after it.
 
 use std::collections::HashSet;
 
@@ -34,7 +35,7 @@ pub fn handle(ctx: &Context, request: ListOffsetsRequest, version: i16) -> ListO
                     let outcome = if !seen.insert((name.clone(), p.partition_index)) {
                         Err(code(ResponseError::InvalidRequest))
                     } else {
-                        lookup(ctx, &name, p.partition_index, p.timestamp, epoch)
+                        lookup(ctx, &name, p.partition_index, p.timestamp, epoch, version)
                     };
                     match outcome {
                         Ok((offset, timestamp, leader_epoch)) => {
@@ -66,6 +67,7 @@ fn lookup(
     index: i32,
     timestamp: i64,
     epoch: i32,
+    version: i16,
 ) -> Result<(i64, i64, i32), i16> {
     let Some(partition) = ctx.replicas.get(topic, index) else {
         let image = ctx.cache.image();
@@ -76,8 +78,8 @@ fn lookup(
             ResponseError::UnknownTopicOrPartition
         }));
     };
-    if timestamp < -2 {
-        // -3 (max timestamp) needs v7, -4/-5 (tiered storage) v8+; none is advertised.
+    // -3 (max timestamp) needs v7; -4/-5 (tiered storage) need v8+, not advertised.
+    if timestamp < -3 || (timestamp == -3 && version < 7) {
         return Err(code(ResponseError::InvalidRequest));
     }
     let answer = partition

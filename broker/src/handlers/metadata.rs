@@ -19,14 +19,14 @@ use crate::metadata::schema::{invalid_topic_name, kafka_uuid_string, Endpoint};
 use crate::protocol::error_code::{admin, code};
 
 /// `authorized_operations` when the client did not ask for them.
-const NOT_REQUESTED: i32 = i32::MIN;
+pub(crate) const NOT_REQUESTED: i32 = i32::MIN;
 /// Without an authorizer every operation is allowed: READ(3), WRITE(4), CREATE(5),
 /// DELETE(6), ALTER(7), DESCRIBE(8), DESCRIBE_CONFIGS(10), ALTER_CONFIGS(11).
 const TOPIC_OPERATIONS: i32 =
     (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
 /// CREATE(5), ALTER(7), DESCRIBE(8), CLUSTER_ACTION(9), DESCRIBE_CONFIGS(10),
 /// ALTER_CONFIGS(11), IDEMPOTENT_WRITE(12).
-const CLUSTER_OPERATIONS: i32 =
+pub(crate) const CLUSTER_OPERATIONS: i32 =
     (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 /// How long a Metadata request waits for an auto-created topic to appear locally.

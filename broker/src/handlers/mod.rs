@@ -7,12 +7,17 @@
 //! request can be appended while an earlier one waits for its acknowledgement.
 
 pub mod api_versions;
+pub mod cluster;
+pub mod configs;
 pub mod create_topics;
 pub mod fetch;
 pub mod init_producer_id;
 pub mod list_offsets;
+pub mod log_dirs;
 pub mod metadata;
 pub mod produce;
+pub mod records;
+pub mod topics;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -142,6 +147,63 @@ pub fn dispatch(
             let response = init_producer_id::handle(&ctx, request).await;
             finish(&ctx, ApiKey::InitProducerId, &header, started, &response)
         }),
+        Request::DeleteTopics(request) => Box::pin(async move {
+            let response = topics::delete_topics(&ctx, request, header.request_api_version).await;
+            finish(&ctx, ApiKey::DeleteTopics, &header, started, &response)
+        }),
+        Request::CreatePartitions(request) => Box::pin(async move {
+            let response = topics::create_partitions(&ctx, request).await;
+            finish(&ctx, ApiKey::CreatePartitions, &header, started, &response)
+        }),
+        Request::DescribeConfigs(request) => {
+            let response = configs::describe(&ctx, request, header.request_api_version);
+            ready(finish(
+                &ctx,
+                ApiKey::DescribeConfigs,
+                &header,
+                started,
+                &response,
+            ))
+        }
+        Request::AlterConfigs(request) => Box::pin(async move {
+            let response = configs::alter_configs(&ctx, request).await;
+            finish(&ctx, ApiKey::AlterConfigs, &header, started, &response)
+        }),
+        Request::IncrementalAlterConfigs(request) => Box::pin(async move {
+            let response = configs::incremental_alter_configs(&ctx, request).await;
+            finish(
+                &ctx,
+                ApiKey::IncrementalAlterConfigs,
+                &header,
+                started,
+                &response,
+            )
+        }),
+        Request::DescribeCluster(request) => {
+            let response =
+                cluster::describe_cluster(&ctx, connection, request, header.request_api_version);
+            ready(finish(
+                &ctx,
+                ApiKey::DescribeCluster,
+                &header,
+                started,
+                &response,
+            ))
+        }
+        Request::DeleteRecords(request) => Box::pin(async move {
+            let response = records::delete_records(&ctx, request).await;
+            finish(&ctx, ApiKey::DeleteRecords, &header, started, &response)
+        }),
+        Request::DescribeLogDirs(request) => {
+            let response = log_dirs::describe_log_dirs(&ctx, request, header.request_api_version);
+            ready(finish(
+                &ctx,
+                ApiKey::DescribeLogDirs,
+                &header,
+                started,
+                &response,
+            ))
+        }
         Request::CreateTopics(request) => Box::pin(async move {
             let response = create_topics::handle(&ctx, request, header.request_api_version).await;
             finish(&ctx, ApiKey::CreateTopics, &header, started, &response)

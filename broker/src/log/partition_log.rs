@@ -593,6 +593,22 @@ impl PartitionLog {
         Ok(segment.map(|s| s.read_plan(offset)))
     }
 
+    /// The largest record timestamp in the log and the offset holding it (the first
+    /// segment's, on a tie), for ListOffsets MAX_TIMESTAMP.
+    pub fn max_timestamp_offset(&self) -> Option<(i64, i64)> {
+        self.segments
+            .values()
+            .filter(|s| {
+                !s.is_empty()
+                    && s.max_timestamp() >= 0
+                    && s.offset_of_max_timestamp() >= self.log_start_offset
+            })
+            .fold(None, |best: Option<(i64, i64)>, s| match best {
+                Some((ts, _)) if ts >= s.max_timestamp() => best,
+                _ => Some((s.max_timestamp(), s.offset_of_max_timestamp())),
+            })
+    }
+
     /// Plans for finding the first record at or after `timestamp`: every segment that
     /// could hold one, in order, with the offset its time index says to scan from.
     pub fn timestamp_plans(&self, timestamp: i64) -> Vec<(i64, ReadPlan)> {
@@ -671,6 +687,56 @@ impl PartitionLog {
             );
         }
         Ok(report)
+    }
+
+    /// Moves the log start offset to `offset` (DeleteRecords), which the caller checked is
+    /// at most the high watermark: offsets below it are no longer served, whole segments
+    /// below it are deleted, and epochs and producers wholly below it are forgotten.
+    pub fn advance_log_start(&mut self, offset: i64) -> Result<i64> {
+        if offset <= self.log_start_offset {
+            return Ok(self.log_start_offset);
+        }
+        self.log_start_offset = offset.min(self.log_end_offset());
+        if self.epochs.truncate_from_start(self.log_start_offset) {
+            self.epochs.persist()?;
+        }
+        self.producers.remove_below(self.log_start_offset);
+        self.apply_retention(0, -1, -1)?;
+        self.delete_snapshots_below(self.log_start_offset)?;
+        Ok(self.log_start_offset)
+    }
+
+    /// Deletes the replica's directory (its topic was deleted): renamed aside first so a
+    /// crash half-way leaves no directory that looks like a live partition.
+    pub fn delete_dir(&mut self) -> Result<()> {
+        self.offline = true;
+        let mut name = self
+            .dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        name.push_str(&format!(
+            ".{}-delete",
+            crate::metadata::schema::kafka_uuid_string(self.topic_id)
+        ));
+        let aside = self.dir.with_file_name(name);
+        self.fs
+            .rename(&self.dir, &aside)
+            .map_err(|source| Error::RenameFile {
+                from: self.dir.clone(),
+                to: aside.clone(),
+                source,
+            })?;
+        sync_parent(self.fs.as_ref(), &self.dir)?;
+        self.fs
+            .remove_dir_all(&aside)
+            .map_err(|source| Error::RemoveFile {
+                path: aside.clone(),
+                source,
+            })?;
+        info!(dir = %self.dir.display(), "deleted partition directory");
+        Ok(())
     }
 
     /// Deletes producer-state snapshots older than `offset` (their segments are gone).
@@ -802,6 +868,11 @@ impl PartitionLog {
 
     pub fn config(&self) -> &LogConfig {
         &self.config
+    }
+
+    /// Takes a changed topic configuration; the next append rolls and indexes by it.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
     }
 }
 

@@ -174,6 +174,13 @@ impl ProducerState {
         self.producers.retain(|_, e| !e.batches.is_empty());
     }
 
+    /// Forgets producers whose last batch is below `offset` (the log start moved past
+    /// everything they wrote), as Kafka does when the log start offset increases.
+    pub fn remove_below(&mut self, offset: i64) {
+        self.producers
+            .retain(|_, e| e.batches.back().is_some_and(|b| b.last_offset >= offset));
+    }
+
     /// Encodes the state (magic, CRC-32C of the body, entries).
     pub fn encode(&self) -> Vec<u8> {
         let mut body = Vec::new();

@@ -17,6 +17,8 @@ use uuid::Uuid;
 
 use super::schema::{decode, BrokerRegistration, KeyKind, Keys, PartitionRecord, TopicRecord};
 use super::store::{KeyValue, MetadataStore, Revision, WatchEvent};
+use crate::config::layers::{BrokerView, CLUSTER_DEFAULT};
+use crate::config::Config;
 use crate::error::{Error, Result};
 
 /// A registered broker and its epoch (its registration's create revision).
@@ -44,6 +46,8 @@ pub struct MetadataImage {
     pub topics: BTreeMap<String, Versioned<TopicRecord>>,
     pub topic_names: HashMap<Uuid, String>,
     pub partitions: BTreeMap<String, BTreeMap<i32, Versioned<PartitionRecord>>>,
+    /// Dynamic broker configs by broker id or `default`.
+    pub broker_configs: BTreeMap<String, Versioned<BTreeMap<String, String>>>,
 }
 
 impl MetadataImage {
@@ -72,6 +76,18 @@ impl MetadataImage {
             .into_iter()
             .filter(move |_| visible)
             .flat_map(|ps| ps.iter().map(|(p, r)| (*p, &r.value)))
+    }
+
+    /// The configuration of broker `config.broker_id` with the dynamic layers of this image.
+    pub fn broker_view<'a>(&'a self, config: &'a Config) -> BrokerView<'a> {
+        BrokerView {
+            config,
+            per_broker: self
+                .broker_configs
+                .get(&config.broker_id.to_string())
+                .map(|v| &v.value),
+            cluster: self.broker_configs.get(CLUSTER_DEFAULT).map(|v| &v.value),
+        }
     }
 
     fn apply(&mut self, keys: &Keys, event: &WatchEvent) {
@@ -126,6 +142,20 @@ impl MetadataImage {
                         name,
                         Versioned {
                             value: record,
+                            mod_revision: kv.mod_revision,
+                        },
+                    );
+                }
+            }
+            KeyKind::BrokerConfig(name) => {
+                if deleted {
+                    self.broker_configs.remove(&name);
+                } else {
+                    let value = decode("broker configs", &kv.key, &kv.value)?;
+                    self.broker_configs.insert(
+                        name,
+                        Versioned {
+                            value,
                             mod_revision: kv.mod_revision,
                         },
                     );

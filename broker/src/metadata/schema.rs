@@ -12,6 +12,7 @@
 //! <prefix>topics/<name>                  TopicRecord (id, partition count, configs)
 //! <prefix>partitions/<topic>/<partition> PartitionRecord (replicas, leader, epochs, ISR)
 //! <prefix>producer_id_block              end of the last claimed producer-id block
+//! <prefix>configs/brokers/<id|default>   dynamic broker configs (JSON map)
 //! ```
 
 use std::collections::BTreeMap;
@@ -86,6 +87,15 @@ impl Keys {
         format!("{}partitions/{topic}/{partition}", self.prefix)
     }
 
+    pub fn broker_configs(&self) -> String {
+        format!("{}configs/brokers/", self.prefix)
+    }
+
+    /// Dynamic configs of broker `name` (a broker id, or `default` for every broker).
+    pub fn broker_config(&self, name: &str) -> String {
+        format!("{}configs/brokers/{name}", self.prefix)
+    }
+
     /// The end of the last claimed producer-id block.
     pub fn producer_id_block(&self) -> String {
         format!("{}producer_id_block", self.prefix)
@@ -102,6 +112,9 @@ impl Keys {
         }
         if let Some(id) = rest.strip_prefix("brokers/") {
             return id.parse().ok().map(KeyKind::Broker);
+        }
+        if let Some(name) = rest.strip_prefix("configs/brokers/") {
+            return Some(KeyKind::BrokerConfig(name.to_string()));
         }
         if let Some(name) = rest.strip_prefix("topics/") {
             return Some(KeyKind::Topic(name.to_string()));
@@ -125,6 +138,8 @@ pub enum KeyKind {
     Broker(i32),
     Topic(String),
     Partition(String, i32),
+    /// Dynamic configs of a broker id or of `default`.
+    BrokerConfig(String),
 }
 
 /// An endpoint clients connect to.

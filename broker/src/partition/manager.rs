@@ -37,6 +37,8 @@ pub struct ReplicaManager {
     partitions: RwLock<HashMap<String, BTreeMap<i32, Arc<Partition>>>>,
     /// Partition directories found at start and not yet opened.
     local: Mutex<HashMap<(String, i32), LocalLog>>,
+    /// Set once the first image was applied (stray directories are dealt with then).
+    first_image_applied: std::sync::atomic::AtomicBool,
     /// Partitions whose log could not be opened or created.
     failed: RwLock<HashSet<(String, i32)>>,
     pub recovery: RecoveryStats,
@@ -56,6 +58,7 @@ impl ReplicaManager {
             flusher,
             partitions: RwLock::new(HashMap::new()),
             local: Mutex::new(local),
+            first_image_applied: std::sync::atomic::AtomicBool::new(false),
             failed: RwLock::new(HashSet::new()),
             recovery: RecoveryStats::default(),
         })
@@ -79,6 +82,11 @@ impl ReplicaManager {
             .cloned()
     }
 
+    /// How many assigned partitions failed to open here.
+    pub fn failed_count(&self) -> usize {
+        self.failed.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// Whether the partition's log failed to open here.
     pub fn is_failed(&self, topic: &str, partition: i32) -> bool {
         self.failed
@@ -96,13 +104,32 @@ impl ReplicaManager {
             .collect()
     }
 
+    /// The log directories this broker uses.
+    pub fn log_dirs(&self) -> Vec<std::path::PathBuf> {
+        self.logs
+            .dirs()
+            .into_iter()
+            .map(|d| d.to_path_buf())
+            .collect()
+    }
+
     pub fn flusher(&self) -> &Flusher {
         &self.flusher
     }
 
-    fn ensure(&self, topic: &TopicRecord, name: &str, index: i32, record: &PartitionRecord) {
+    fn ensure(
+        &self,
+        image: &MetadataImage,
+        topic: &TopicRecord,
+        name: &str,
+        index: i32,
+        record: &PartitionRecord,
+    ) {
         let state = ReplicaState::from_record(record, self.broker.broker_id, self.broker_epoch());
-        let config = Arc::new(TopicConfig::resolve(&topic.configs, &self.broker));
+        let config = Arc::new(TopicConfig::resolve(
+            &topic.configs,
+            &image.broker_view(&self.broker),
+        ));
         if let Some(existing) = self.get(name, index) {
             if existing.topic_id() == topic.id {
                 existing.set_config(config);
@@ -255,23 +282,83 @@ impl ReplicaManager {
     }
 }
 
+impl ReplicaManager {
+    /// After the first image: partition directories found on disk that the metadata does
+    /// not assign here (their topic was deleted while the broker was down) are renamed
+    /// aside as `-stray`, never deleted blindly.
+    fn set_aside_strays(&self) {
+        let strays: Vec<LocalLog> = self
+            .local
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, l)| l)
+            .collect();
+        for local in strays {
+            let found = read_topic_id(self.logs.fs().as_ref(), &local.path)
+                .ok()
+                .flatten();
+            if let Err(err) = self.logs.set_aside(&local, found) {
+                error!(dir = %local.path.display(), error = %err, "failed to set a stray partition directory aside");
+            }
+        }
+    }
+
+    /// Removes and deletes local replicas whose topic is gone (or was re-created with a
+    /// new id) or whose partition no longer lists this broker.
+    fn remove_stale(&self, new: &MetadataImage) {
+        let me = self.broker.broker_id;
+        let stale: Vec<Arc<Partition>> = self
+            .all()
+            .into_iter()
+            .filter(|p| {
+                let topic_gone = new.topic(&p.topic).is_none_or(|t| t.id != p.topic_id());
+                let unassigned = new
+                    .partition(&p.topic, p.index)
+                    .is_none_or(|r| !r.replicas.contains(&me));
+                topic_gone || unassigned
+            })
+            .collect();
+        for partition in stale {
+            {
+                let mut partitions = self.partitions.write().unwrap_or_else(|e| e.into_inner());
+                if let Some(ps) = partitions.get_mut(&*partition.topic) {
+                    ps.remove(&partition.index);
+                    if ps.is_empty() {
+                        partitions.remove(&*partition.topic);
+                    }
+                }
+            }
+            if let Err(err) = partition.delete() {
+                error!(partition = %format!("{}-{}", partition.topic, partition.index), error = %err, "failed to delete a removed partition's data");
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl ImageListener for ReplicaManager {
     async fn on_image(&self, old: &MetadataImage, new: &MetadataImage) {
+        self.remove_stale(new);
         let me = self.broker.broker_id;
+        let configs_unchanged = old.broker_configs == new.broker_configs;
         for (name, topic) in &new.topics {
             let old_topic = old.topics.get(name);
             for (index, record) in new.topic_partitions(name) {
                 if !record.replicas.contains(&me) {
                     continue;
                 }
-                let unchanged = old_topic.is_some_and(|t| t.value == topic.value)
+                let unchanged = configs_unchanged
+                    && old_topic.is_some_and(|t| t.value == topic.value)
                     && old.partition(name, index) == Some(record)
                     && self.get(name, index).is_some();
                 if !unchanged {
-                    self.ensure(&topic.value, name, index, record);
+                    self.ensure(new, &topic.value, name, index, record);
                 }
             }
+        }
+        if !self.first_image_applied.swap(true, Ordering::SeqCst) {
+            self.set_aside_strays();
         }
     }
 }

@@ -123,6 +123,7 @@ pub struct OffsetAnswer {
 /// ListOffsets' special timestamps.
 pub const LATEST: i64 = -1;
 pub const EARLIEST: i64 = -2;
+pub const MAX_TIMESTAMP: i64 = -3;
 
 /// Everything a new partition replica is made of.
 #[derive(Debug)]
@@ -159,6 +160,7 @@ pub struct Partition {
     /// Bytes appended and fetched, for metrics.
     pub bytes_in: AtomicU64,
     pub messages_in: AtomicU64,
+    pub bytes_out: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -207,6 +209,7 @@ impl Partition {
             }),
             bytes_in: AtomicU64::new(0),
             messages_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
         })
     }
 
@@ -229,7 +232,9 @@ impl Partition {
             .clone()
     }
 
+    /// Applies a changed topic configuration (topic overrides or dynamic broker defaults).
     pub fn set_config(&self, config: Arc<TopicConfig>) {
+        lock(&self.log).set_config(config.log_config(&self.broker));
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
     }
 
@@ -477,6 +482,18 @@ impl Partition {
                     leader_epoch: log.epoch_of(start).unwrap_or(state.leader_epoch),
                 })
             }
+            MAX_TIMESTAMP => Ok(match log.max_timestamp_offset() {
+                Some((timestamp, offset)) => OffsetAnswer {
+                    offset,
+                    timestamp,
+                    leader_epoch: log.epoch_of(offset).unwrap_or(-1),
+                },
+                None => OffsetAnswer {
+                    offset: -1,
+                    timestamp: -1,
+                    leader_epoch: -1,
+                },
+            }),
             ts if ts >= 0 => {
                 let plans = log.timestamp_plans(ts);
                 let config = *log.config();
@@ -536,6 +553,47 @@ impl Partition {
                 .send_modify(|o| o.log_start = report.log_start_offset);
         }
         Ok(())
+    }
+
+    /// Moves the log start offset to `offset` (-1: the high watermark) for DeleteRecords;
+    /// returns the new low watermark.
+    pub fn delete_records(&self, offset: i64) -> Result<i64, ReplicaError> {
+        self.serving_state(-1)?;
+        let high_watermark = self.offsets().high_watermark;
+        let target = if offset == -1 { high_watermark } else { offset };
+        if target < 0 || target > high_watermark {
+            return Err(ReplicaError::OffsetOutOfRange);
+        }
+        let mut log = self.online_log()?;
+        let start = log.advance_log_start(target).map_err(|_| {
+            log.set_offline();
+            ReplicaError::Storage
+        })?;
+        drop(log);
+        self.offsets.send_modify(|o| o.log_start = start);
+        Ok(start)
+    }
+
+    /// Stops serving and deletes the replica's data (its topic was deleted). Waiters are
+    /// woken and fail as not-leader.
+    pub fn delete(&self) -> crate::error::Result<()> {
+        let mut state = self.state();
+        state.role = Role::Follower;
+        state.leader = -1;
+        self.apply_state(state);
+        lock(&self.log).delete_dir()
+    }
+
+    /// (log directory, size in bytes) for DescribeLogDirs.
+    pub fn log_dir_and_size(&self) -> (std::path::PathBuf, u64) {
+        let log = lock(&self.log);
+        (
+            log.dir()
+                .parent()
+                .map(|p| p.to_path_buf())
+                .unwrap_or_default(),
+            log.size_bytes(),
+        )
     }
 
     /// Forgets idempotent producers idle longer than `expiration_ms`.

@@ -21,12 +21,20 @@ pub struct ApiSupport {
 pub const SUPPORTED: &[ApiSupport] = &[
     ApiSupport { key: ApiKey::Produce, min_advertised: 0, min_accepted: 3, max: 11 },
     ApiSupport { key: ApiKey::Fetch, min_advertised: 4, min_accepted: 4, max: 12 },
-    ApiSupport { key: ApiKey::ListOffsets, min_advertised: 1, min_accepted: 1, max: 6 },
+    ApiSupport { key: ApiKey::ListOffsets, min_advertised: 1, min_accepted: 1, max: 7 },
     ApiSupport { key: ApiKey::Metadata, min_advertised: 0, min_accepted: 0, max: 12 },
     ApiSupport { key: ApiKey::ApiVersions, min_advertised: 0, min_accepted: 0, max: 4 },
     ApiSupport { key: ApiKey::CreateTopics, min_advertised: 2, min_accepted: 2, max: 7 },
     // v6 is KIP-939 two-phase commit.
     ApiSupport { key: ApiKey::InitProducerId, min_advertised: 0, min_accepted: 0, max: 5 },
+    ApiSupport { key: ApiKey::DeleteTopics, min_advertised: 1, min_accepted: 1, max: 6 },
+    ApiSupport { key: ApiKey::DeleteRecords, min_advertised: 0, min_accepted: 0, max: 2 },
+    ApiSupport { key: ApiKey::DescribeConfigs, min_advertised: 1, min_accepted: 1, max: 4 },
+    ApiSupport { key: ApiKey::AlterConfigs, min_advertised: 0, min_accepted: 0, max: 2 },
+    ApiSupport { key: ApiKey::DescribeLogDirs, min_advertised: 1, min_accepted: 1, max: 4 },
+    ApiSupport { key: ApiKey::CreatePartitions, min_advertised: 0, min_accepted: 0, max: 3 },
+    ApiSupport { key: ApiKey::IncrementalAlterConfigs, min_advertised: 0, min_accepted: 0, max: 1 },
+    ApiSupport { key: ApiKey::DescribeCluster, min_advertised: 0, min_accepted: 0, max: 2 },
 ];
 
 /// The support entry for an API key, if Runnel implements it.
@@ -57,6 +65,14 @@ pub fn api_name(api_key: i16) -> &'static str {
         Ok(ApiKey::ApiVersions) => "ApiVersions",
         Ok(ApiKey::CreateTopics) => "CreateTopics",
         Ok(ApiKey::InitProducerId) => "InitProducerId",
+        Ok(ApiKey::DeleteTopics) => "DeleteTopics",
+        Ok(ApiKey::DeleteRecords) => "DeleteRecords",
+        Ok(ApiKey::DescribeConfigs) => "DescribeConfigs",
+        Ok(ApiKey::AlterConfigs) => "AlterConfigs",
+        Ok(ApiKey::DescribeLogDirs) => "DescribeLogDirs",
+        Ok(ApiKey::CreatePartitions) => "CreatePartitions",
+        Ok(ApiKey::IncrementalAlterConfigs) => "IncrementalAlterConfigs",
+        Ok(ApiKey::DescribeCluster) => "DescribeCluster",
         Ok(_) => "Unsupported",
         Err(()) => "Unknown",
     }

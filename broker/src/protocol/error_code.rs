@@ -62,6 +62,12 @@ pub fn admin(error: &AdminError) -> (i16, String) {
         }
         AdminError::InvalidConfig(m) => (ResponseError::InvalidConfig, m.clone()),
         AdminError::InvalidRequest(m) => (ResponseError::InvalidRequest, m.clone()),
+        AdminError::UnknownTopic(m) => (ResponseError::UnknownTopicOrPartition, m.clone()),
+        AdminError::UnknownTopicId(m) => (ResponseError::UnknownTopicId, m.clone()),
+        AdminError::TopicDeletionDisabled => (
+            ResponseError::TopicDeletionDisabled,
+            "topic deletion is disabled (delete.topic.enable=false)".to_string(),
+        ),
         AdminError::NotController => (
             ResponseError::NotController,
             "this broker is not the controller right now".to_string(),
@@ -103,6 +109,8 @@ pub fn label(code: i16) -> &'static str {
         Some(ResponseError::UnknownLeaderEpoch) => "UNKNOWN_LEADER_EPOCH",
         Some(ResponseError::UnsupportedCompressionType) => "UNSUPPORTED_COMPRESSION_TYPE",
         Some(ResponseError::InvalidRecord) => "INVALID_RECORD",
+        Some(ResponseError::UnknownTopicId) => "UNKNOWN_TOPIC_ID",
+        Some(ResponseError::TopicDeletionDisabled) => "TOPIC_DELETION_DISABLED",
         Some(ResponseError::OutOfOrderSequenceNumber) => "OUT_OF_ORDER_SEQUENCE_NUMBER",
         Some(ResponseError::InvalidProducerEpoch) => "INVALID_PRODUCER_EPOCH",
         Some(ResponseError::DuplicateSequenceNumber) => "DUPLICATE_SEQUENCE_NUMBER",

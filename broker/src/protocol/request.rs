@@ -3,7 +3,9 @@
 
 use bytes::{Buf, Bytes};
 use proto_kafka::messages::{
-    ApiKey, ApiVersionsRequest, CreateTopicsRequest, FetchRequest, InitProducerIdRequest,
+    AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
+    DescribeLogDirsRequest, FetchRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
     ListOffsetsRequest, MetadataRequest, ProduceRequest, RequestHeader,
 };
 use proto_kafka::protocol::Decodable;
@@ -20,6 +22,14 @@ pub enum Request {
     ListOffsets(ListOffsetsRequest),
     CreateTopics(CreateTopicsRequest),
     InitProducerId(InitProducerIdRequest),
+    DeleteTopics(DeleteTopicsRequest),
+    CreatePartitions(CreatePartitionsRequest),
+    DescribeConfigs(DescribeConfigsRequest),
+    AlterConfigs(AlterConfigsRequest),
+    IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
+    DescribeCluster(DescribeClusterRequest),
+    DeleteRecords(DeleteRecordsRequest),
+    DescribeLogDirs(DescribeLogDirsRequest),
 }
 
 /// A decoded frame: a request with its header, or the ApiVersions fallback.
@@ -72,6 +82,14 @@ pub fn decode(frame: Bytes) -> Result<Decoded, Rejection> {
         ApiKey::ListOffsets => Request::ListOffsets(body(raw, &header)?),
         ApiKey::CreateTopics => Request::CreateTopics(body(raw, &header)?),
         ApiKey::InitProducerId => Request::InitProducerId(body(raw, &header)?),
+        ApiKey::DeleteTopics => Request::DeleteTopics(body(raw, &header)?),
+        ApiKey::CreatePartitions => Request::CreatePartitions(body(raw, &header)?),
+        ApiKey::DescribeConfigs => Request::DescribeConfigs(body(raw, &header)?),
+        ApiKey::AlterConfigs => Request::AlterConfigs(body(raw, &header)?),
+        ApiKey::IncrementalAlterConfigs => Request::IncrementalAlterConfigs(body(raw, &header)?),
+        ApiKey::DescribeCluster => Request::DescribeCluster(body(raw, &header)?),
+        ApiKey::DeleteRecords => Request::DeleteRecords(body(raw, &header)?),
+        ApiKey::DescribeLogDirs => Request::DescribeLogDirs(body(raw, &header)?),
         _ => return Err(Rejection::UnknownApi(header.request_api_key)),
     };
     Ok(Decoded::Request { header, request })
@@ -92,7 +110,7 @@ mod tests {
 
         #[test]
         fn frames_with_a_known_api_and_random_bodies_never_panic(
-            api in prop::sample::select(vec![0i16, 1, 2, 3, 18, 19, 22]),
+            api in prop::sample::select(vec![0i16, 1, 2, 3, 18, 19, 20, 21, 22, 32, 33, 35, 37, 44, 60]),
             version in 0i16..14,
             flexible in any::<bool>(),
             body in proptest::collection::vec(any::<u8>(), 0..256),

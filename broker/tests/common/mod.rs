@@ -292,6 +292,22 @@ pub fn producer_batch(
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
+    encode_batch(values, compression, producer_id, epoch, base_sequence, now)
+}
+
+/// A plain batch whose records carry the CreateTime `timestamp`.
+pub fn batch_at(values: &[&[u8]], timestamp: i64) -> Bytes {
+    encode_batch(values, Compression::None, -1, -1, -1, timestamp)
+}
+
+fn encode_batch(
+    values: &[&[u8]],
+    compression: Compression,
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+    timestamp: i64,
+) -> Bytes {
     let records: Vec<Record> = values
         .iter()
         .enumerate()
@@ -309,7 +325,7 @@ pub fn producer_batch(
             } else {
                 base_sequence + i as i32
             },
-            timestamp: now,
+            timestamp,
             key: Some(Bytes::from(format!("k{i}"))),
             value: Some(Bytes::copy_from_slice(v)),
             headers: Vec::new(),
@@ -393,11 +409,18 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 
 /// The value of an unlabelled metric (or one whose label set is given as in the text).
 pub fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
+    let value = text
+        .lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+        .and_then(|v| v.parse().ok());
+    // A labelled series appears with its first event; an unlabelled one always exists, so
+    // its absence is a misspelt or unregistered metric, never a zero.
+    match value {
+        Some(v) => v,
+        None if name.contains('{') => 0.0,
+        None => panic!("metric {name} is not exported"),
+    }
 }
 
 /// A broker running as a child process (for kill -9 and RSS tests).

@@ -3,22 +3,23 @@
 //! what Kafka has no name for (frames refused, fsync rounds, recovery).
 //!
 //! Labels are static strings (API names, error names, codecs) or topic/partition for
-//! per-partition gauges, never formatted error text.
+//! per-topic and per-partition series, never formatted error text.
 
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
+mod live;
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
-use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use crate::metadata::cache::MetadataCache;
 use crate::partition::manager::ReplicaManager;
+use live::{LiveStats, Throughput};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -39,12 +40,6 @@ pub struct ReasonLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodecLabels {
     pub codec: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PartitionLabels {
-    topic: String,
-    partition: String,
 }
 
 fn latency_histogram() -> Histogram {
@@ -68,103 +63,6 @@ pub struct Metrics {
     pub rejected_frames: Family<ReasonLabels, Counter>,
     pub connections: Gauge,
     live: Arc<LiveStats>,
-}
-
-/// Values read from the replica manager at scrape time.
-#[derive(Debug, Default)]
-struct LiveStats {
-    replicas: OnceLock<Arc<ReplicaManager>>,
-}
-
-impl Collector for LiveStats {
-    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let Some(replicas) = self.replicas.get() else {
-            return Ok(());
-        };
-        let partitions = replicas.all();
-        type Read = dyn Fn(&crate::partition::Partition) -> i64;
-        let per_partition: [(&str, &str, &Read); 4] = [
-            (
-                "kafka_log_size_bytes",
-                "Bytes of a partition's log on this broker",
-                &|p| p.size_bytes() as i64,
-            ),
-            (
-                "kafka_log_log_end_offset",
-                "Log end offset of a partition",
-                &|p| p.offsets().log_end,
-            ),
-            (
-                "kafka_log_log_start_offset",
-                "Log start offset of a partition",
-                &|p| p.offsets().log_start,
-            ),
-            (
-                "kafka_cluster_partition_high_watermark",
-                "High watermark of a partition this broker leads",
-                &|p| p.offsets().high_watermark,
-            ),
-        ];
-        for (name, help, value) in per_partition {
-            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-            for p in &partitions {
-                let labels = PartitionLabels {
-                    topic: p.topic.to_string(),
-                    partition: p.index.to_string(),
-                };
-                ConstGauge::new(value(p)).encode(metric.encode_family(&labels)?)?;
-            }
-        }
-        let offline = partitions.iter().filter(|p| p.offsets().offline).count() as i64;
-        ConstGauge::new(offline).encode(encoder.encode_descriptor(
-            "kafka_controller_offline_partitions_count",
-            "Partitions on this broker whose log is offline after an I/O error",
-            None,
-            MetricType::Gauge,
-        )?)?;
-        let flush = replicas.flusher().stats();
-        let counters = [
-            (
-                "runnel_flush_rounds",
-                "Rounds of the broker-wide flusher",
-                flush.rounds.load(Ordering::Relaxed),
-            ),
-            (
-                "runnel_flush_file_syncs",
-                "fsync calls made by the flusher",
-                flush.file_syncs.load(Ordering::Relaxed),
-            ),
-            (
-                "runnel_flush_failures",
-                "fsync calls that failed (the log went offline)",
-                flush.failures.load(Ordering::Relaxed),
-            ),
-            (
-                "runnel_log_opened",
-                "Partition logs opened from disk at start",
-                replicas.recovery.logs_opened.load(Ordering::Relaxed),
-            ),
-            (
-                "runnel_log_recovered_segments",
-                "Segments recovered by CRC scan at start",
-                replicas.recovery.segments_recovered.load(Ordering::Relaxed),
-            ),
-            (
-                "runnel_log_truncated_bytes",
-                "Bytes cut from torn or corrupt log tails at start",
-                replicas.recovery.bytes_truncated.load(Ordering::Relaxed),
-            ),
-        ];
-        for (name, help, value) in counters {
-            ConstCounter::new(value).encode(encoder.encode_descriptor(
-                name,
-                help,
-                None,
-                MetricType::Counter,
-            )?)?;
-        }
-        Ok(())
-    }
 }
 
 impl Default for Metrics {
@@ -195,24 +93,12 @@ impl Metrics {
             "Time from a request's arrival to its response being ready, by API",
             request_time.clone(),
         );
-        let bytes_in = Counter::default();
-        registry.register(
-            "kafka_server_brokertopicmetrics_bytes_in",
-            "Record batch bytes produced",
-            bytes_in.clone(),
-        );
-        let bytes_out = Counter::default();
-        registry.register(
-            "kafka_server_brokertopicmetrics_bytes_out",
-            "Record batch bytes fetched",
-            bytes_out.clone(),
-        );
-        let messages_in = Counter::default();
-        registry.register(
-            "kafka_server_brokertopicmetrics_messages_in",
-            "Records produced",
-            messages_in.clone(),
-        );
+        let live = Arc::new(LiveStats::default());
+        let Throughput {
+            bytes_in,
+            bytes_out,
+            messages_in,
+        } = live.throughput.clone();
         let produce_batches = Family::<CodecLabels, Counter>::default();
         registry.register(
             "runnel_produce_batches",
@@ -249,7 +135,6 @@ impl Metrics {
             "Open client connections",
             connections.clone(),
         );
-        let live = Arc::new(LiveStats::default());
         registry.register_collector(Box::new(live.clone()));
         Metrics {
             registry,
@@ -272,6 +157,11 @@ impl Metrics {
     /// Lets scrapes read partition gauges from the replica manager.
     pub fn attach(&self, replicas: Arc<ReplicaManager>) {
         let _ = self.live.replicas.set(replicas);
+    }
+
+    /// Lets scrapes read the controller's gauges from the metadata image.
+    pub fn attach_cluster(&self, cache: Arc<MetadataCache>, broker_id: i32) {
+        let _ = self.live.cluster.set((cache, broker_id));
     }
 
     /// Counts a non-zero error code in a response.

@@ -1,0 +1,64 @@
+//! DeleteRecords: moves partitions' log start offsets; the new start is checkpointed at
+//! once, so deleted records do not come back after a crash.
+
+use proto_kafka::error::ResponseError;
+use proto_kafka::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use proto_kafka::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+use tracing::warn;
+
+use super::Context;
+use crate::protocol::error_code::{code, replica};
+
+pub async fn delete_records(ctx: &Context, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let image = ctx.cache.image();
+    let mut moved = false;
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let name = topic.name.0.as_str();
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let result = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index)
+                        .with_low_watermark(-1);
+                    let outcome = match ctx.replicas.get(name, p.partition_index) {
+                        Some(partition) => {
+                            partition.delete_records(p.offset).map_err(|e| replica(&e))
+                        }
+                        None if image.partition(name, p.partition_index).is_some() => {
+                            Err(code(ResponseError::NotLeaderOrFollower))
+                        }
+                        None => Err(code(ResponseError::UnknownTopicOrPartition)),
+                    };
+                    match outcome {
+                        Ok(low) => {
+                            moved = true;
+                            result.with_low_watermark(low)
+                        }
+                        Err(error) => {
+                            ctx.metrics.error("DeleteRecords", error);
+                            result.with_error_code(error)
+                        }
+                    }
+                })
+                .collect();
+            DeleteRecordsTopicResult::default()
+                .with_name(topic.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    if moved {
+        let replicas = ctx.replicas.clone();
+        if let Ok(Err(err)) =
+            tokio::task::spawn_blocking(move || replicas.write_checkpoints()).await
+        {
+            warn!(error = %err, "failed to checkpoint the new log start offsets");
+        }
+    }
+    DeleteRecordsResponse::default().with_topics(topics)
+}

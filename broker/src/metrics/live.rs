@@ -1,0 +1,294 @@
+//! Values computed at scrape time: per-partition log gauges, per-topic throughput,
+//! replica health and the controller's view of offline partitions, read from the
+//! replica manager and the metadata image rather than kept in the registry.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+
+use crate::metadata::cache::{MetadataCache, MetadataImage};
+use crate::partition::manager::ReplicaManager;
+use crate::partition::{Partition, Role};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartitionLabels {
+    topic: String,
+    partition: String,
+}
+
+/// Broker-wide throughput counters; kept here (not in the registry) so that each family
+/// carries its unlabelled total and its per-topic series together, as Kafka's
+/// BrokerTopicMetrics do.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Throughput {
+    pub(super) bytes_in: Counter,
+    pub(super) bytes_out: Counter,
+    pub(super) messages_in: Counter,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct LiveStats {
+    pub(super) throughput: Throughput,
+    pub(super) replicas: OnceLock<Arc<ReplicaManager>>,
+    pub(super) cluster: OnceLock<(Arc<MetadataCache>, i32)>,
+}
+
+fn gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: i64,
+) -> Result<(), std::fmt::Error> {
+    ConstGauge::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    ConstCounter::new(value).encode(encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        MetricType::Counter,
+    )?)
+}
+
+/// Partitions whose leader is gone: none named, or one without a live registration.
+fn offline_partitions(image: &MetadataImage) -> i64 {
+    image
+        .partitions
+        .values()
+        .flat_map(|ps| ps.values())
+        .filter(|p| p.value.leader < 0 || !image.brokers.contains_key(&p.value.leader))
+        .count() as i64
+}
+
+fn is_under_replicated(p: &Partition) -> bool {
+    let state = p.state();
+    state.role == Role::Leader && state.isr.len() < state.replicas.len()
+}
+
+impl LiveStats {
+    fn encode_throughput(
+        &self,
+        encoder: &mut DescriptorEncoder<'_>,
+        partitions: &[Arc<Partition>],
+    ) -> Result<(), std::fmt::Error> {
+        type Read = fn(&Partition) -> u64;
+        let families: [(&str, &str, &Counter, Read); 3] = [
+            (
+                "kafka_server_brokertopicmetrics_bytes_in",
+                "Record batch bytes produced (all topics, and per topic)",
+                &self.throughput.bytes_in,
+                |p| p.bytes_in.load(Ordering::Relaxed),
+            ),
+            (
+                "kafka_server_brokertopicmetrics_bytes_out",
+                "Record batch bytes fetched (all topics, and per topic)",
+                &self.throughput.bytes_out,
+                |p| p.bytes_out.load(Ordering::Relaxed),
+            ),
+            (
+                "kafka_server_brokertopicmetrics_messages_in",
+                "Records produced (all topics, and per topic)",
+                &self.throughput.messages_in,
+                |p| p.messages_in.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, total, read) in families {
+            let mut per_topic: BTreeMap<&str, u64> = BTreeMap::new();
+            for p in partitions {
+                *per_topic.entry(&p.topic).or_default() += read(p);
+            }
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            let none: Vec<(&str, &str)> = Vec::new();
+            ConstCounter::new(total.get()).encode(family.encode_family(&none)?)?;
+            for (topic, value) in per_topic {
+                ConstCounter::new(value).encode(family.encode_family(&vec![("topic", topic)])?)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn encode_partitions(
+        &self,
+        encoder: &mut DescriptorEncoder<'_>,
+        partitions: &[Arc<Partition>],
+    ) -> Result<(), std::fmt::Error> {
+        type Read = fn(&Partition) -> i64;
+        let per_partition: [(&str, &str, Read); 4] = [
+            (
+                "kafka_log_size_bytes",
+                "Bytes of a partition's log on this broker",
+                |p| p.size_bytes() as i64,
+            ),
+            (
+                "kafka_log_log_end_offset",
+                "Log end offset of a partition",
+                |p| p.offsets().log_end,
+            ),
+            (
+                "kafka_log_log_start_offset",
+                "Log start offset of a partition",
+                |p| p.offsets().log_start,
+            ),
+            (
+                "kafka_cluster_partition_high_watermark",
+                "High watermark of a partition this broker leads",
+                |p| p.offsets().high_watermark,
+            ),
+        ];
+        for (name, help, value) in per_partition {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for p in partitions {
+                let labels = PartitionLabels {
+                    topic: p.topic.to_string(),
+                    partition: p.index.to_string(),
+                };
+                ConstGauge::new(value(p)).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn encode_replicas(
+        &self,
+        encoder: &mut DescriptorEncoder<'_>,
+        replicas: &ReplicaManager,
+        partitions: &[Arc<Partition>],
+    ) -> Result<(), std::fmt::Error> {
+        let leaders = partitions
+            .iter()
+            .filter(|p| p.state().role == Role::Leader)
+            .count();
+        gauge(
+            encoder,
+            "kafka_server_replicamanager_partition_count",
+            "Partition replicas on this broker",
+            partitions.len() as i64,
+        )?;
+        gauge(
+            encoder,
+            "kafka_server_replicamanager_leader_count",
+            "Partitions this broker leads",
+            leaders as i64,
+        )?;
+        gauge(
+            encoder,
+            "kafka_server_replicamanager_under_replicated_partitions",
+            "Partitions this broker leads whose in-sync replicas are fewer than their replicas",
+            partitions.iter().filter(|p| is_under_replicated(p)).count() as i64,
+        )?;
+        let offline_here =
+            partitions.iter().filter(|p| p.offsets().offline).count() + replicas.failed_count();
+        gauge(
+            encoder,
+            "runnel_log_offline_partitions",
+            "Partition replicas on this broker whose log failed to open or went offline after an I/O error",
+            offline_here as i64,
+        )?;
+        let flush = replicas.flusher().stats();
+        let counters = [
+            (
+                "runnel_flush_rounds",
+                "Rounds of the broker-wide flusher",
+                flush.rounds.load(Ordering::Relaxed),
+            ),
+            (
+                "runnel_flush_file_syncs",
+                "fsync calls made by the flusher",
+                flush.file_syncs.load(Ordering::Relaxed),
+            ),
+            (
+                "runnel_flush_failures",
+                "fsync calls that failed (the log went offline)",
+                flush.failures.load(Ordering::Relaxed),
+            ),
+            (
+                "runnel_log_opened",
+                "Partition logs opened from disk at start",
+                replicas.recovery.logs_opened.load(Ordering::Relaxed),
+            ),
+            (
+                "runnel_log_recovered_segments",
+                "Segments recovered by CRC scan at start",
+                replicas.recovery.segments_recovered.load(Ordering::Relaxed),
+            ),
+            (
+                "runnel_log_truncated_bytes",
+                "Bytes cut from torn or corrupt log tails at start",
+                replicas.recovery.bytes_truncated.load(Ordering::Relaxed),
+            ),
+            (
+                "runnel_log_dropped_segments",
+                "Segments dropped at start because they follow a short (torn) one",
+                replicas.recovery.segments_dropped.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, value) in counters {
+            counter(encoder, name, help, value)?;
+        }
+        Ok(())
+    }
+
+    /// Kafka reports controller gauges from the active controller only (0 elsewhere), so
+    /// summing them across brokers counts each partition once.
+    fn encode_controller(
+        &self,
+        encoder: &mut DescriptorEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        let Some((cache, me)) = self.cluster.get() else {
+            return Ok(());
+        };
+        let image = cache.image();
+        let active = image.controller.is_some_and(|(id, _)| id == *me);
+        gauge(
+            encoder,
+            "kafka_controller_active_controller_count",
+            "1 on the broker that is the active controller",
+            i64::from(active),
+        )?;
+        gauge(
+            encoder,
+            "kafka_controller_offline_partitions_count",
+            "Partitions without a live leader (reported by the active controller)",
+            if active {
+                offline_partitions(&image)
+            } else {
+                0
+            },
+        )?;
+        gauge(
+            encoder,
+            "kafka_controller_global_partition_count",
+            "Partitions in the cluster (reported by the active controller)",
+            if active {
+                image.partitions.values().map(|ps| ps.len() as i64).sum()
+            } else {
+                0
+            },
+        )
+    }
+}
+
+impl Collector for LiveStats {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let replicas = self.replicas.get();
+        let partitions = replicas.map(|r| r.all()).unwrap_or_default();
+        self.encode_throughput(&mut encoder, &partitions)?;
+        if let Some(replicas) = replicas {
+            self.encode_partitions(&mut encoder, &partitions)?;
+            self.encode_replicas(&mut encoder, replicas, &partitions)?;
+        }
+        self.encode_controller(&mut encoder)
+    }
+}
