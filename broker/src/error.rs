@@ -46,6 +46,12 @@ pub enum Error {
     #[error("failed to remove {path}")]
     RemoveFile { path: PathBuf, source: io::Error },
 
+    #[error("failed to start thread {name}")]
+    StartThread {
+        name: &'static str,
+        source: io::Error,
+    },
+
     #[error("failed to lock log directory {path}: is another broker using it?")]
     LockDir { path: PathBuf, source: io::Error },
 
@@ -145,7 +151,7 @@ impl Error {
             | Error::LeaseNotFound { .. }
             | Error::StoreClosed => "metadata",
             Error::ControllerFenced { .. } | Error::ControllerUnavailable { .. } => "controller",
-            Error::Startup { .. } => "startup",
+            Error::Startup { .. } | Error::StartThread { .. } => "startup",
             Error::EncodeResponse { .. } => "protocol",
             Error::LogOffline { .. } => "log_offline",
         }

@@ -38,6 +38,7 @@ struct Outcome {
     recovered_segments: f64,
     dropped_segments: f64,
     file_syncs: u64,
+    volume_syncs: u64,
 }
 
 fn fresh_disk() -> SimFs {
@@ -127,7 +128,9 @@ async fn consume_until_cut(addr: std::net::SocketAddr, served: Ledger) {
     }
 }
 
-async fn run_once(seed: u64, mode: CutMode, flush_mode: &str) -> Outcome {
+/// `bulk_threshold` "0" syncs file by file; "2" lets the flusher sync the whole volume
+/// when partitions queue up (syncfs).
+async fn run_once(seed: u64, mode: CutMode, flush_mode: &str, bulk_threshold: &str) -> Outcome {
     let sim = fresh_disk();
     let fs: Arc<dyn FileSystem> = Arc::new(sim.clone());
     let config = test_config(
@@ -135,6 +138,7 @@ async fn run_once(seed: u64, mode: CutMode, flush_mode: &str) -> Outcome {
         &[
             ("log.segment.bytes", "32768"),
             ("log.flush.mode", flush_mode),
+            ("log.flush.bulk.threshold", bulk_threshold),
         ],
     );
     let broker = start(config.clone(), fs).await;
@@ -171,7 +175,7 @@ async fn run_once(seed: u64, mode: CutMode, flush_mode: &str) -> Outcome {
         }
         tokio::task::yield_now().await;
     }
-    let file_syncs = sim.stats().file_syncs;
+    let (file_syncs, volume_syncs) = (sim.stats().file_syncs, sim.stats().volume_syncs);
     let after = sim.power_cut(mode);
     let cut = after.stats();
     println!(
@@ -222,6 +226,7 @@ async fn run_once(seed: u64, mode: CutMode, flush_mode: &str) -> Outcome {
         recovered_segments: metric(&text, "runnel_log_recovered_segments_total"),
         dropped_segments: metric(&text, "runnel_log_dropped_segments_total"),
         file_syncs,
+        volume_syncs,
     }
 }
 
@@ -229,18 +234,27 @@ async fn run_once(seed: u64, mode: CutMode, flush_mode: &str) -> Outcome {
 async fn durable_mode_keeps_every_acknowledged_record_through_power_loss() {
     let mut total_acked = 0;
     let mut total_truncated = 0.0;
+    let mut total_volume_syncs = 0;
     for seed in 0..8u64 {
         let mode = if seed % 2 == 0 {
             CutMode::LoseUnsynced
         } else {
             CutMode::TornTail { seed }
         };
-        let outcome = run_once(seed, mode, "durable").await;
+        let bulk = if seed % 4 < 2 { "0" } else { "2" };
+        let outcome = run_once(seed, mode, "durable", bulk).await;
         println!(
-            "durable seed={seed} mode={mode:?}: acked={} served={} lost_acked={} lost_served={} fsyncs={} recovered_segments={} truncated_bytes={} dropped_segments={}",
+            "durable seed={seed} mode={mode:?} bulk={bulk}: acked={} served={} lost_acked={} lost_served={} fsyncs={} syncfs={} recovered_segments={} truncated_bytes={} dropped_segments={}",
             outcome.acked, outcome.served, outcome.lost_acked, outcome.lost_served, outcome.file_syncs,
-            outcome.recovered_segments, outcome.truncated_bytes, outcome.dropped_segments
+            outcome.volume_syncs, outcome.recovered_segments, outcome.truncated_bytes, outcome.dropped_segments
         );
+        if bulk == "0" {
+            assert_eq!(
+                outcome.volume_syncs, 0,
+                "seed {seed}: bulk flushes were off"
+            );
+        }
+        total_volume_syncs += outcome.volume_syncs;
         assert!(
             outcome.acked > 0,
             "seed {seed}: the run acknowledged nothing"
@@ -261,8 +275,12 @@ async fn durable_mode_keeps_every_acknowledged_record_through_power_loss() {
         total_acked += outcome.acked;
         total_truncated += outcome.truncated_bytes;
     }
-    println!("durable: {total_acked} acknowledged records survived 8 power cuts; {total_truncated} torn bytes cut");
+    println!("durable: {total_acked} acknowledged records survived 8 power cuts; {total_truncated} torn bytes cut; {total_volume_syncs} syncfs");
     assert!(total_truncated > 0.0, "torn tails were never exercised");
+    assert!(
+        total_volume_syncs > 0,
+        "bulk flushes (syncfs) were never exercised"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,7 +288,7 @@ async fn interval_mode_reports_what_power_loss_takes() {
     let mut lost = 0;
     let mut acked = 0;
     for seed in 0..4u64 {
-        let outcome = run_once(seed, CutMode::LoseUnsynced, "interval").await;
+        let outcome = run_once(seed, CutMode::LoseUnsynced, "interval", "2").await;
         println!(
             "interval seed={seed}: acked={} lost_acked={} served={} lost_served={}",
             outcome.acked, outcome.lost_acked, outcome.served, outcome.lost_served

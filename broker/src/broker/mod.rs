@@ -22,7 +22,7 @@ use crate::config::{Config, FlushMode};
 use crate::controller::{Controller, Defaults};
 use crate::error::{Error, Result};
 use crate::handlers::Context;
-use crate::log::flusher::Flusher;
+use crate::log::flusher::{Flusher, FlusherThreads};
 use crate::log::io::FileSystem;
 use crate::log::manager::LogManager;
 use crate::metadata::cache::{run_loader, MetadataCache, MetadataImage};
@@ -53,7 +53,7 @@ pub struct Broker {
     ready: watch::Receiver<bool>,
     listeners: Vec<JoinHandle<()>>,
     background: Vec<JoinHandle<()>>,
-    flusher_thread: Option<std::thread::JoinHandle<()>>,
+    flusher_threads: Option<FlusherThreads>,
     store: Arc<EmbeddedStore>,
     registration: watch::Receiver<Option<Registered>>,
     drain: Duration,
@@ -182,7 +182,12 @@ impl Broker {
         let cluster_id = cluster_id(store.as_ref(), &keys).await?;
         logs.ensure_cluster_id(&cluster_id)?;
 
-        let (flusher, flusher_thread) = Flusher::start(fs.clone());
+        let (flusher, flusher_threads) = Flusher::start(
+            fs.clone(),
+            config.flush_threads,
+            &config.log_dirs,
+            config.flush_bulk_threshold,
+        )?;
         let replicas = Arc::new(ReplicaManager::new(config.clone(), logs, flusher)?);
         let metrics = Arc::new(Metrics::new());
         metrics.attach(replicas.clone());
@@ -317,7 +322,7 @@ impl Broker {
             ready,
             listeners,
             background,
-            flusher_thread: Some(flusher_thread),
+            flusher_threads: Some(flusher_threads),
             store,
             registration,
             drain: config.shutdown_timeout,
@@ -359,8 +364,8 @@ impl Broker {
             .map_err(|e| Error::Startup {
                 reason: format!("log shutdown task failed: {e}"),
             })?;
-        if let Some(thread) = self.flusher_thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        if let Some(threads) = self.flusher_threads.take() {
+            let _ = tokio::task::spawn_blocking(move || threads.join()).await;
         }
         self.store.close();
         if let Err(err) = &closed {

@@ -107,6 +107,8 @@ pub struct Config {
     pub default_replication_factor: i16,
     pub auto_create_topics: bool,
     pub flush_mode: FlushMode,
+    pub flush_threads: usize,
+    pub flush_bulk_threshold: usize,
     pub socket_request_max_bytes: usize,
     pub queued_max_request_bytes: usize,
     pub max_connections: usize,
@@ -331,6 +333,8 @@ impl Config {
             default_replication_factor: 1,
             auto_create_topics: true,
             flush_mode: FlushMode::Durable,
+            flush_threads: 1,
+            flush_bulk_threshold: 0,
             socket_request_max_bytes: 0,
             queued_max_request_bytes: 0,
             max_connections: 0,
@@ -380,6 +384,8 @@ impl Config {
             Some("interval") => FlushMode::Interval,
             _ => FlushMode::Durable,
         };
+        self.flush_threads = self.int("log.flush.threads")? as usize;
+        self.flush_bulk_threshold = self.int("log.flush.bulk.threshold")? as usize;
         self.socket_request_max_bytes = self.int("socket.request.max.bytes")? as usize;
         self.queued_max_request_bytes = self.int("queued.max.request.bytes")? as usize;
         if self.queued_max_request_bytes < self.socket_request_max_bytes {

@@ -48,6 +48,14 @@ pub trait LogFile: Send + Sync + fmt::Debug {
     }
 }
 
+/// The file system holding a directory, synced as a whole.
+pub trait Volume: Send + Sync + fmt::Debug {
+    /// syncfs: every file's data and every directory entry on the file system becomes
+    /// durable. An error means some writeback on it failed since this handle was opened,
+    /// not which file: callers find out by syncing files one by one.
+    fn sync_all(&self) -> io::Result<()>;
+}
+
 /// Directory operations. A new directory entry (created, renamed or removed file) is
 /// durable only after `sync_dir` on its parent.
 pub trait FileSystem: Send + Sync + fmt::Debug {
@@ -61,6 +69,9 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn exists(&self, path: &Path) -> bool;
     /// Takes an exclusive lock that keeps a second broker out of the directory.
     fn lock_dir(&self, path: &Path) -> io::Result<DirLock>;
+    /// A handle on the file system holding `dir`, or `None` where syncing a whole file
+    /// system cannot be trusted to report errors.
+    fn open_volume(&self, dir: &Path) -> io::Result<Option<Arc<dyn Volume>>>;
 }
 
 /// Held for as long as the broker uses a log directory.
@@ -105,6 +116,33 @@ impl LogFile for RealFile {
     fn len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
     }
+}
+
+/// A directory handle kept open so that syncfs reports every writeback error since the
+/// broker started (Linux samples the file system's error sequence when it is opened).
+#[derive(Debug)]
+struct RealVolume {
+    dir: std::fs::File,
+}
+
+impl Volume for RealVolume {
+    fn sync_all(&self) -> io::Result<()> {
+        rustix::fs::syncfs(&self.dir).map_err(io::Error::from)
+    }
+}
+
+/// syncfs reports writeback errors only from Linux 5.8 on; before that it can return
+/// success after losing data.
+fn syncfs_reports_errors() -> bool {
+    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
+        return false;
+    };
+    let mut parts = release
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (5, 8)
 }
 
 impl FileSystem for RealFs {
@@ -172,6 +210,14 @@ impl FileSystem for RealFs {
             )),
             Err(std::fs::TryLockError::Error(err)) => Err(err),
         }
+    }
+
+    fn open_volume(&self, dir: &Path) -> io::Result<Option<Arc<dyn Volume>>> {
+        if !syncfs_reports_errors() {
+            return Ok(None);
+        }
+        let dir = std::fs::File::open(dir)?;
+        Ok(Some(Arc::new(RealVolume { dir })))
     }
 }
 

@@ -92,6 +92,8 @@ pub struct FlushTicket {
     pub files: Vec<Arc<dyn LogFile>>,
     /// The partition directory, when a segment file was created since the last flush.
     pub dir: Option<PathBuf>,
+    /// The partition directory (always), so a flusher can sync its whole volume instead.
+    pub partition_dir: PathBuf,
     /// Every offset below this is durable once the files are synced.
     pub target_offset: i64,
     /// Every segment below this base offset is fully synced, indexes included.
@@ -777,6 +779,7 @@ impl PartitionLog {
         Some(FlushTicket {
             files,
             dir,
+            partition_dir: self.dir.clone(),
             target_offset: target,
             recovery_point: self.active().base_offset(),
         })

@@ -209,6 +209,11 @@ impl LiveStats {
                 flush.file_syncs.load(Ordering::Relaxed),
             ),
             (
+                "runnel_flush_volume_syncs",
+                "syncfs calls that flushed many partitions at once",
+                flush.volume_syncs.load(Ordering::Relaxed),
+            ),
+            (
                 "runnel_flush_failures",
                 "fsync calls that failed (the log went offline)",
                 flush.failures.load(Ordering::Relaxed),
