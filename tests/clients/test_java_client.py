@@ -18,16 +18,16 @@ pytestmark = pytest.mark.skipif(shutil.which("javac") is None, reason="a JDK is 
 def java_classes(kafka_jars, tmp_path_factory):
     out = tmp_path_factory.mktemp("java")
     subprocess.run(
-        ["javac", "-cp", f"{kafka_jars}/*", "-d", str(out), str(ROOT / "tests" / "java" / "IdempotentProduce.java")],
+        ["javac", "-cp", f"{kafka_jars}/*", "-d", str(out), *map(str, sorted((ROOT / "tests" / "java").glob("*.java")))],
         check=True,
         timeout=300,
     )
     return out
 
 
-def run_java(kafka_jars, classes, *args):
+def run_java(kafka_jars, classes, *args, main="IdempotentProduce"):
     result = subprocess.run(
-        ["java", "-cp", f"{kafka_jars}/*:{classes}", "IdempotentProduce", *args],
+        ["java", "-cp", f"{kafka_jars}/*:{classes}", main, *args],
         capture_output=True,
         text=True,
         timeout=180,
@@ -69,3 +69,13 @@ def test_the_java_producer_retries_through_cut_connections_without_duplicates(to
     finally:
         proxy.close()
         assert b.stop() == 0
+
+
+def test_a_transactional_producer_fails_fast_with_a_clear_error(broker, kafka_jars, java_classes):
+    """No transactions yet: initTransactions() must fail at once with a non-retriable
+    error, not spin on a retriable one until max.block.ms (60 s here)."""
+    [outcome] = run_java(kafka_jars, java_classes, broker.bootstrap, main="TransactionalProbe")
+    text = " ".join(outcome)
+    assert not text.startswith("ok"), text
+    assert "TimeoutException" not in text, text
+    assert "Transactional" in text or "UnsupportedVersion" in text, text

@@ -22,7 +22,7 @@ use super::{str_bytes, Context};
 use crate::config::defs::{broker_key, topic_key, Kind, BROKER_KEYS, TOPIC_KEYS};
 use crate::config::layers::{is_dynamic, BrokerView, CLUSTER_DEFAULT};
 use crate::config::topic;
-use crate::controller::AdminError;
+use crate::controller::{AdminError, ConfigChange};
 use crate::metadata::cache::MetadataImage;
 use crate::protocol::error_code::admin;
 
@@ -210,16 +210,11 @@ fn broker_target(ctx: &Context, name: &str) -> Result<String, AdminError> {
     )))
 }
 
-type Change<'a> = dyn Fn(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, AdminError>
-    + Send
-    + Sync
-    + 'a;
-
 async fn alter(
     ctx: &Context,
     resource_type: i8,
     name: &str,
-    change: &Change<'_>,
+    change: &ConfigChange<'_>,
     validate_only: bool,
 ) -> Result<i64, AdminError> {
     match resource_type {
