@@ -16,6 +16,7 @@ pub mod broker;
 pub mod config;
 pub mod controller;
 pub mod error;
+pub mod group;
 pub mod handlers;
 pub mod http;
 pub mod log;

@@ -21,6 +21,9 @@ use tracing::{error, info, warn};
 use crate::config::{Config, FlushMode};
 use crate::controller::{Controller, Defaults};
 use crate::error::{Error, Result};
+use crate::group::coordinator::CoordinatorConfig;
+use crate::group::state::GroupLimits;
+use crate::group::GroupCoordinator;
 use crate::handlers::Context;
 use crate::log::flusher::{Flusher, FlusherThreads};
 use crate::log::io::FileSystem;
@@ -36,6 +39,10 @@ use crate::metrics::Metrics;
 use crate::partition::manager::ReplicaManager;
 use crate::server::listener::{self, KafkaListener};
 use registration::{keep_alive, register, Registered};
+
+/// The most protocol metadata one group member may send (Kafka has no limit; a group's
+/// members are stored in one record, so one member must not be able to make it huge).
+const MAX_PROTOCOL_METADATA_BYTES: usize = 1 << 20;
 
 /// The key prefix of a standalone broker's metadata.
 pub const STANDALONE_PREFIX: &str = "/runnel/";
@@ -275,14 +282,38 @@ impl Broker {
             )));
         }
 
+        let groups = Arc::new(GroupCoordinator::new(
+            CoordinatorConfig {
+                limits: GroupLimits {
+                    min_session_timeout_ms: config.group_min_session_timeout_ms,
+                    max_session_timeout_ms: config.group_max_session_timeout_ms,
+                    initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+                    max_size: config.group_max_size,
+                    max_protocol_metadata_bytes: MAX_PROTOCOL_METADATA_BYTES,
+                },
+                offsets_partitions: config.offsets_partitions,
+                offsets_replication_factor: config.offsets_replication_factor,
+                offsets_segment_bytes: config.offsets_segment_bytes,
+                offsets_max_message_bytes: config.socket_request_max_bytes,
+                offsets_retention_ms: config.offsets_retention_ms,
+                offsets_retention_check: config.offsets_retention_check_interval,
+                offset_metadata_max_bytes: config.offset_metadata_max_bytes,
+            },
+            replicas.clone(),
+            cache.clone(),
+            controller.clone(),
+        ));
+        metrics.attach_groups(groups.clone());
+        background.push(tokio::spawn(groups.clone().run(shutdown.clone())));
         let ctx = Arc::new(Context {
             config: config.clone(),
             cache: cache.clone(),
             replicas: replicas.clone(),
-            controller,
+            controller: controller.clone(),
             metrics: metrics.clone(),
             store: store_dyn.clone(),
             producer_ids: Arc::new(ProducerIds::new(keys.clone())),
+            groups: groups.clone(),
             shutdown: shutdown.clone(),
         });
         let memory = Arc::new(Semaphore::new(config.queued_max_request_bytes));

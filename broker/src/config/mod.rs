@@ -121,6 +121,18 @@ pub struct Config {
     pub producer_expiration_check_interval: Duration,
     pub shutdown_timeout: Duration,
     pub decompression_max_bytes: usize,
+    pub offsets_partitions: i32,
+    pub offsets_replication_factor: i16,
+    pub offsets_segment_bytes: i64,
+    pub offsets_retention_ms: i64,
+    pub offsets_retention_check_interval: Duration,
+    pub offset_metadata_max_bytes: usize,
+    pub group_initial_rebalance_delay_ms: i32,
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    pub group_max_size: usize,
+    pub cleaner_enable: bool,
+    pub cleaner_backoff: Duration,
     /// Every key's effective value and where it came from.
     values: BTreeMap<&'static str, (String, Source)>,
     /// Warnings found while reading (unknown or ignored keys), logged once tracing is up.
@@ -347,6 +359,18 @@ impl Config {
             producer_expiration_check_interval: Duration::ZERO,
             shutdown_timeout: Duration::ZERO,
             decompression_max_bytes: 0,
+            offsets_partitions: 50,
+            offsets_replication_factor: 3,
+            offsets_segment_bytes: 0,
+            offsets_retention_ms: 0,
+            offsets_retention_check_interval: Duration::ZERO,
+            offset_metadata_max_bytes: 0,
+            group_initial_rebalance_delay_ms: 0,
+            group_min_session_timeout_ms: 0,
+            group_max_session_timeout_ms: 0,
+            group_max_size: 0,
+            cleaner_enable: true,
+            cleaner_backoff: Duration::ZERO,
             values,
             warnings,
         };
@@ -405,6 +429,28 @@ impl Config {
             self.millis("producer.id.expiration.check.interval.ms")?;
         self.shutdown_timeout = self.millis("shutdown.timeout.ms")?;
         self.decompression_max_bytes = self.int("message.decompression.max.bytes")? as usize;
+        self.offsets_partitions = self.int("offsets.topic.num.partitions")? as i32;
+        self.offsets_replication_factor = self.int("offsets.topic.replication.factor")? as i16;
+        self.offsets_segment_bytes = self.int("offsets.topic.segment.bytes")?;
+        self.offsets_retention_ms = self
+            .int("offsets.retention.minutes")?
+            .saturating_mul(60_000);
+        self.offsets_retention_check_interval =
+            self.millis("offsets.retention.check.interval.ms")?;
+        self.offset_metadata_max_bytes = self.int("offset.metadata.max.bytes")? as usize;
+        self.group_initial_rebalance_delay_ms =
+            self.int("group.initial.rebalance.delay.ms")? as i32;
+        self.group_min_session_timeout_ms = self.int("group.min.session.timeout.ms")? as i32;
+        self.group_max_session_timeout_ms = self.int("group.max.session.timeout.ms")? as i32;
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
+            return Err(self.invalid(
+                "group.min.session.timeout.ms",
+                "must not exceed group.max.session.timeout.ms",
+            ));
+        }
+        self.group_max_size = self.int("group.max.size")? as usize;
+        self.cleaner_enable = self.bool("log.cleaner.enable");
+        self.cleaner_backoff = self.millis("log.cleaner.backoff.ms")?;
         let message_max = self.int("message.max.bytes")?;
         if message_max > self.int("socket.request.max.bytes")? {
             return Err(self.invalid(

@@ -27,6 +27,10 @@ pub struct TopicConfig {
     pub flush_messages: i64,
     pub flush_ms: i64,
     pub unclean_leader_election: bool,
+    pub delete_retention_ms: i64,
+    pub min_cleanable_ratio: f64,
+    pub min_compaction_lag_ms: i64,
+    pub max_compaction_lag_ms: i64,
 }
 
 /// Where a topic key's effective value comes from.
@@ -109,13 +113,10 @@ pub fn validate_overrides(overrides: &BTreeMap<String, String>) -> Result<(), (S
             for policy in value.split(',').map(str::trim) {
                 match policy {
                     "delete" => {}
-                    "compact" => {
-                        return Err((
-                            key.clone(),
-                            "cleanup.policy=compact is not supported yet (log compaction is not implemented)".into(),
-                        ))
+                    "compact" => {}
+                    other => {
+                        return Err((key.clone(), format!("unknown cleanup policy {other:?}")))
                     }
-                    other => return Err((key.clone(), format!("unknown cleanup policy {other:?}"))),
                 }
             }
         }
@@ -149,6 +150,13 @@ impl TopicConfig {
             flush_messages: long("flush.messages").max(1),
             flush_ms: long("flush.ms").max(0),
             unclean_leader_election: get("unclean.leader.election.enable") == "true",
+            delete_retention_ms: long("delete.retention.ms").max(0),
+            min_cleanable_ratio: get("min.cleanable.dirty.ratio")
+                .trim()
+                .parse::<f64>()
+                .unwrap_or(0.5),
+            min_compaction_lag_ms: long("min.compaction.lag.ms").max(0),
+            max_compaction_lag_ms: long("max.compaction.lag.ms").max(1),
         }
     }
 
@@ -227,7 +235,7 @@ mod tests {
         };
         assert_eq!(bad("retention.ms", "soon"), "retention.ms");
         assert_eq!(bad("no.such.key", "1"), "no.such.key");
-        assert_eq!(bad("cleanup.policy", "compact"), "cleanup.policy");
+        assert_eq!(bad("cleanup.policy", "compress"), "cleanup.policy");
         assert_eq!(bad("preallocate", "true"), "preallocate");
         let mut ok = BTreeMap::new();
         ok.insert(

@@ -17,6 +17,12 @@ use crate::protocol::error_code::{admin, code};
 fn spec_of(
     topic: &proto_kafka::messages::create_topics_request::CreatableTopic,
 ) -> Result<TopicSpec, AdminError> {
+    if crate::group::is_internal(topic.name.as_str()) {
+        return Err(AdminError::InvalidRequest(format!(
+            "creation of internal topic {} is prohibited",
+            topic.name.as_str()
+        )));
+    }
     let mut configs = BTreeMap::new();
     for c in &topic.configs {
         let Some(value) = &c.value else {

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::{str_bytes, Connection, Context};
 use crate::controller::TopicSpec;
+use crate::group::is_internal;
 use crate::metadata::cache::MetadataImage;
 use crate::metadata::schema::{invalid_topic_name, kafka_uuid_string, Endpoint};
 use crate::protocol::error_code::{admin, code};
@@ -56,7 +57,11 @@ pub async fn handle(
         let missing: Vec<TopicSpec> = wanted
             .iter()
             .filter_map(|(name, _)| name.as_ref())
-            .filter(|name| image.topic(name).is_none() && invalid_topic_name(name).is_none())
+            .filter(|name| {
+                image.topic(name).is_none()
+                    && invalid_topic_name(name).is_none()
+                    && !is_internal(name)
+            })
             .map(|name| TopicSpec {
                 name: name.clone(),
                 partitions: -1,
@@ -203,7 +208,9 @@ fn describe_topic(
             partition
         })
         .collect();
-    let mut described = base.with_partitions(partitions);
+    let mut described = base
+        .with_partitions(partitions)
+        .with_is_internal(is_internal(name));
     if version >= 10 {
         described = described.with_topic_id(topic.id);
     }

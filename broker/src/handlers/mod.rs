@@ -11,10 +11,12 @@ pub mod cluster;
 pub mod configs;
 pub mod create_topics;
 pub mod fetch;
+pub mod groups;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod log_dirs;
 pub mod metadata;
+pub mod offsets;
 pub mod produce;
 pub mod records;
 pub mod topics;
@@ -32,6 +34,7 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::controller::Controller;
 use crate::error::Result;
+use crate::group::GroupCoordinator;
 use crate::metadata::cache::MetadataCache;
 use crate::metadata::producer_ids::ProducerIds;
 use crate::metadata::store::MetadataStore;
@@ -51,6 +54,7 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub store: Arc<dyn MetadataStore>,
     pub producer_ids: Arc<ProducerIds>,
+    pub groups: Arc<GroupCoordinator>,
     /// Turns true when the broker is shutting down (long polls return early).
     pub shutdown: watch::Receiver<bool>,
 }
@@ -60,6 +64,17 @@ pub struct Context {
 pub struct Connection {
     /// The listener's name, to pick the advertised endpoints clients should use.
     pub listener: String,
+    /// The client's address, shown as a group member's host.
+    pub peer: Option<std::net::SocketAddr>,
+}
+
+impl Connection {
+    /// The host as Kafka shows it for group members: `/127.0.0.1`.
+    pub fn client_host(&self) -> String {
+        self.peer
+            .map(|p| format!("/{}", p.ip()))
+            .unwrap_or_default()
+    }
 }
 
 /// The response to one request, or `None` for none (Produce with acks=0).
@@ -204,6 +219,94 @@ pub fn dispatch(
                 &response,
             ))
         }
+        Request::FindCoordinator(request) => {
+            let connection = connection.clone();
+            Box::pin(async move {
+                let response = groups::find_coordinator(
+                    &ctx,
+                    &connection,
+                    request,
+                    header.request_api_version,
+                )
+                .await;
+                finish(&ctx, ApiKey::FindCoordinator, &header, started, &response)
+            })
+        }
+        Request::JoinGroup(request) => {
+            let connection = connection.clone();
+            Box::pin(async move {
+                let client_id = header.client_id.as_ref().map(|c| c.to_string());
+                let response = groups::join_group(
+                    &ctx,
+                    &connection,
+                    client_id.as_deref(),
+                    request,
+                    header.request_api_version,
+                )
+                .await;
+                finish(&ctx, ApiKey::JoinGroup, &header, started, &response)
+            })
+        }
+        Request::SyncGroup(request) => Box::pin(async move {
+            let response = groups::sync_group(&ctx, request, header.request_api_version).await;
+            finish(&ctx, ApiKey::SyncGroup, &header, started, &response)
+        }),
+        Request::Heartbeat(request) => {
+            let response = groups::heartbeat(&ctx, request);
+            ready(finish(&ctx, ApiKey::Heartbeat, &header, started, &response))
+        }
+        Request::LeaveGroup(request) => {
+            let response = groups::leave_group(&ctx, request, header.request_api_version);
+            ready(finish(
+                &ctx,
+                ApiKey::LeaveGroup,
+                &header,
+                started,
+                &response,
+            ))
+        }
+        Request::OffsetCommit(request) => Box::pin(async move {
+            let response = offsets::offset_commit(&ctx, request, header.request_api_version).await;
+            finish(&ctx, ApiKey::OffsetCommit, &header, started, &response)
+        }),
+        Request::OffsetFetch(request) => {
+            let response = offsets::offset_fetch(&ctx, request, header.request_api_version);
+            ready(finish(
+                &ctx,
+                ApiKey::OffsetFetch,
+                &header,
+                started,
+                &response,
+            ))
+        }
+        Request::OffsetDelete(request) => Box::pin(async move {
+            let response = offsets::offset_delete(&ctx, request).await;
+            finish(&ctx, ApiKey::OffsetDelete, &header, started, &response)
+        }),
+        Request::ListGroups(request) => {
+            let response = groups::list_groups(&ctx, request, header.request_api_version);
+            ready(finish(
+                &ctx,
+                ApiKey::ListGroups,
+                &header,
+                started,
+                &response,
+            ))
+        }
+        Request::DescribeGroups(request) => {
+            let response = groups::describe_groups(&ctx, request);
+            ready(finish(
+                &ctx,
+                ApiKey::DescribeGroups,
+                &header,
+                started,
+                &response,
+            ))
+        }
+        Request::DeleteGroups(request) => Box::pin(async move {
+            let response = groups::delete_groups(&ctx, request).await;
+            finish(&ctx, ApiKey::DeleteGroups, &header, started, &response)
+        }),
         Request::CreateTopics(request) => Box::pin(async move {
             let response = create_topics::handle(&ctx, request, header.request_api_version).await;
             finish(&ctx, ApiKey::CreateTopics, &header, started, &response)

@@ -57,6 +57,13 @@ fn append_one(
     records: Option<&bytes::Bytes>,
     acks: i16,
 ) -> Outcome {
+    if crate::group::is_internal(topic) {
+        return Outcome::Failed(
+            code(ResponseError::InvalidTopicException),
+            Some(format!("cannot append to internal topic {topic}")),
+            None,
+        );
+    }
     let Some(partition) = ctx.replicas.get(topic, index) else {
         let image = ctx.cache.image();
         let known = image.partition(topic, index).is_some() && image.topic(topic).is_some();

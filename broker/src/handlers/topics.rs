@@ -55,6 +55,13 @@ pub async fn delete_topics(
                 .ok_or_else(|| AdminError::UnknownTopicId(format!("no topic has id {id}"))),
         };
         match resolved {
+            Ok(name) if crate::group::is_internal(&name) => results.push((
+                Some(name.clone()),
+                id,
+                Err(AdminError::InvalidRequest(format!(
+                    "deletion of internal topic {name} is prohibited"
+                ))),
+            )),
             Ok(name) if !ctx.config.bool("delete.topic.enable") => {
                 results.push((Some(name), id, Err(AdminError::TopicDeletionDisabled)))
             }

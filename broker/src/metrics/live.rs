@@ -12,6 +12,7 @@ use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
+use crate::group::GroupCoordinator;
 use crate::metadata::cache::{MetadataCache, MetadataImage};
 use crate::partition::manager::ReplicaManager;
 use crate::partition::{Partition, Role};
@@ -37,6 +38,19 @@ pub(super) struct LiveStats {
     pub(super) throughput: Throughput,
     pub(super) replicas: OnceLock<Arc<ReplicaManager>>,
     pub(super) cluster: OnceLock<(Arc<MetadataCache>, i32)>,
+    pub(super) groups: OnceLock<Arc<GroupCoordinator>>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LagLabels {
+    group: String,
+    topic: String,
+    partition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: String,
 }
 
 fn gauge(
@@ -285,6 +299,74 @@ impl LiveStats {
     }
 }
 
+impl LiveStats {
+    /// Lag per group and partition (kafka-exporter's name), groups by state, and the
+    /// coordinator's counters.
+    fn encode_groups(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let Some(groups) = self.groups.get() else {
+            return Ok(());
+        };
+        let mut metric = encoder.encode_descriptor(
+            "kafka_consumergroup_lag",
+            "High watermark minus the group's committed offset, per partition",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (group, topic, partition, lag) in groups.lag() {
+            let labels = LagLabels {
+                group,
+                topic,
+                partition: partition.to_string(),
+            };
+            ConstGauge::new(lag).encode(metric.encode_family(&labels)?)?;
+        }
+        let mut metric = encoder.encode_descriptor(
+            "runnel_consumer_groups",
+            "Consumer groups this broker coordinates, by state",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (state, count) in groups.group_counts() {
+            let labels = StateLabels {
+                state: state.to_string(),
+            };
+            ConstGauge::new(count as i64).encode(metric.encode_family(&labels)?)?;
+        }
+        let stats = &groups.stats;
+        let counters = [
+            (
+                "runnel_group_offsets_committed",
+                "Offsets committed and stored",
+                stats.offsets_committed.load(Ordering::Relaxed),
+            ),
+            (
+                "runnel_group_offsets_expired",
+                "Committed offsets removed by offsets.retention.minutes",
+                stats.offsets_expired.load(Ordering::Relaxed),
+            ),
+            (
+                "runnel_group_rebalances",
+                "Rebalances started",
+                stats.rebalances.load(Ordering::Relaxed),
+            ),
+            (
+                "runnel_group_partitions_loaded",
+                "Offsets partitions loaded by this coordinator",
+                stats.shards_loaded.load(Ordering::Relaxed),
+            ),
+            (
+                "runnel_group_records_loaded",
+                "Records replayed from __consumer_offsets while loading",
+                stats.records_loaded.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, value) in counters {
+            counter(encoder, name, help, value)?;
+        }
+        Ok(())
+    }
+}
+
 impl Collector for LiveStats {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let replicas = self.replicas.get();
@@ -294,6 +376,7 @@ impl Collector for LiveStats {
             self.encode_partitions(&mut encoder, &partitions)?;
             self.encode_replicas(&mut encoder, replicas, &partitions)?;
         }
+        self.encode_groups(&mut encoder)?;
         self.encode_controller(&mut encoder)
     }
 }

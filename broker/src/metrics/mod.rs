@@ -159,6 +159,11 @@ impl Metrics {
         let _ = self.live.replicas.set(replicas);
     }
 
+    /// Lets scrapes read group lag and states from the coordinator.
+    pub fn attach_groups(&self, groups: Arc<crate::group::GroupCoordinator>) {
+        let _ = self.live.groups.set(groups);
+    }
+
     /// Lets scrapes read the controller's gauges from the metadata image.
     pub fn attach_cluster(&self, cache: Arc<MetadataCache>, broker_id: i32) {
         let _ = self.live.cluster.set((cache, broker_id));

@@ -22,7 +22,7 @@ use crate::config::{Config, FlushMode};
 use crate::log::flusher::{FlushTarget, Flusher};
 use crate::log::partition_log::{AppendError, AppendInfo, FlushTicket, PartitionLog, ReadError};
 use crate::log::producer_state::SequenceError;
-use crate::log::segment::{find_by_timestamp, ReadPlan};
+use crate::log::segment::{find_by_timestamp, read_batches, ReadBatches, ReadPlan};
 use crate::metadata::schema::{IsrMember, PartitionRecord};
 use crate::records::validate::{validate_produce_batch, Invalid};
 
@@ -456,6 +456,24 @@ impl Partition {
             log_start,
             leader_epoch: state.leader_epoch,
         })
+    }
+
+    /// Reads whole batches from `offset` below the high watermark, about `max_bytes`
+    /// (at least one batch): internal readers such as the group coordinator's loader.
+    pub fn read_committed(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<ReadBatches, ReplicaError> {
+        let plan = self.fetch_plan(offset, -1)?;
+        match &plan.plan {
+            None => Ok(ReadBatches {
+                bytes: bytes::Bytes::new(),
+                next_offset: offset,
+            }),
+            Some(segment) => read_batches(segment, offset, max_bytes, true, plan.high_watermark)
+                .map_err(|_| ReplicaError::Storage),
+        }
     }
 
     /// ListOffsets for a consumer: earliest, latest (the high watermark) or the first

@@ -35,6 +35,19 @@ pub const SUPPORTED: &[ApiSupport] = &[
     ApiSupport { key: ApiKey::CreatePartitions, min_advertised: 0, min_accepted: 0, max: 3 },
     ApiSupport { key: ApiKey::IncrementalAlterConfigs, min_advertised: 0, min_accepted: 0, max: 1 },
     ApiSupport { key: ApiKey::DescribeCluster, min_advertised: 0, min_accepted: 0, max: 2 },
+    // Groups: maxima stop below KIP-848 member epochs (OffsetCommit 9, OffsetFetch 9)
+    // and FindCoordinator 5+ (share groups); DescribeGroups 6 adds GROUP_ID_NOT_FOUND.
+    ApiSupport { key: ApiKey::OffsetCommit, min_advertised: 2, min_accepted: 2, max: 8 },
+    ApiSupport { key: ApiKey::OffsetFetch, min_advertised: 1, min_accepted: 1, max: 8 },
+    ApiSupport { key: ApiKey::FindCoordinator, min_advertised: 0, min_accepted: 0, max: 4 },
+    ApiSupport { key: ApiKey::JoinGroup, min_advertised: 0, min_accepted: 0, max: 9 },
+    ApiSupport { key: ApiKey::Heartbeat, min_advertised: 0, min_accepted: 0, max: 4 },
+    ApiSupport { key: ApiKey::LeaveGroup, min_advertised: 0, min_accepted: 0, max: 5 },
+    ApiSupport { key: ApiKey::SyncGroup, min_advertised: 0, min_accepted: 0, max: 5 },
+    ApiSupport { key: ApiKey::DescribeGroups, min_advertised: 0, min_accepted: 0, max: 5 },
+    ApiSupport { key: ApiKey::ListGroups, min_advertised: 0, min_accepted: 0, max: 5 },
+    ApiSupport { key: ApiKey::DeleteGroups, min_advertised: 0, min_accepted: 0, max: 2 },
+    ApiSupport { key: ApiKey::OffsetDelete, min_advertised: 0, min_accepted: 0, max: 0 },
 ];
 
 /// The support entry for an API key, if Runnel implements it.
@@ -73,6 +86,17 @@ pub fn api_name(api_key: i16) -> &'static str {
         Ok(ApiKey::CreatePartitions) => "CreatePartitions",
         Ok(ApiKey::IncrementalAlterConfigs) => "IncrementalAlterConfigs",
         Ok(ApiKey::DescribeCluster) => "DescribeCluster",
+        Ok(ApiKey::OffsetCommit) => "OffsetCommit",
+        Ok(ApiKey::OffsetFetch) => "OffsetFetch",
+        Ok(ApiKey::FindCoordinator) => "FindCoordinator",
+        Ok(ApiKey::JoinGroup) => "JoinGroup",
+        Ok(ApiKey::Heartbeat) => "Heartbeat",
+        Ok(ApiKey::LeaveGroup) => "LeaveGroup",
+        Ok(ApiKey::SyncGroup) => "SyncGroup",
+        Ok(ApiKey::DescribeGroups) => "DescribeGroups",
+        Ok(ApiKey::ListGroups) => "ListGroups",
+        Ok(ApiKey::DeleteGroups) => "DeleteGroups",
+        Ok(ApiKey::OffsetDelete) => "OffsetDelete",
         Ok(_) => "Unsupported",
         Err(()) => "Unknown",
     }

@@ -4,9 +4,12 @@
 use bytes::{Buf, Bytes};
 use proto_kafka::messages::{
     AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
-    DescribeLogDirsRequest, FetchRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
-    ListOffsetsRequest, MetadataRequest, ProduceRequest, RequestHeader,
+    DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
+    DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest, FetchRequest,
+    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
+    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
+    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
+    OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
 };
 use proto_kafka::protocol::Decodable;
 
@@ -30,6 +33,17 @@ pub enum Request {
     DescribeCluster(DescribeClusterRequest),
     DeleteRecords(DeleteRecordsRequest),
     DescribeLogDirs(DescribeLogDirsRequest),
+    FindCoordinator(FindCoordinatorRequest),
+    JoinGroup(JoinGroupRequest),
+    SyncGroup(SyncGroupRequest),
+    Heartbeat(HeartbeatRequest),
+    LeaveGroup(LeaveGroupRequest),
+    OffsetCommit(OffsetCommitRequest),
+    OffsetFetch(OffsetFetchRequest),
+    OffsetDelete(OffsetDeleteRequest),
+    ListGroups(ListGroupsRequest),
+    DescribeGroups(DescribeGroupsRequest),
+    DeleteGroups(DeleteGroupsRequest),
 }
 
 /// A decoded frame: a request with its header, or the ApiVersions fallback.
@@ -90,6 +104,17 @@ pub fn decode(frame: Bytes) -> Result<Decoded, Rejection> {
         ApiKey::DescribeCluster => Request::DescribeCluster(body(raw, &header)?),
         ApiKey::DeleteRecords => Request::DeleteRecords(body(raw, &header)?),
         ApiKey::DescribeLogDirs => Request::DescribeLogDirs(body(raw, &header)?),
+        ApiKey::FindCoordinator => Request::FindCoordinator(body(raw, &header)?),
+        ApiKey::JoinGroup => Request::JoinGroup(body(raw, &header)?),
+        ApiKey::SyncGroup => Request::SyncGroup(body(raw, &header)?),
+        ApiKey::Heartbeat => Request::Heartbeat(body(raw, &header)?),
+        ApiKey::LeaveGroup => Request::LeaveGroup(body(raw, &header)?),
+        ApiKey::OffsetCommit => Request::OffsetCommit(body(raw, &header)?),
+        ApiKey::OffsetFetch => Request::OffsetFetch(body(raw, &header)?),
+        ApiKey::OffsetDelete => Request::OffsetDelete(body(raw, &header)?),
+        ApiKey::ListGroups => Request::ListGroups(body(raw, &header)?),
+        ApiKey::DescribeGroups => Request::DescribeGroups(body(raw, &header)?),
+        ApiKey::DeleteGroups => Request::DeleteGroups(body(raw, &header)?),
         _ => return Err(Rejection::UnknownApi(header.request_api_key)),
     };
     Ok(Decoded::Request { header, request })
@@ -110,7 +135,7 @@ mod tests {
 
         #[test]
         fn frames_with_a_known_api_and_random_bodies_never_panic(
-            api in prop::sample::select(vec![0i16, 1, 2, 3, 18, 19, 20, 21, 22, 32, 33, 35, 37, 44, 60]),
+            api in prop::sample::select(vec![0i16, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 21, 22, 32, 33, 35, 37, 42, 44, 47, 60]),
             version in 0i16..14,
             flexible in any::<bool>(),
             body in proptest::collection::vec(any::<u8>(), 0..256),

@@ -33,6 +33,7 @@ pub async fn run(
     let mut backoff = Duration::from_millis(10);
     let connection = Connection {
         listener: listener.name.clone(),
+        peer: None,
     };
     loop {
         let permit = tokio::select! {
@@ -53,7 +54,10 @@ pub async fn run(
                 let ctx = ctx.clone();
                 let memory = memory.clone();
                 let shutdown = shutdown.clone();
-                let connection = connection.clone();
+                let connection = Connection {
+                    peer: Some(peer),
+                    ..connection.clone()
+                };
                 connections.spawn(async move {
                     ctx.metrics.connections.inc();
                     serve(stream, peer, ctx.clone(), connection, memory, shutdown).await;

@@ -1,0 +1,1084 @@
+//! The group coordinator: the groups of every `__consumer_offsets` partition this broker
+//! leads, loaded from that partition and kept there.
+//!
+//! Each led partition is a shard. A shard loads by replaying its partition up to the
+//! high watermark (requests meanwhile get COORDINATOR_LOAD_IN_PROGRESS) and is dropped
+//! when leadership moves (waiting requests then get NOT_COORDINATOR). Records are
+//! appended while the shard's lock is held, so the log's order is the order in which the
+//! state changed; acknowledgement is awaited after the lock is released, and only then is
+//! a commit applied or a SyncGroup answered.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use proto_kafka::error::ResponseError;
+use proto_kafka::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::codec::{
+    decode_group_value, decode_key, decode_offset_value, group_key, group_value, offset_key,
+    offset_value, OffsetValue, RecordKey,
+};
+use super::hash::partition_for;
+use super::state::{
+    Committed, Group, GroupLimits, GroupState, JoinOutcome, JoinRequest, Joined, SyncOutcome,
+    Synced,
+};
+use crate::controller::{AdminError, Controller, TopicSpec};
+use crate::handlers::now_ms;
+use crate::metadata::cache::MetadataCache;
+use crate::partition::manager::ReplicaManager;
+use crate::partition::{Partition, ReplicaError, Role};
+use crate::protocol::error_code::code;
+
+/// The internal topic holding groups and committed offsets.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// How often timers (sessions, join and sync deadlines) are checked.
+const TICK: Duration = Duration::from_millis(100);
+
+/// The coordinator's settings.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    pub limits: GroupLimits,
+    pub offsets_partitions: i32,
+    pub offsets_replication_factor: i16,
+    pub offsets_segment_bytes: i64,
+    pub offsets_max_message_bytes: usize,
+    pub offsets_retention_ms: i64,
+    pub offsets_retention_check: Duration,
+    pub offset_metadata_max_bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct ShardState {
+    loaded: bool,
+    groups: HashMap<String, Group>,
+}
+
+#[derive(Debug)]
+struct Shard {
+    partition: Arc<Partition>,
+    leader_epoch: i32,
+    state: Mutex<ShardState>,
+}
+
+impl Shard {
+    fn lock(&self) -> MutexGuard<'_, ShardState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// An append to `__consumer_offsets` waiting for its acknowledgement.
+struct PendingWrite {
+    partition: Arc<Partition>,
+    base_offset: i64,
+    end_offset: i64,
+    leader_epoch: i32,
+}
+
+impl PendingWrite {
+    async fn wait(&self) -> Result<(), ReplicaError> {
+        self.partition
+            .wait_for_acks(self.end_offset, -1, self.leader_epoch)
+            .await
+    }
+}
+
+/// The code a failed write to `__consumer_offsets` is answered with (Kafka's mapping).
+fn write_error(error: &ReplicaError) -> i16 {
+    code(match error {
+        ReplicaError::NotLeader
+        | ReplicaError::FencedLeaderEpoch
+        | ReplicaError::UnknownLeaderEpoch => ResponseError::NotCoordinator,
+        ReplicaError::NotEnoughReplicas | ReplicaError::Timeout | ReplicaError::Storage => {
+            ResponseError::CoordinatorNotAvailable
+        }
+        _ => ResponseError::UnknownServerError,
+    })
+}
+
+/// A group as DescribeGroups shows it.
+#[derive(Debug, Clone, Default)]
+pub struct GroupSummary {
+    pub state: &'static str,
+    pub protocol_type: String,
+    pub protocol: String,
+    /// (member id, instance id, client id, client host, metadata, assignment)
+    pub members: Vec<MemberSummary>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MemberSummary {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+/// One offset to commit.
+#[derive(Debug, Clone)]
+pub struct OffsetToCommit {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+/// One committed offset as OffsetFetch returns it (-1 when none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+}
+
+/// Counters that show the coordinator really did its work (asserted by tests).
+#[derive(Debug, Default)]
+pub struct CoordinatorStats {
+    pub shards_loaded: std::sync::atomic::AtomicU64,
+    pub records_loaded: std::sync::atomic::AtomicU64,
+    pub offsets_committed: std::sync::atomic::AtomicU64,
+    pub offsets_expired: std::sync::atomic::AtomicU64,
+    pub rebalances: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct GroupCoordinator {
+    config: CoordinatorConfig,
+    replicas: Arc<ReplicaManager>,
+    cache: Arc<MetadataCache>,
+    controller: Arc<Controller>,
+    shards: RwLock<HashMap<i32, Arc<Shard>>>,
+    pub stats: CoordinatorStats,
+}
+
+fn encode_batch(records: &[(Bytes, Option<Bytes>)], now_ms: i64) -> Result<BytesMut, ReplicaError> {
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon_ms: None,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: now_ms,
+            key: Some(key.clone()),
+            value: value.clone(),
+            headers: Vec::new(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|e| ReplicaError::Unsupported(format!("failed to encode a group record: {e}")))?;
+    Ok(buf)
+}
+
+/// Appends records to the shard's partition; the caller holds the shard's lock.
+fn append(shard: &Shard, records: &[(Bytes, Option<Bytes>)]) -> Result<PendingWrite, ReplicaError> {
+    let now = now_ms();
+    let mut batch = encode_batch(records, now)?;
+    let appended = shard.partition.append_as_leader(&mut batch, -1, now)?;
+    Ok(PendingWrite {
+        partition: shard.partition.clone(),
+        base_offset: appended.info.base_offset,
+        end_offset: appended.info.last_offset + 1,
+        leader_epoch: shard.leader_epoch,
+    })
+}
+
+impl GroupCoordinator {
+    pub fn new(
+        config: CoordinatorConfig,
+        replicas: Arc<ReplicaManager>,
+        cache: Arc<MetadataCache>,
+        controller: Arc<Controller>,
+    ) -> GroupCoordinator {
+        GroupCoordinator {
+            config,
+            replicas,
+            cache,
+            controller,
+            shards: RwLock::new(HashMap::new()),
+            stats: CoordinatorStats::default(),
+        }
+    }
+
+    fn offsets_partition_count(&self) -> Option<i32> {
+        self.cache
+            .image()
+            .topic(OFFSETS_TOPIC)
+            .map(|t| t.partitions)
+    }
+
+    /// The shard holding `group`, if this broker coordinates it and has loaded it.
+    fn shard(&self, group: &str) -> Result<Arc<Shard>, ResponseError> {
+        let Some(n) = self.offsets_partition_count() else {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        };
+        let p = partition_for(group, n);
+        let shard = self
+            .shards
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&p)
+            .cloned()
+            .ok_or(ResponseError::NotCoordinator)?;
+        if !shard.lock().loaded {
+            return Err(ResponseError::CoordinatorLoadInProgress);
+        }
+        Ok(shard)
+    }
+
+    fn all_shards(&self) -> Vec<Arc<Shard>> {
+        self.shards
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The broker coordinating `group` (FindCoordinator), creating the offsets topic on
+    /// first use.
+    pub async fn find(&self, group: &str) -> Result<i32, ResponseError> {
+        if self.offsets_partition_count().is_none() {
+            self.create_offsets_topic().await?;
+        }
+        let image = self.cache.image();
+        let n = image
+            .topic(OFFSETS_TOPIC)
+            .map(|t| t.partitions)
+            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        let p = partition_for(group, n);
+        match image.partition(OFFSETS_TOPIC, p) {
+            Some(record) if record.leader >= 0 => Ok(record.leader),
+            _ => Err(ResponseError::CoordinatorNotAvailable),
+        }
+    }
+
+    async fn create_offsets_topic(&self) -> Result<(), ResponseError> {
+        let live = self.cache.image().brokers.len().max(1);
+        let replication = (self.config.offsets_replication_factor as usize).min(live) as i16;
+        let mut configs = BTreeMap::new();
+        configs.insert("cleanup.policy".to_string(), "compact".to_string());
+        configs.insert(
+            "segment.bytes".to_string(),
+            self.config.offsets_segment_bytes.to_string(),
+        );
+        configs.insert(
+            "max.message.bytes".to_string(),
+            self.config.offsets_max_message_bytes.to_string(),
+        );
+        let spec = TopicSpec {
+            name: OFFSETS_TOPIC.to_string(),
+            partitions: self.config.offsets_partitions,
+            replication_factor: replication,
+            assignments: BTreeMap::new(),
+            configs,
+        };
+        let (outcomes, revision) = self.controller.create_topics(vec![spec], false).await;
+        match outcomes.into_iter().next().map(|(_, o)| o) {
+            Some(Ok(_)) => {
+                info!(
+                    partitions = self.config.offsets_partitions,
+                    replication_factor = replication,
+                    "created the offsets topic"
+                );
+            }
+            Some(Err(AdminError::TopicAlreadyExists(_))) => {}
+            Some(Err(err)) => {
+                warn!(error = ?err, "failed to create the offsets topic");
+                return Err(ResponseError::CoordinatorNotAvailable);
+            }
+            None => return Err(ResponseError::CoordinatorNotAvailable),
+        }
+        if !self.cache.wait_for(revision, Duration::from_secs(10)).await {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        Ok(())
+    }
+
+    /// Keeps shards in step with leadership and runs the groups' timers.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut changes = self.cache.subscribe();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_expiry = Instant::now();
+        loop {
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return },
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            self.reconcile();
+            self.tick_groups();
+            if last_expiry.elapsed() >= self.config.offsets_retention_check {
+                last_expiry = Instant::now();
+                self.expire_offsets();
+            }
+        }
+    }
+
+    fn reconcile(self: &Arc<Self>) {
+        let n = self.offsets_partition_count().unwrap_or(0);
+        let mut wanted: HashMap<i32, (Arc<Partition>, i32)> = HashMap::new();
+        for p in 0..n {
+            if let Some(partition) = self.replicas.get(OFFSETS_TOPIC, p) {
+                let state = partition.state();
+                if state.role == Role::Leader {
+                    wanted.insert(p, (partition, state.leader_epoch));
+                }
+            }
+        }
+        let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
+        shards.retain(|p, s| {
+            let keep = wanted
+                .get(p)
+                .is_some_and(|(_, epoch)| *epoch == s.leader_epoch);
+            if !keep {
+                info!(
+                    partition = p,
+                    "no longer coordinating this offsets partition"
+                );
+                for g in s.lock().groups.values_mut() {
+                    g.kill();
+                }
+            }
+            keep
+        });
+        for (p, (partition, epoch)) in wanted {
+            if shards.contains_key(&p) {
+                continue;
+            }
+            let shard = Arc::new(Shard {
+                partition,
+                leader_epoch: epoch,
+                state: Mutex::new(ShardState::default()),
+            });
+            shards.insert(p, shard.clone());
+            let me = self.clone();
+            tokio::task::spawn_blocking(move || me.load(p, &shard));
+        }
+    }
+
+    /// Replays a shard's partition up to the high watermark.
+    fn load(&self, index: i32, shard: &Shard) {
+        let started = Instant::now();
+        let partition = &shard.partition;
+        let offsets = partition.offsets();
+        let high_watermark = offsets.high_watermark;
+        let mut offset = offsets.log_start;
+        let mut groups: HashMap<String, Group> = HashMap::new();
+        let mut records = 0u64;
+        let now = Instant::now();
+        while offset < high_watermark {
+            let read = match partition.read_committed(offset, 1 << 20) {
+                Ok(read) => read,
+                Err(err) => {
+                    warn!(partition = index, error = ?err, "failed to load an offsets partition; not coordinating it");
+                    return;
+                }
+            };
+            if read.bytes.is_empty() {
+                break;
+            }
+            let mut buf = read.bytes;
+            while buf.has_remaining() {
+                let set = match RecordBatchDecoder::decode(&mut buf) {
+                    Ok(set) => set,
+                    Err(err) => {
+                        warn!(partition = index, offset, error = %err, "skipping an unreadable batch in the offsets topic");
+                        break;
+                    }
+                };
+                for r in set.records.iter().filter(|r| !r.control) {
+                    records += 1;
+                    replay(&mut groups, r, now);
+                }
+            }
+            offset = read.next_offset.max(offset + 1);
+        }
+        groups.retain(|_, g| !g.is_vacant());
+        let count = groups.len();
+        {
+            let mut state = shard.lock();
+            state.groups = groups;
+            state.loaded = true;
+        }
+        use std::sync::atomic::Ordering;
+        self.stats.shards_loaded.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .records_loaded
+            .fetch_add(records, Ordering::Relaxed);
+        info!(
+            partition = index,
+            groups = count,
+            records,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "loaded offsets partition"
+        );
+    }
+
+    fn tick_groups(&self) {
+        let now = Instant::now();
+        let now_ms = now_ms();
+        for shard in self.all_shards() {
+            let mut state = shard.lock();
+            if !state.loaded {
+                continue;
+            }
+            let mut writes = Vec::new();
+            for g in state.groups.values_mut() {
+                let before = g.rebalances;
+                let emptied = g.tick(now, now_ms);
+                self.count_rebalances(g, before);
+                if emptied {
+                    writes.push((group_key(&g.id), Some(group_value(&g.value()))));
+                }
+            }
+            state.groups.retain(|_, g| !g.is_vacant());
+            if !writes.is_empty() {
+                let write = append(&shard, &writes);
+                drop(state);
+                spawn_wait(write, "store emptied groups");
+            }
+        }
+    }
+
+    /// Removes offsets past `offsets.retention.minutes` (KIP-211) and groups left with
+    /// nothing, writing their tombstones.
+    fn expire_offsets(&self) {
+        let now_ms = now_ms();
+        for shard in self.all_shards() {
+            let mut state = shard.lock();
+            if !state.loaded {
+                continue;
+            }
+            let mut tombstones = Vec::new();
+            let mut expired_groups = Vec::new();
+            for g in state.groups.values_mut() {
+                let expired = g.expired_offsets(now_ms, self.config.offsets_retention_ms);
+                for (topic, partition) in &expired {
+                    g.offsets.remove(&(topic.clone(), *partition));
+                    tombstones.push((offset_key(&g.id, topic, *partition), None));
+                }
+                self.stats
+                    .offsets_expired
+                    .fetch_add(expired.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                if g.state == GroupState::Empty && g.offsets.is_empty() && !expired.is_empty() {
+                    tombstones.push((group_key(&g.id), None));
+                    expired_groups.push(g.id.clone());
+                }
+            }
+            for id in &expired_groups {
+                if let Some(mut g) = state.groups.remove(id) {
+                    g.kill();
+                }
+            }
+            if !tombstones.is_empty() {
+                info!(
+                    records = tombstones.len(),
+                    groups = expired_groups.len(),
+                    "expired committed offsets"
+                );
+                let write = append(&shard, &tombstones);
+                drop(state);
+                spawn_wait(write, "expire offsets");
+            }
+        }
+    }
+
+    /// JoinGroup.
+    pub async fn join(&self, group: &str, request: JoinRequest) -> JoinOutcome {
+        let member_id = request.member_id.clone();
+        if group.is_empty() {
+            return JoinOutcome::error(ResponseError::InvalidGroupId, &member_id);
+        }
+        let shard = match self.shard(group) {
+            Ok(s) => s,
+            Err(e) => return JoinOutcome::error(e, &member_id),
+        };
+        let wait = Duration::from_millis(
+            request
+                .rebalance_timeout_ms
+                .max(request.session_timeout_ms)
+                .max(0) as u64,
+        ) + Duration::from_secs(10);
+        let joined = {
+            let mut state = shard.lock();
+            if !request.member_id.is_empty() && !state.groups.contains_key(group) {
+                return JoinOutcome::error(ResponseError::UnknownMemberId, &member_id);
+            }
+            let g = state
+                .groups
+                .entry(group.to_string())
+                .or_insert_with(|| Group::new(group, now_ms()));
+            let before = g.rebalances;
+            let joined = g.join(request, &self.config.limits, Instant::now(), now_ms());
+            self.count_rebalances(g, before);
+            state.groups.retain(|_, g| !g.is_vacant());
+            joined
+        };
+        match joined {
+            Joined::Now(outcome) => outcome,
+            Joined::Later(rx) => match tokio::time::timeout(wait, rx).await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(_)) => JoinOutcome::error(ResponseError::NotCoordinator, &member_id),
+                Err(_) => JoinOutcome::error(ResponseError::RebalanceInProgress, &member_id),
+            },
+        }
+    }
+
+    fn count_rebalances(&self, g: &Group, before: u64) {
+        if g.rebalances > before {
+            self.stats
+                .rebalances
+                .fetch_add(g.rebalances - before, std::sync::atomic::Ordering::Relaxed);
+            info!(group = %g.id, generation = g.generation, members = g.members.len(), "group is rebalancing");
+        }
+    }
+
+    /// SyncGroup.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn sync(
+        &self,
+        group: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncOutcome {
+        if group.is_empty() {
+            return SyncOutcome::error(ResponseError::InvalidGroupId);
+        }
+        let shard = match self.shard(group) {
+            Ok(s) => s,
+            Err(e) => return SyncOutcome::error(e),
+        };
+        let (synced, write) = {
+            let mut state = shard.lock();
+            let Some(g) = state.groups.get_mut(group) else {
+                return SyncOutcome::error(ResponseError::UnknownMemberId);
+            };
+            let synced = g.sync(
+                member_id,
+                instance_id,
+                generation,
+                protocol_type,
+                protocol_name,
+                assignments,
+                Instant::now(),
+            );
+            let write = match &synced {
+                Synced::Store(value, _) => Some(append(
+                    &shard,
+                    &[(group_key(group), Some(group_value(value)))],
+                )),
+                _ => None,
+            };
+            if let Some(Err(err)) = &write {
+                g.assignment_stored(generation, Some(write_error(err)), Instant::now(), now_ms());
+            }
+            (synced, write)
+        };
+        let rx = match synced {
+            Synced::Now(outcome) => return outcome,
+            Synced::Later(rx) => rx,
+            Synced::Store(_, rx) => {
+                if let Some(Ok(write)) = write {
+                    let result = write.wait().await;
+                    if let Err(err) = &result {
+                        warn!(group, error = ?err, "failed to store a group's assignment");
+                    }
+                    let mut state = shard.lock();
+                    if let Some(g) = state.groups.get_mut(group) {
+                        g.assignment_stored(
+                            generation,
+                            result.err().map(|e| write_error(&e)),
+                            Instant::now(),
+                            now_ms(),
+                        );
+                        if g.state == GroupState::Stable {
+                            info!(
+                                group,
+                                generation,
+                                members = g.members.len(),
+                                "group is stable"
+                            );
+                        }
+                    }
+                }
+                rx
+            }
+        };
+        rx.await
+            .unwrap_or_else(|_| SyncOutcome::error(ResponseError::NotCoordinator))
+    }
+
+    /// Heartbeat: the error code to answer.
+    pub fn heartbeat(
+        &self,
+        group: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> i16 {
+        let shard = match self.shard(group) {
+            Ok(s) => s,
+            Err(e) => return code(e),
+        };
+        let mut state = shard.lock();
+        match state.groups.get_mut(group) {
+            Some(g) => g.heartbeat(member_id, instance_id, generation, Instant::now()),
+            None => code(ResponseError::UnknownMemberId),
+        }
+    }
+
+    /// LeaveGroup: a top-level error, or one code per member.
+    pub fn leave(
+        &self,
+        group: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<i16>, i16> {
+        let shard = self.shard(group).map_err(code)?;
+        let mut state = shard.lock();
+        let Some(g) = state.groups.get_mut(group) else {
+            return Err(code(ResponseError::UnknownMemberId));
+        };
+        let now = Instant::now();
+        let before = g.rebalances;
+        let results = members
+            .iter()
+            .map(|(member, instance)| g.leave(member, instance.as_deref(), now, now_ms()))
+            .collect();
+        self.count_rebalances(g, before);
+        if g.take_store_due() {
+            let value = group_value(&g.value());
+            let write = append(&shard, &[(group_key(group), Some(value))]);
+            drop(state);
+            spawn_wait(write, "store an emptied group");
+        }
+        Ok(results)
+    }
+
+    /// OffsetCommit: a top-level error, or one code per offset, answered once stored.
+    pub async fn commit(
+        &self,
+        group: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        offsets: Vec<OffsetToCommit>,
+    ) -> Result<Vec<i16>, i16> {
+        if group.is_empty() {
+            return Err(code(ResponseError::InvalidGroupId));
+        }
+        let shard = self.shard(group).map_err(code)?;
+        let image = self.cache.image();
+        let now_ms = now_ms();
+        let mut results = vec![0i16; offsets.len()];
+        let mut records = Vec::new();
+        let mut applied = Vec::new();
+        for (i, o) in offsets.iter().enumerate() {
+            let metadata = o.metadata.clone().unwrap_or_default();
+            if metadata.len() > self.config.offset_metadata_max_bytes {
+                results[i] = code(ResponseError::OffsetMetadataTooLarge);
+                continue;
+            }
+            let known = image
+                .topic(&o.topic)
+                .is_some_and(|t| o.partition >= 0 && o.partition < t.partitions);
+            if !known {
+                results[i] = code(ResponseError::UnknownTopicOrPartition);
+                continue;
+            }
+            let value = OffsetValue {
+                offset: o.offset,
+                leader_epoch: o.leader_epoch,
+                metadata,
+                commit_timestamp: now_ms,
+            };
+            records.push((
+                offset_key(group, &o.topic, o.partition),
+                Some(offset_value(&value)),
+            ));
+            applied.push((i, o.topic.clone(), o.partition, value));
+        }
+        let write = {
+            let mut state = shard.lock();
+            if !state.groups.contains_key(group) && (generation >= 0 || !member_id.is_empty()) {
+                return Err(code(ResponseError::IllegalGeneration));
+            }
+            let g = state
+                .groups
+                .entry(group.to_string())
+                .or_insert_with(|| Group::new(group, now_ms));
+            g.check_commit(member_id, instance_id, generation, Instant::now())
+                .map_err(code)?;
+            if records.is_empty() {
+                return Ok(results);
+            }
+            append(&shard, &records)
+        };
+        let write = match write {
+            Ok(w) => w,
+            Err(err) => {
+                let e = match err {
+                    ReplicaError::InvalidRecords(_) => code(ResponseError::InvalidCommitOffsetSize),
+                    other => write_error(&other),
+                };
+                for (i, ..) in &applied {
+                    results[*i] = e;
+                }
+                return Ok(results);
+            }
+        };
+        if let Err(err) = write.wait().await {
+            let e = write_error(&err);
+            for (i, ..) in &applied {
+                results[*i] = e;
+            }
+            return Ok(results);
+        }
+        let mut state = shard.lock();
+        if let Some(g) = state.groups.get_mut(group) {
+            for (n, (_, topic, partition, value)) in applied.iter().enumerate() {
+                g.apply_offset(
+                    topic,
+                    *partition,
+                    Committed {
+                        value: value.clone(),
+                        log_offset: write.base_offset + n as i64,
+                    },
+                );
+            }
+        }
+        self.stats
+            .offsets_committed
+            .fetch_add(applied.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(results)
+    }
+
+    /// OffsetFetch: the committed offsets of the listed partitions (all when `None`).
+    pub fn fetch_offsets(
+        &self,
+        group: &str,
+        partitions: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Result<Vec<FetchedOffset>, i16> {
+        let shard = self.shard(group).map_err(code)?;
+        let state = shard.lock();
+        let committed = state.groups.get(group).map(|g| &g.offsets);
+        let found = |topic: &str, partition: i32| {
+            let c = committed.and_then(|o| o.get(&(topic.to_string(), partition)));
+            FetchedOffset {
+                topic: topic.to_string(),
+                partition,
+                offset: c.map_or(-1, |c| c.value.offset),
+                leader_epoch: c.map_or(-1, |c| c.value.leader_epoch),
+                metadata: c.map(|c| c.value.metadata.clone()).unwrap_or_default(),
+            }
+        };
+        Ok(match partitions {
+            Some(list) => list
+                .iter()
+                .flat_map(|(t, ps)| ps.iter().map(|p| found(t, *p)))
+                .collect(),
+            None => committed
+                .map(|o| o.keys().map(|(t, p)| found(t, *p)).collect())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// ListGroups: (group id, protocol type, state) of every group here.
+    pub fn list(&self, states: &[String]) -> Result<Vec<(String, String, &'static str)>, i16> {
+        let mut out = Vec::new();
+        for shard in self.all_shards() {
+            let state = shard.lock();
+            if !state.loaded {
+                return Err(code(ResponseError::CoordinatorLoadInProgress));
+            }
+            for g in state.groups.values() {
+                let name = g.state.name();
+                if states.is_empty() || states.iter().any(|s| s.eq_ignore_ascii_case(name)) {
+                    out.push((
+                        g.id.clone(),
+                        g.protocol_type.clone().unwrap_or_default(),
+                        name,
+                    ));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// DescribeGroups for one group: Dead when it does not exist, as Kafka answers.
+    pub fn describe(&self, group: &str) -> Result<GroupSummary, i16> {
+        let shard = self.shard(group).map_err(code)?;
+        let state = shard.lock();
+        let Some(g) = state.groups.get(group) else {
+            return Ok(GroupSummary {
+                state: GroupState::Dead.name(),
+                ..GroupSummary::default()
+            });
+        };
+        let stable = g.state == GroupState::Stable;
+        let protocol = g.protocol.clone().unwrap_or_default();
+        Ok(GroupSummary {
+            state: g.state.name(),
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol: if stable {
+                protocol.clone()
+            } else {
+                String::new()
+            },
+            members: g
+                .members
+                .values()
+                .map(|m| MemberSummary {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: if stable {
+                        m.protocols
+                            .iter()
+                            .find(|(n, _)| *n == protocol)
+                            .map(|(_, b)| b.clone())
+                            .unwrap_or_default()
+                    } else {
+                        Bytes::new()
+                    },
+                    assignment: if stable {
+                        m.assignment.clone()
+                    } else {
+                        Bytes::new()
+                    },
+                })
+                .collect(),
+        })
+    }
+
+    /// DeleteGroups for one group: only an empty group, its offsets with it.
+    pub async fn delete_group(&self, group: &str) -> i16 {
+        let shard = match self.shard(group) {
+            Ok(s) => s,
+            Err(e) => return code(e),
+        };
+        let write = {
+            let mut state = shard.lock();
+            let Some(g) = state.groups.get(group) else {
+                return code(ResponseError::GroupIdNotFound);
+            };
+            if g.state == GroupState::Dead {
+                return code(ResponseError::GroupIdNotFound);
+            }
+            if !g.members.is_empty() {
+                return code(ResponseError::NonEmptyGroup);
+            }
+            let mut tombstones: Vec<(Bytes, Option<Bytes>)> = g
+                .offsets
+                .keys()
+                .map(|(t, p)| (offset_key(group, t, *p), None))
+                .collect();
+            tombstones.push((group_key(group), None));
+            let write = append(&shard, &tombstones);
+            if write.is_ok() {
+                if let Some(mut g) = state.groups.remove(group) {
+                    g.kill();
+                }
+            }
+            write
+        };
+        match write {
+            Ok(w) => match w.wait().await {
+                Ok(()) => {
+                    info!(group, "deleted group");
+                    0
+                }
+                Err(err) => write_error(&err),
+            },
+            Err(err) => write_error(&err),
+        }
+    }
+
+    /// OffsetDelete: a top-level error, or a code per partition.
+    pub async fn delete_offsets(
+        &self,
+        group: &str,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<Vec<i16>, i16> {
+        let shard = self.shard(group).map_err(code)?;
+        let (results, write) = {
+            let mut state = shard.lock();
+            let Some(g) = state.groups.get_mut(group) else {
+                return Err(code(ResponseError::GroupIdNotFound));
+            };
+            if g.state == GroupState::Dead {
+                return Err(code(ResponseError::GroupIdNotFound));
+            }
+            let subscribed = g.subscribed_topics();
+            let mut results = Vec::with_capacity(partitions.len());
+            let mut tombstones = Vec::new();
+            for (topic, partition) in &partitions {
+                let busy = subscribed.as_ref().is_none_or(|s| s.contains(topic));
+                if busy {
+                    results.push(code(ResponseError::GroupSubscribedToTopic));
+                    continue;
+                }
+                if g.offsets.remove(&(topic.clone(), *partition)).is_some() {
+                    tombstones.push((offset_key(group, topic, *partition), None));
+                }
+                results.push(0);
+            }
+            let write = if tombstones.is_empty() {
+                None
+            } else {
+                Some(append(&shard, &tombstones))
+            };
+            (results, write)
+        };
+        match write {
+            None => Ok(results),
+            Some(Ok(w)) => match w.wait().await {
+                Ok(()) => Ok(results),
+                Err(err) => Err(write_error(&err)),
+            },
+            Some(Err(err)) => Err(write_error(&err)),
+        }
+    }
+
+    /// (group, topic, partition, lag) for every committed offset of a partition this
+    /// broker leads: the high watermark minus the committed offset.
+    pub fn lag(&self) -> Vec<(String, String, i32, i64)> {
+        let mut out = Vec::new();
+        for shard in self.all_shards() {
+            let state = shard.lock();
+            for g in state.groups.values() {
+                for ((topic, partition), c) in &g.offsets {
+                    if let Some(p) = self.replicas.get(topic, *partition) {
+                        let hw = p.offsets().high_watermark;
+                        out.push((
+                            g.id.clone(),
+                            topic.clone(),
+                            *partition,
+                            (hw - c.value.offset).max(0),
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// How many groups this broker coordinates, by state name.
+    pub fn group_counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut counts = BTreeMap::new();
+        for shard in self.all_shards() {
+            for g in shard.lock().groups.values() {
+                *counts.entry(g.state.name()).or_default() += 1;
+            }
+        }
+        counts
+    }
+}
+
+/// Waits for a write whose outcome only needs logging.
+fn spawn_wait(write: Result<PendingWrite, ReplicaError>, what: &'static str) {
+    match write {
+        Ok(w) => {
+            tokio::spawn(async move {
+                if let Err(err) = w.wait().await {
+                    warn!(error = ?err, what, "a group write failed");
+                }
+            });
+        }
+        Err(err) => warn!(error = ?err, what, "a group write failed"),
+    }
+}
+
+/// Applies one record of `__consumer_offsets` while loading.
+fn replay(groups: &mut HashMap<String, Group>, r: &Record, now: Instant) {
+    let Some(key) = &r.key else {
+        return;
+    };
+    let key = match decode_key(key) {
+        Ok(k) => k,
+        Err(err) => {
+            warn!(offset = r.offset, error = ?err, "skipping an unreadable key in the offsets topic");
+            return;
+        }
+    };
+    match key {
+        RecordKey::Offset {
+            group,
+            topic,
+            partition,
+        } => {
+            let g = groups
+                .entry(group.clone())
+                .or_insert_with(|| Group::new(&group, r.timestamp));
+            match &r.value {
+                None => {
+                    g.offsets.remove(&(topic, partition));
+                }
+                Some(v) => match decode_offset_value(v) {
+                    Ok(value) => g.apply_offset(
+                        &topic,
+                        partition,
+                        Committed {
+                            value,
+                            log_offset: r.offset,
+                        },
+                    ),
+                    Err(err) => {
+                        warn!(offset = r.offset, error = ?err, "skipping an unreadable offset");
+                    }
+                },
+            }
+        }
+        RecordKey::Group { group } => match &r.value {
+            None => {
+                if let Some(g) = groups.get_mut(&group) {
+                    let offsets = std::mem::take(&mut g.offsets);
+                    *g = Group::new(&group, r.timestamp);
+                    g.offsets = offsets;
+                }
+            }
+            Some(v) => match decode_group_value(v) {
+                Ok(value) => groups
+                    .entry(group.clone())
+                    .or_insert_with(|| Group::new(&group, r.timestamp))
+                    .restore(value, now),
+                Err(err) => {
+                    warn!(offset = r.offset, error = ?err, "skipping an unreadable group");
+                }
+            },
+        },
+    }
+}

@@ -1,0 +1,1280 @@
+//! One consumer group under the classic protocol: its members, generation and committed
+//! offsets, and the state machine Kafka's GroupCoordinator runs (Empty →
+//! PreparingRebalance → CompletingRebalance → Stable, Dead once deleted).
+//!
+//! Nothing here does I/O. Requests that must wait (a JoinGroup until the rebalance
+//! completes, a SyncGroup until the leader's assignment is stored) leave a oneshot sender
+//! with their member; the coordinator resolves it. A dropped sender means the group went
+//! away (the coordinator unloaded it), which the handler answers as NOT_COORDINATOR.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use proto_kafka::error::ResponseError;
+use tokio::sync::oneshot;
+
+use super::codec::{GroupValue, MemberValue, OffsetValue};
+use crate::protocol::error_code::code;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupState {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+    Dead,
+}
+
+impl GroupState {
+    /// The name Kafka's DescribeGroups and ListGroups use.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+            GroupState::Dead => "Dead",
+        }
+    }
+}
+
+/// The broker's group settings.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupLimits {
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub initial_rebalance_delay_ms: i32,
+    pub max_size: usize,
+    /// The most bytes of protocol metadata one member may send.
+    pub max_protocol_metadata_bytes: usize,
+}
+
+/// What a JoinGroup is answered with.
+#[derive(Debug, Clone, Default)]
+pub struct JoinOutcome {
+    pub error: i16,
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub leader: String,
+    pub member_id: String,
+    /// (member id, instance id, metadata) — for the leader only.
+    pub members: Vec<(String, Option<String>, Bytes)>,
+}
+
+impl JoinOutcome {
+    pub fn error(error: ResponseError, member_id: &str) -> JoinOutcome {
+        JoinOutcome {
+            error: code(error),
+            generation: -1,
+            member_id: member_id.to_string(),
+            ..JoinOutcome::default()
+        }
+    }
+}
+
+/// What a SyncGroup is answered with.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOutcome {
+    pub error: i16,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub assignment: Bytes,
+}
+
+impl SyncOutcome {
+    pub fn error(error: ResponseError) -> SyncOutcome {
+        SyncOutcome {
+            error: code(error),
+            ..SyncOutcome::default()
+        }
+    }
+}
+
+/// A JoinGroup's fields.
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    /// v4+: a first join gets MEMBER_ID_REQUIRED and its id (KIP-394).
+    pub require_known_member_id: bool,
+}
+
+/// A JoinGroup's result: answered now, or later through the receiver.
+#[derive(Debug)]
+pub enum Joined {
+    Now(JoinOutcome),
+    Later(oneshot::Receiver<JoinOutcome>),
+}
+
+/// A SyncGroup's result; `Store` asks the coordinator to persist the group first.
+#[derive(Debug)]
+pub enum Synced {
+    Now(SyncOutcome),
+    Later(oneshot::Receiver<SyncOutcome>),
+    Store(GroupValue, oneshot::Receiver<SyncOutcome>),
+}
+
+#[derive(Debug)]
+pub struct Member {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    pub assignment: Bytes,
+    heartbeat_deadline: Instant,
+    join: Option<oneshot::Sender<JoinOutcome>>,
+    sync: Option<oneshot::Sender<SyncOutcome>>,
+    /// Joined since the last generation (an initial delayed join waits for more).
+    synced: bool,
+}
+
+impl Member {
+    fn metadata(&self, protocol: &str) -> Bytes {
+        self.protocols
+            .iter()
+            .find(|(name, _)| name == protocol)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
+    }
+
+    fn alive(&self, now: Instant) -> bool {
+        self.join.is_some() || self.sync.is_some() || now < self.heartbeat_deadline
+    }
+
+    fn touch(&mut self, now: Instant) {
+        self.heartbeat_deadline = now + ms(self.session_timeout_ms);
+    }
+}
+
+/// A committed offset and where its record sits in `__consumer_offsets`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub value: OffsetValue,
+    pub log_offset: i64,
+}
+
+#[derive(Debug)]
+pub struct Group {
+    pub id: String,
+    pub state: GroupState,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub generation: i32,
+    pub leader: Option<String>,
+    pub members: BTreeMap<String, Member>,
+    /// Static membership: instance id → member id.
+    statics: HashMap<String, String>,
+    /// KIP-394: member ids handed out and not yet used, with their expiry.
+    pending: HashMap<String, Instant>,
+    pub offsets: BTreeMap<(String, i32), Committed>,
+    /// When the join phase ends at the latest.
+    join_deadline: Option<Instant>,
+    /// The end of an initial delayed join (a group that was empty waits for more members
+    /// up to this point, `group.initial.rebalance.delay.ms` at a time).
+    initial_join_end: Option<Instant>,
+    /// When members that have not synced are removed.
+    sync_deadline: Option<Instant>,
+    /// The leader's assignment is being stored.
+    storing: bool,
+    /// The group emptied and should be stored so that a reload sees its generation.
+    store_due: bool,
+    /// When the group entered its state (KIP-211 expires offsets from here).
+    pub state_since_ms: i64,
+    /// Rebalances started, for metrics.
+    pub rebalances: u64,
+}
+
+fn ms(v: i32) -> Duration {
+    Duration::from_millis(v.max(0) as u64)
+}
+
+impl Group {
+    pub fn new(id: &str, now_ms: i64) -> Group {
+        Group {
+            id: id.to_string(),
+            state: GroupState::Empty,
+            protocol_type: None,
+            protocol: None,
+            generation: 0,
+            leader: None,
+            members: BTreeMap::new(),
+            statics: HashMap::new(),
+            pending: HashMap::new(),
+            offsets: BTreeMap::new(),
+            join_deadline: None,
+            initial_join_end: None,
+            sync_deadline: None,
+            storing: false,
+            store_due: false,
+            state_since_ms: now_ms,
+            rebalances: 0,
+        }
+    }
+
+    /// Whether the group holds nothing worth keeping: never formed, no offsets, nobody
+    /// waiting to join.
+    pub fn is_vacant(&self) -> bool {
+        self.members.is_empty()
+            && self.pending.is_empty()
+            && self.offsets.is_empty()
+            && self.state == GroupState::Empty
+            && self.generation == 0
+            && self.protocol_type.is_none()
+    }
+
+    /// A group as stored; members get a full session to heartbeat again.
+    pub fn restore(&mut self, value: GroupValue, now: Instant) {
+        self.protocol_type = Some(value.protocol_type).filter(|t| !t.is_empty());
+        self.generation = value.generation;
+        self.protocol = value.protocol;
+        self.leader = value.leader;
+        self.state_since_ms = value.state_timestamp;
+        self.members.clear();
+        self.statics.clear();
+        for m in value.members {
+            if let Some(instance) = &m.instance_id {
+                self.statics.insert(instance.clone(), m.member_id.clone());
+            }
+            let protocols = match &self.protocol {
+                Some(p) => vec![(p.clone(), m.subscription.clone())],
+                None => Vec::new(),
+            };
+            let mut member = Member {
+                id: m.member_id.clone(),
+                instance_id: m.instance_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                session_timeout_ms: m.session_timeout_ms,
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                protocol_type: self.protocol_type.clone().unwrap_or_default(),
+                protocols,
+                assignment: m.assignment,
+                heartbeat_deadline: now,
+                join: None,
+                sync: None,
+                synced: true,
+            };
+            member.touch(now);
+            self.members.insert(m.member_id, member);
+        }
+        self.state = if self.members.is_empty() {
+            GroupState::Empty
+        } else {
+            GroupState::Stable
+        };
+    }
+
+    /// The group as stored now.
+    pub fn value(&self) -> GroupValue {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        GroupValue {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation: self.generation,
+            protocol: self.protocol.clone(),
+            leader: self.leader.clone(),
+            state_timestamp: self.state_since_ms,
+            members: self
+                .members
+                .values()
+                .map(|m| MemberValue {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    session_timeout_ms: m.session_timeout_ms,
+                    subscription: m.metadata(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn set_state(&mut self, state: GroupState, now_ms: i64) {
+        if self.state != state {
+            self.state = state;
+            self.state_since_ms = now_ms;
+        }
+    }
+
+    /// Protocols every member (and `extra`) supports.
+    fn common_protocols(&self, extra: Option<&[(String, Bytes)]>) -> BTreeSet<String> {
+        let mut lists: Vec<BTreeSet<String>> = self
+            .members
+            .values()
+            .map(|m| m.protocols.iter().map(|(n, _)| n.clone()).collect())
+            .collect();
+        if let Some(extra) = extra {
+            lists.push(extra.iter().map(|(n, _)| n.clone()).collect());
+        }
+        let mut iter = lists.into_iter();
+        let Some(first) = iter.next() else {
+            return BTreeSet::new();
+        };
+        iter.fold(first, |acc, l| acc.intersection(&l).cloned().collect())
+    }
+
+    /// Each member votes for its most preferred protocol that all support.
+    fn select_protocol(&self) -> Option<String> {
+        let common = self.common_protocols(None);
+        let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+        for m in self.members.values() {
+            if let Some((name, _)) = m.protocols.iter().find(|(n, _)| common.contains(n)) {
+                *votes.entry(name.as_str()).or_default() += 1;
+            }
+        }
+        votes
+            .into_iter()
+            .max_by_key(|(_, v)| *v)
+            .map(|(n, _)| n.to_string())
+    }
+
+    fn new_member_id(client_id: &str) -> String {
+        format!("{client_id}-{}", uuid::Uuid::new_v4())
+    }
+
+    /// Handles a JoinGroup.
+    pub fn join(
+        &mut self,
+        request: JoinRequest,
+        limits: &GroupLimits,
+        now: Instant,
+        now_ms: i64,
+    ) -> Joined {
+        let member_id = request.member_id.clone();
+        if request.session_timeout_ms < limits.min_session_timeout_ms
+            || request.session_timeout_ms > limits.max_session_timeout_ms
+        {
+            return Joined::Now(JoinOutcome::error(
+                ResponseError::InvalidSessionTimeout,
+                &member_id,
+            ));
+        }
+        if request.protocol_type.is_empty() || request.protocols.is_empty() {
+            return Joined::Now(JoinOutcome::error(
+                ResponseError::InconsistentGroupProtocol,
+                &member_id,
+            ));
+        }
+        if request
+            .protocols
+            .iter()
+            .map(|(_, m)| m.len())
+            .sum::<usize>()
+            > limits.max_protocol_metadata_bytes
+        {
+            return Joined::Now(JoinOutcome::error(
+                ResponseError::InvalidRequest,
+                &member_id,
+            ));
+        }
+        if self.state == GroupState::Dead {
+            return Joined::Now(JoinOutcome::error(
+                ResponseError::CoordinatorNotAvailable,
+                &member_id,
+            ));
+        }
+        if !self.members.is_empty() {
+            let type_differs = self.protocol_type.as_deref() != Some(&request.protocol_type);
+            if type_differs || self.common_protocols(Some(&request.protocols)).is_empty() {
+                return Joined::Now(JoinOutcome::error(
+                    ResponseError::InconsistentGroupProtocol,
+                    &member_id,
+                ));
+            }
+        }
+        if member_id.is_empty() {
+            self.join_unknown(request, limits, now, now_ms)
+        } else {
+            self.join_known(request, limits, now, now_ms)
+        }
+    }
+
+    fn join_unknown(
+        &mut self,
+        request: JoinRequest,
+        limits: &GroupLimits,
+        now: Instant,
+        now_ms: i64,
+    ) -> Joined {
+        let new_id = Self::new_member_id(&request.client_id);
+        if let Some(instance) = request.instance_id.clone() {
+            if let Some(old_id) = self.statics.get(&instance).cloned() {
+                return self.replace_static(old_id, new_id, request, limits, now, now_ms);
+            }
+        } else if request.require_known_member_id {
+            if self.members.len() + self.pending.len() >= limits.max_size {
+                return Joined::Now(JoinOutcome::error(ResponseError::GroupMaxSizeReached, ""));
+            }
+            self.pending
+                .insert(new_id.clone(), now + ms(request.session_timeout_ms));
+            return Joined::Now(JoinOutcome::error(ResponseError::MemberIdRequired, &new_id));
+        }
+        if self.members.len() >= limits.max_size {
+            return Joined::Now(JoinOutcome::error(ResponseError::GroupMaxSizeReached, ""));
+        }
+        self.add_member(new_id, request, limits, now, now_ms)
+    }
+
+    fn join_known(
+        &mut self,
+        request: JoinRequest,
+        limits: &GroupLimits,
+        now: Instant,
+        now_ms: i64,
+    ) -> Joined {
+        let member_id = request.member_id.clone();
+        if self.pending.remove(&member_id).is_some() {
+            if self.members.len() >= limits.max_size {
+                return Joined::Now(JoinOutcome::error(
+                    ResponseError::GroupMaxSizeReached,
+                    &member_id,
+                ));
+            }
+            return self.add_member(member_id, request, limits, now, now_ms);
+        }
+        if let Err(e) = self.check_member(&member_id, request.instance_id.as_deref()) {
+            return Joined::Now(JoinOutcome::error(e, &member_id));
+        }
+        let Some(member) = self.members.get_mut(&member_id) else {
+            return Joined::Now(JoinOutcome::error(
+                ResponseError::UnknownMemberId,
+                &member_id,
+            ));
+        };
+        let unchanged = member.protocols == request.protocols;
+        member.protocols = request.protocols;
+        member.session_timeout_ms = request.session_timeout_ms;
+        member.rebalance_timeout_ms = request.rebalance_timeout_ms;
+        member.client_id = request.client_id;
+        member.client_host = request.client_host;
+        member.touch(now);
+        let is_leader = self.leader.as_deref() == Some(member_id.as_str());
+        match self.state {
+            GroupState::PreparingRebalance => self.wait_for_join(&member_id, now, now_ms),
+            GroupState::CompletingRebalance | GroupState::Stable if unchanged && !is_leader => {
+                // Nothing changed: a follower retrying its join gets the current generation.
+                Joined::Now(self.join_outcome(&member_id, false))
+            }
+            GroupState::CompletingRebalance if unchanged => {
+                Joined::Now(self.join_outcome(&member_id, true))
+            }
+            _ => {
+                self.prepare_rebalance(now, now_ms);
+                self.wait_for_join(&member_id, now, now_ms)
+            }
+        }
+    }
+
+    fn replace_static(
+        &mut self,
+        old_id: String,
+        new_id: String,
+        request: JoinRequest,
+        limits: &GroupLimits,
+        now: Instant,
+        now_ms: i64,
+    ) -> Joined {
+        let Some(mut member) = self.members.remove(&old_id) else {
+            self.statics
+                .remove(request.instance_id.as_deref().unwrap_or_default());
+            return self.add_member(new_id, request, limits, now, now_ms);
+        };
+        if let Some(old) = member.join.take() {
+            let _ = old.send(JoinOutcome::error(ResponseError::FencedInstanceId, &old_id));
+        }
+        if let Some(old) = member.sync.take() {
+            let _ = old.send(SyncOutcome::error(ResponseError::FencedInstanceId));
+        }
+        let unchanged = member.protocols == request.protocols;
+        member.id = new_id.clone();
+        member.protocols = request.protocols;
+        member.session_timeout_ms = request.session_timeout_ms;
+        member.rebalance_timeout_ms = request.rebalance_timeout_ms;
+        member.client_id = request.client_id;
+        member.client_host = request.client_host;
+        member.touch(now);
+        self.members.insert(new_id.clone(), member);
+        if let Some(instance) = &request.instance_id {
+            self.statics.insert(instance.clone(), new_id.clone());
+        }
+        let was_leader = self.leader.as_deref() == Some(old_id.as_str());
+        if was_leader {
+            self.leader = Some(new_id.clone());
+        }
+        if self.state == GroupState::Stable && unchanged && !was_leader {
+            // A restarted static member takes its old place without a rebalance.
+            return Joined::Now(self.join_outcome(&new_id, false));
+        }
+        if self.state != GroupState::PreparingRebalance {
+            self.prepare_rebalance(now, now_ms);
+        }
+        self.wait_for_join(&new_id, now, now_ms)
+    }
+
+    fn add_member(
+        &mut self,
+        id: String,
+        request: JoinRequest,
+        limits: &GroupLimits,
+        now: Instant,
+        now_ms: i64,
+    ) -> Joined {
+        if self.members.is_empty() {
+            self.protocol_type = Some(request.protocol_type.clone());
+        }
+        if let Some(instance) = &request.instance_id {
+            self.statics.insert(instance.clone(), id.clone());
+        }
+        let mut member = Member {
+            id: id.clone(),
+            instance_id: request.instance_id,
+            client_id: request.client_id,
+            client_host: request.client_host,
+            session_timeout_ms: request.session_timeout_ms,
+            rebalance_timeout_ms: request.rebalance_timeout_ms,
+            protocol_type: request.protocol_type,
+            protocols: request.protocols,
+            assignment: Bytes::new(),
+            heartbeat_deadline: now,
+            join: None,
+            sync: None,
+            synced: false,
+        };
+        member.touch(now);
+        let rebalance_timeout = member.rebalance_timeout_ms;
+        self.members.insert(id.clone(), member);
+        match self.state {
+            GroupState::Empty => {
+                // KIP-134: wait a moment for the rest of a starting group.
+                self.prepare_rebalance(now, now_ms);
+                let end = now + ms(rebalance_timeout);
+                self.initial_join_end = Some(end);
+                self.join_deadline = Some((now + ms(limits.initial_rebalance_delay_ms)).min(end));
+            }
+            GroupState::PreparingRebalance => {
+                if let Some(end) = self.initial_join_end {
+                    self.join_deadline =
+                        Some((now + ms(limits.initial_rebalance_delay_ms)).min(end));
+                }
+            }
+            _ => self.prepare_rebalance(now, now_ms),
+        }
+        self.wait_for_join(&id, now, now_ms)
+    }
+
+    fn wait_for_join(&mut self, member_id: &str, now: Instant, now_ms: i64) -> Joined {
+        let (tx, rx) = oneshot::channel();
+        if let Some(member) = self.members.get_mut(member_id) {
+            if let Some(old) = member.join.replace(tx) {
+                let _ = old.send(JoinOutcome::error(
+                    ResponseError::RebalanceInProgress,
+                    member_id,
+                ));
+            }
+        }
+        self.maybe_complete_join(now, now_ms);
+        Joined::Later(rx)
+    }
+
+    fn prepare_rebalance(&mut self, now: Instant, now_ms: i64) {
+        if self.state == GroupState::CompletingRebalance {
+            for m in self.members.values_mut() {
+                m.assignment = Bytes::new();
+                if let Some(tx) = m.sync.take() {
+                    let _ = tx.send(SyncOutcome::error(ResponseError::RebalanceInProgress));
+                }
+            }
+        }
+        self.storing = false;
+        self.sync_deadline = None;
+        self.initial_join_end = None;
+        self.rebalances += 1;
+        let timeout = self
+            .members
+            .values()
+            .map(|m| m.rebalance_timeout_ms)
+            .max()
+            .unwrap_or(0);
+        self.join_deadline = Some(now + ms(timeout));
+        self.set_state(GroupState::PreparingRebalance, now_ms);
+    }
+
+    fn all_joined(&self) -> bool {
+        self.pending.is_empty() && self.members.values().all(|m| m.join.is_some())
+    }
+
+    fn maybe_complete_join(&mut self, now: Instant, now_ms: i64) {
+        if self.state != GroupState::PreparingRebalance {
+            return;
+        }
+        let delayed = self.initial_join_end.is_some();
+        let due = self.join_deadline.is_some_and(|d| now >= d);
+        if due || (!delayed && self.all_joined()) {
+            self.complete_join(now, now_ms);
+        }
+    }
+
+    /// Ends the join phase: members that did not rejoin leave, the generation advances.
+    fn complete_join(&mut self, now: Instant, now_ms: i64) {
+        let gone: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.join.is_none())
+            .map(|m| m.id.clone())
+            .collect();
+        for id in gone {
+            self.remove_member(&id);
+        }
+        self.join_deadline = None;
+        self.initial_join_end = None;
+        self.generation = self.generation.wrapping_add(1);
+        if self.members.is_empty() {
+            self.protocol = None;
+            self.leader = None;
+            self.set_state(GroupState::Empty, now_ms);
+            self.store_due = true;
+            return;
+        }
+        self.protocol = self.select_protocol();
+        if !self
+            .leader
+            .as_ref()
+            .is_some_and(|l| self.members.contains_key(l))
+        {
+            self.leader = self.members.keys().next().cloned();
+        }
+        self.set_state(GroupState::CompletingRebalance, now_ms);
+        let timeout = self
+            .members
+            .values()
+            .map(|m| m.rebalance_timeout_ms)
+            .max()
+            .unwrap_or(0);
+        self.sync_deadline = Some(now + ms(timeout));
+        let ids: Vec<String> = self.members.keys().cloned().collect();
+        for id in ids {
+            let is_leader = self.leader.as_deref() == Some(id.as_str());
+            let outcome = self.join_outcome(&id, is_leader);
+            if let Some(m) = self.members.get_mut(&id) {
+                m.synced = false;
+                m.assignment = Bytes::new();
+                m.touch(now);
+                if let Some(tx) = m.join.take() {
+                    let _ = tx.send(outcome);
+                }
+            }
+        }
+    }
+
+    /// Whether the group emptied since last asked (the coordinator then stores it).
+    pub fn take_store_due(&mut self) -> bool {
+        std::mem::take(&mut self.store_due)
+    }
+
+    fn join_outcome(&self, member_id: &str, with_members: bool) -> JoinOutcome {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        JoinOutcome {
+            error: 0,
+            generation: self.generation,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol.clone(),
+            leader: self.leader.clone().unwrap_or_default(),
+            member_id: member_id.to_string(),
+            members: if with_members {
+                self.members
+                    .values()
+                    .map(|m| (m.id.clone(), m.instance_id.clone(), m.metadata(&protocol)))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    fn remove_member(&mut self, id: &str) -> bool {
+        let Some(mut member) = self.members.remove(id) else {
+            return false;
+        };
+        if let Some(instance) = &member.instance_id {
+            if self.statics.get(instance).map(String::as_str) == Some(id) {
+                self.statics.remove(instance);
+            }
+        }
+        if let Some(tx) = member.join.take() {
+            let _ = tx.send(JoinOutcome::error(ResponseError::UnknownMemberId, id));
+        }
+        if let Some(tx) = member.sync.take() {
+            let _ = tx.send(SyncOutcome::error(ResponseError::UnknownMemberId));
+        }
+        if self.leader.as_deref() == Some(id) {
+            self.leader = None;
+        }
+        true
+    }
+
+    /// Checks that `member_id` belongs to the group and, for a static member, that its
+    /// instance id maps to this very member.
+    fn check_member(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<(), ResponseError> {
+        if let Some(instance) = instance_id {
+            match self.statics.get(instance) {
+                Some(current) if current != member_id => {
+                    return Err(ResponseError::FencedInstanceId)
+                }
+                None if self.members.contains_key(member_id) => {
+                    return Err(ResponseError::FencedInstanceId)
+                }
+                _ => {}
+            }
+        }
+        if !self.members.contains_key(member_id) {
+            return Err(ResponseError::UnknownMemberId);
+        }
+        Ok(())
+    }
+
+    /// Handles a SyncGroup.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sync(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+        now: Instant,
+    ) -> Synced {
+        if matches!(self.state, GroupState::Dead | GroupState::Empty) {
+            return Synced::Now(SyncOutcome::error(ResponseError::UnknownMemberId));
+        }
+        if let Err(e) = self.check_member(member_id, instance_id) {
+            return Synced::Now(SyncOutcome::error(e));
+        }
+        if generation != self.generation {
+            return Synced::Now(SyncOutcome::error(ResponseError::IllegalGeneration));
+        }
+        if protocol_type.is_some_and(|t| Some(t) != self.protocol_type.as_deref())
+            || protocol_name.is_some_and(|n| Some(n) != self.protocol.as_deref())
+        {
+            return Synced::Now(SyncOutcome::error(ResponseError::InconsistentGroupProtocol));
+        }
+        match self.state {
+            GroupState::PreparingRebalance => {
+                Synced::Now(SyncOutcome::error(ResponseError::RebalanceInProgress))
+            }
+            GroupState::Stable => {
+                let assignment = self
+                    .members
+                    .get(member_id)
+                    .map(|m| m.assignment.clone())
+                    .unwrap_or_default();
+                if let Some(m) = self.members.get_mut(member_id) {
+                    m.touch(now);
+                }
+                Synced::Now(self.sync_outcome(assignment))
+            }
+            _ => {
+                let (tx, rx) = oneshot::channel();
+                let is_leader = self.leader.as_deref() == Some(member_id);
+                if let Some(m) = self.members.get_mut(member_id) {
+                    m.synced = true;
+                    m.touch(now);
+                    if let Some(old) = m.sync.replace(tx) {
+                        let _ = old.send(SyncOutcome::error(ResponseError::RebalanceInProgress));
+                    }
+                }
+                if !is_leader || self.storing {
+                    return Synced::Later(rx);
+                }
+                for (id, assignment) in assignments {
+                    if let Some(m) = self.members.get_mut(&id) {
+                        m.assignment = assignment;
+                    }
+                }
+                self.storing = true;
+                Synced::Store(self.value(), rx)
+            }
+        }
+    }
+
+    fn sync_outcome(&self, assignment: Bytes) -> SyncOutcome {
+        SyncOutcome {
+            error: 0,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol.clone(),
+            assignment,
+        }
+    }
+
+    /// The leader's assignment of `generation` was stored (or failed to be): members
+    /// waiting in SyncGroup get their assignments, or the group rebalances again.
+    pub fn assignment_stored(
+        &mut self,
+        generation: i32,
+        error: Option<i16>,
+        now: Instant,
+        now_ms: i64,
+    ) {
+        if generation != self.generation
+            || self.state != GroupState::CompletingRebalance
+            || !self.storing
+        {
+            return;
+        }
+        self.storing = false;
+        if let Some(error) = error {
+            for m in self.members.values_mut() {
+                m.assignment = Bytes::new();
+                if let Some(tx) = m.sync.take() {
+                    let _ = tx.send(SyncOutcome {
+                        error,
+                        ..SyncOutcome::default()
+                    });
+                }
+            }
+            self.prepare_rebalance(now, now_ms);
+            return;
+        }
+        self.sync_deadline = None;
+        self.set_state(GroupState::Stable, now_ms);
+        let outcomes: Vec<(String, SyncOutcome)> = self
+            .members
+            .values()
+            .map(|m| (m.id.clone(), self.sync_outcome(m.assignment.clone())))
+            .collect();
+        for (id, outcome) in outcomes {
+            if let Some(m) = self.members.get_mut(&id) {
+                m.touch(now);
+                if let Some(tx) = m.sync.take() {
+                    let _ = tx.send(outcome);
+                }
+            }
+        }
+    }
+
+    /// Handles a Heartbeat; the error code to answer.
+    pub fn heartbeat(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        now: Instant,
+    ) -> i16 {
+        if matches!(self.state, GroupState::Dead | GroupState::Empty) {
+            return code(ResponseError::UnknownMemberId);
+        }
+        if let Err(e) = self.check_member(member_id, instance_id) {
+            return code(e);
+        }
+        if generation != self.generation {
+            return code(ResponseError::IllegalGeneration);
+        }
+        if let Some(m) = self.members.get_mut(member_id) {
+            m.touch(now);
+        }
+        match self.state {
+            GroupState::PreparingRebalance => code(ResponseError::RebalanceInProgress),
+            _ => 0,
+        }
+    }
+
+    /// Handles one member of a LeaveGroup; the error code for it.
+    pub fn leave(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        now: Instant,
+        now_ms: i64,
+    ) -> i16 {
+        if self.pending.remove(member_id).is_some() {
+            return 0;
+        }
+        let id = match instance_id {
+            Some(instance) => match self.statics.get(instance) {
+                Some(current) if !member_id.is_empty() && current != member_id => {
+                    return code(ResponseError::FencedInstanceId)
+                }
+                Some(current) => current.clone(),
+                None => return code(ResponseError::UnknownMemberId),
+            },
+            None => member_id.to_string(),
+        };
+        if !self.remove_member(&id) {
+            return code(ResponseError::UnknownMemberId);
+        }
+        self.after_removal(now, now_ms);
+        0
+    }
+
+    fn after_removal(&mut self, now: Instant, now_ms: i64) {
+        match self.state {
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                self.prepare_rebalance(now, now_ms);
+                self.maybe_complete_join(now, now_ms);
+            }
+            GroupState::PreparingRebalance => self.maybe_complete_join(now, now_ms),
+            _ => {}
+        }
+    }
+
+    /// Advances timers: expired sessions leave, a due join phase completes, members that
+    /// never synced leave. Returns true when the group should be stored (it emptied).
+    pub fn tick(&mut self, now: Instant, now_ms: i64) -> bool {
+        self.pending.retain(|_, deadline| now < *deadline);
+        let expired: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| !m.alive(now))
+            .map(|m| m.id.clone())
+            .collect();
+        for id in &expired {
+            tracing::info!(group = %self.id, member = %id, "member's session expired");
+            self.remove_member(id);
+        }
+        if !expired.is_empty() {
+            self.after_removal(now, now_ms);
+        }
+        if self.state == GroupState::CompletingRebalance
+            && !self.storing
+            && self.sync_deadline.is_some_and(|d| now >= d)
+        {
+            let unsynced: Vec<String> = self
+                .members
+                .values()
+                .filter(|m| !m.synced)
+                .map(|m| m.id.clone())
+                .collect();
+            for id in &unsynced {
+                self.remove_member(id);
+            }
+            self.prepare_rebalance(now, now_ms);
+        }
+        if self.state == GroupState::PreparingRebalance
+            && self.join_deadline.is_some_and(|d| now >= d)
+        {
+            self.complete_join(now, now_ms);
+        }
+        self.take_store_due()
+    }
+
+    /// Whether a commit from `member_id` in `generation` may be applied.
+    pub fn check_commit(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        now: Instant,
+    ) -> Result<(), ResponseError> {
+        if self.state == GroupState::Dead {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        if generation < 0 && member_id.is_empty() {
+            // Admin and standalone commits, only while nobody consumes.
+            return if self.members.is_empty() {
+                Ok(())
+            } else {
+                Err(ResponseError::UnknownMemberId)
+            };
+        }
+        self.check_member(member_id, instance_id)?;
+        if generation != self.generation {
+            return Err(ResponseError::IllegalGeneration);
+        }
+        if self.state == GroupState::CompletingRebalance {
+            return Err(ResponseError::RebalanceInProgress);
+        }
+        if let Some(m) = self.members.get_mut(member_id) {
+            m.touch(now);
+        }
+        Ok(())
+    }
+
+    /// Applies a stored commit unless a later record already set the offset.
+    pub fn apply_offset(&mut self, topic: &str, partition: i32, committed: Committed) {
+        let key = (topic.to_string(), partition);
+        match self.offsets.get(&key) {
+            Some(c) if c.log_offset > committed.log_offset => {}
+            _ => {
+                self.offsets.insert(key, committed);
+            }
+        }
+    }
+
+    /// Offsets due to expire (KIP-211): a consumer group's once it has been empty for
+    /// `retention_ms`, a standalone committer's by each commit's own age.
+    pub fn expired_offsets(&self, now_ms: i64, retention_ms: i64) -> Vec<(String, i32)> {
+        if self.state != GroupState::Empty {
+            return Vec::new();
+        }
+        let managed = self.protocol_type.is_some();
+        self.offsets
+            .iter()
+            .filter(|(_, c)| {
+                let since = if managed {
+                    self.state_since_ms
+                } else {
+                    c.value.commit_timestamp
+                };
+                now_ms.saturating_sub(since) >= retention_ms
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Marks the group deleted; anyone waiting is told to find the coordinator again.
+    pub fn kill(&mut self) {
+        let ids: Vec<String> = self.members.keys().cloned().collect();
+        for id in ids {
+            if let Some(mut m) = self.members.remove(&id) {
+                if let Some(tx) = m.join.take() {
+                    let _ = tx.send(JoinOutcome::error(
+                        ResponseError::CoordinatorNotAvailable,
+                        &id,
+                    ));
+                }
+                if let Some(tx) = m.sync.take() {
+                    let _ = tx.send(SyncOutcome::error(ResponseError::CoordinatorNotAvailable));
+                }
+            }
+        }
+        self.state = GroupState::Dead;
+    }
+
+    /// Topics the members subscribe to, when the members speak the consumer protocol
+    /// (`None`: unknown, so every topic counts as subscribed).
+    pub fn subscribed_topics(&self) -> Option<BTreeSet<String>> {
+        use proto_kafka::messages::ConsumerProtocolSubscription;
+        use proto_kafka::protocol::Decodable;
+        if self.members.is_empty() {
+            return Some(BTreeSet::new());
+        }
+        if self.protocol_type.as_deref() != Some("consumer") {
+            return None;
+        }
+        let protocol = self.protocol.clone()?;
+        let mut topics = BTreeSet::new();
+        for m in self.members.values() {
+            let mut raw = m.metadata(&protocol);
+            if raw.len() < 2 {
+                return None;
+            }
+            let version = i16::from_be_bytes([raw[0], raw[1]]);
+            let _ = bytes::Buf::get_i16(&mut raw);
+            let sub = ConsumerProtocolSubscription::decode(&mut raw, version.clamp(0, 3)).ok()?;
+            topics.extend(sub.topics.into_iter().map(|t| t.to_string()));
+        }
+        Some(topics)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> GroupLimits {
+        GroupLimits {
+            min_session_timeout_ms: 10,
+            max_session_timeout_ms: 100_000,
+            initial_rebalance_delay_ms: 0,
+            max_size: 10,
+            max_protocol_metadata_bytes: 1024,
+        }
+    }
+
+    fn request(member: &str) -> JoinRequest {
+        JoinRequest {
+            member_id: member.to_string(),
+            instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 1000,
+            rebalance_timeout_ms: 1000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"m"))],
+            require_known_member_id: true,
+        }
+    }
+
+    fn now_join(g: &mut Group, r: JoinRequest, now: Instant) -> Joined {
+        g.join(r, &limits(), now, 0)
+    }
+
+    #[test]
+    fn a_first_join_needs_a_member_id_then_completes_a_generation() {
+        let now = Instant::now();
+        let mut g = Group::new("g", 0);
+        let Joined::Now(first) = now_join(&mut g, request(""), now) else {
+            panic!("expected MEMBER_ID_REQUIRED at once");
+        };
+        assert_eq!(first.error, code(ResponseError::MemberIdRequired));
+        let Joined::Later(mut rx) = now_join(&mut g, request(&first.member_id), now) else {
+            panic!("a join waits for the rebalance");
+        };
+        // Initial delay 0: the deadline is now, so a tick completes the join.
+        g.tick(now, 0);
+        let joined = rx.try_recv().unwrap();
+        assert_eq!(joined.error, 0);
+        assert_eq!(joined.generation, 1);
+        assert_eq!(joined.leader, first.member_id);
+        assert_eq!(joined.members.len(), 1);
+        assert_eq!(g.state, GroupState::CompletingRebalance);
+        let Synced::Store(value, mut sync) = g.sync(
+            &first.member_id,
+            None,
+            1,
+            None,
+            None,
+            vec![(first.member_id.clone(), Bytes::from_static(b"a"))],
+            now,
+        ) else {
+            panic!("the leader's sync stores the group");
+        };
+        assert_eq!(value.members[0].assignment.as_ref(), b"a");
+        g.assignment_stored(1, None, now, 0);
+        assert_eq!(sync.try_recv().unwrap().assignment.as_ref(), b"a");
+        assert_eq!(g.state, GroupState::Stable);
+        assert_eq!(g.heartbeat(&first.member_id, None, 1, now), 0);
+        assert_eq!(
+            g.heartbeat(&first.member_id, None, 0, now),
+            code(ResponseError::IllegalGeneration)
+        );
+        assert_eq!(
+            g.heartbeat("nobody", None, 1, now),
+            code(ResponseError::UnknownMemberId)
+        );
+    }
+
+    #[test]
+    fn an_expired_session_rebalances_and_an_empty_group_is_stored() {
+        let now = Instant::now();
+        let mut g = Group::new("g", 0);
+        let mut r = request("");
+        r.require_known_member_id = false;
+        let Joined::Later(mut rx) = now_join(&mut g, r, now) else {
+            panic!()
+        };
+        g.tick(now, 0);
+        let joined = rx.try_recv().unwrap();
+        let _ = g.sync(&joined.member_id, None, 1, None, None, vec![], now);
+        g.assignment_stored(1, None, now, 0);
+        assert!(!g.tick(now + Duration::from_millis(500), 0));
+        assert!(g.tick(now + Duration::from_millis(1500), 0), "emptied");
+        assert_eq!(g.state, GroupState::Empty);
+        assert_eq!(g.generation, 2);
+    }
+
+    #[test]
+    fn commits_are_fenced_by_generation_and_admin_commits_need_an_empty_group() {
+        let now = Instant::now();
+        let mut g = Group::new("g", 0);
+        assert!(g.check_commit("", None, -1, now).is_ok());
+        let mut r = request("");
+        r.require_known_member_id = false;
+        let Joined::Later(mut rx) = now_join(&mut g, r, now) else {
+            panic!()
+        };
+        g.tick(now, 0);
+        let id = rx.try_recv().unwrap().member_id;
+        assert_eq!(
+            g.check_commit(&id, None, 1, now),
+            Err(ResponseError::RebalanceInProgress)
+        );
+        let _ = g.sync(&id, None, 1, None, None, vec![], now);
+        g.assignment_stored(1, None, now, 0);
+        assert!(g.check_commit(&id, None, 1, now).is_ok());
+        assert_eq!(
+            g.check_commit(&id, None, 0, now),
+            Err(ResponseError::IllegalGeneration)
+        );
+        assert_eq!(
+            g.check_commit("", None, -1, now),
+            Err(ResponseError::UnknownMemberId)
+        );
+    }
+
+    #[test]
+    fn a_static_member_that_restarts_takes_its_place_and_fences_the_old_id() {
+        let now = Instant::now();
+        let mut g = Group::new("g", 0);
+        let mut r = request("");
+        r.instance_id = Some("i-1".into());
+        let Joined::Later(mut rx) = now_join(&mut g, r.clone(), now) else {
+            panic!("static members skip MEMBER_ID_REQUIRED")
+        };
+        g.tick(now, 0);
+        let old = rx.try_recv().unwrap().member_id;
+        let _ = g.sync(
+            &old,
+            Some("i-1"),
+            1,
+            None,
+            None,
+            vec![(old.clone(), Bytes::from_static(b"x"))],
+            now,
+        );
+        g.assignment_stored(1, None, now, 0);
+        // A second static member so that the restarted one is not the leader.
+        let mut r2 = request("");
+        r2.instance_id = Some("i-2".into());
+        let Joined::Later(mut rx2) = now_join(&mut g, r2, now) else {
+            panic!()
+        };
+        let Joined::Later(mut rx1) = now_join(&mut g, request(&old), now) else {
+            panic!()
+        };
+        let leader = rx1.try_recv().unwrap();
+        let follower = rx2.try_recv().unwrap();
+        assert_eq!(leader.generation, 2);
+        let _ = g.sync(&leader.member_id, None, 2, None, None, vec![], now);
+        let _ = g.sync(&follower.member_id, None, 2, None, None, vec![], now);
+        g.assignment_stored(2, None, now, 0);
+        assert_eq!(g.state, GroupState::Stable);
+        let mut restart = request("");
+        restart.instance_id = Some("i-2".into());
+        let Joined::Now(again) = now_join(&mut g, restart, now) else {
+            panic!("no rebalance for a restarted static follower")
+        };
+        assert_eq!(again.generation, 2);
+        assert_ne!(again.member_id, follower.member_id);
+        assert_eq!(
+            g.heartbeat(&follower.member_id, Some("i-2"), 2, now),
+            code(ResponseError::FencedInstanceId)
+        );
+        assert_eq!(g.heartbeat(&again.member_id, Some("i-2"), 2, now), 0);
+    }
+
+    #[test]
+    fn oversized_metadata_and_bad_timeouts_are_refused() {
+        let now = Instant::now();
+        let mut g = Group::new("g", 0);
+        let mut big = request("");
+        big.protocols = vec![("range".into(), Bytes::from(vec![0u8; 2048]))];
+        let Joined::Now(o) = now_join(&mut g, big, now) else {
+            panic!()
+        };
+        assert_eq!(o.error, code(ResponseError::InvalidRequest));
+        let mut short = request("");
+        short.session_timeout_ms = 1;
+        let Joined::Now(o) = now_join(&mut g, short, now) else {
+            panic!()
+        };
+        assert_eq!(o.error, code(ResponseError::InvalidSessionTimeout));
+    }
+}
