@@ -1261,6 +1261,44 @@ mod tests {
     }
 
     #[test]
+    fn offsets_expire_only_after_the_group_has_been_empty_for_the_retention() {
+        let committed = |offset, at| Committed {
+            value: OffsetValue {
+                offset,
+                leader_epoch: -1,
+                metadata: String::new(),
+                commit_timestamp: at,
+            },
+            log_offset: offset,
+        };
+        // A standalone committer: each offset by its own commit time.
+        let mut solo = Group::new("s", 0);
+        solo.apply_offset("t", 0, committed(1, 1_000));
+        solo.apply_offset("t", 1, committed(2, 5_000));
+        assert_eq!(
+            solo.expired_offsets(7_000, 3_000),
+            vec![("t".to_string(), 0)]
+        );
+        // A consumer group: nothing while members are there, everything once it has been
+        // empty for the retention, however old the commits.
+        let now = Instant::now();
+        let mut g = Group::new("g", 0);
+        let mut r = request("");
+        r.require_known_member_id = false;
+        let Joined::Later(mut rx) = now_join(&mut g, r, now) else {
+            panic!()
+        };
+        g.tick(now, 0);
+        let id = rx.try_recv().unwrap().member_id;
+        g.apply_offset("t", 0, committed(1, 0));
+        assert!(g.expired_offsets(1_000_000, 10).is_empty());
+        assert_eq!(g.leave(&id, None, now, 50_000), 0);
+        assert_eq!(g.state, GroupState::Empty);
+        assert!(g.expired_offsets(55_000, 10_000).is_empty());
+        assert_eq!(g.expired_offsets(60_000, 10_000).len(), 1);
+    }
+
+    #[test]
     fn oversized_metadata_and_bad_timeouts_are_refused() {
         let now = Instant::now();
         let mut g = Group::new("g", 0);
