@@ -274,6 +274,13 @@ impl Broker {
             replicas.clone(),
             expire_producers,
         )));
+        if config.cleaner_enable {
+            background.push(tokio::spawn(periodically(
+                config.cleaner_backoff.max(Duration::from_millis(10)),
+                replicas.clone(),
+                clean_logs,
+            )));
+        }
         if config.flush_mode == FlushMode::Interval {
             background.push(tokio::spawn(periodically(
                 Duration::from_millis(100),
@@ -486,6 +493,10 @@ fn write_checkpoints(replicas: &ReplicaManager) {
 
 fn expire_producers(replicas: &ReplicaManager) {
     replicas.expire_producers(crate::handlers::now_ms());
+}
+
+fn clean_logs(replicas: &ReplicaManager) {
+    replicas.clean_logs(crate::handlers::now_ms());
 }
 
 fn enforce_retention(replicas: &ReplicaManager) {

@@ -3,6 +3,7 @@
 //! It knows nothing of requests, clusters or protocol types.
 
 pub mod checkpoint;
+pub mod cleaner;
 pub mod epochs;
 pub mod flusher;
 pub mod index;

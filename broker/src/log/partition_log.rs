@@ -15,6 +15,7 @@ use std::sync::Arc;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use super::cleaner::{self, CleanPlan, CleanPolicy, Input, Output};
 use super::epochs::LeaderEpochCache;
 use super::io::{create_dir_durable, read_file, sync_parent, write_atomic, FileSystem, LogFile};
 use super::producer_state::{
@@ -63,6 +64,8 @@ pub struct OpenReport {
     pub recovered_segments: usize,
     pub truncated_bytes: u64,
     pub deleted_segments: usize,
+    /// Cleaning swaps a crash interrupted, completed at open.
+    pub completed_swaps: usize,
 }
 
 /// The result of one append.
@@ -130,6 +133,11 @@ pub struct PartitionLog {
     dir_sync_pending: bool,
     offline: bool,
     producers: ProducerState,
+    /// Offsets below this were compacted by this process (the dirty ratio counts from
+    /// here; after a restart the whole log counts as dirty once).
+    first_dirty: i64,
+    /// When a tombstone kept by the last cleaning pass becomes removable.
+    tombstones_due_at: Option<i64>,
 }
 
 /// The content of `partition.metadata` (Kafka's format).
@@ -203,6 +211,8 @@ impl PartitionLog {
             dir_sync_pending: false,
             offline: false,
             producers: ProducerState::default(),
+            first_dirty: 0,
+            tombstones_due_at: None,
         })
     }
 
@@ -214,6 +224,11 @@ impl PartitionLog {
         config: LogConfig,
         options: OpenOptions,
     ) -> Result<(PartitionLog, OpenReport)> {
+        let mut report = OpenReport {
+            completed_swaps: cleaner::finish_interrupted(fs.as_ref(), dir, config.max_batch_bytes)
+                .map_err(io_err(dir))?,
+            ..OpenReport::default()
+        };
         let entries = fs.list_dir(dir).map_err(|source| Error::ReadDir {
             path: dir.to_path_buf(),
             source,
@@ -229,7 +244,6 @@ impl PartitionLog {
         }
         bases.sort_unstable();
         let mut epochs = LeaderEpochCache::load(fs.clone(), dir);
-        let mut report = OpenReport::default();
         let mut segments: BTreeMap<i64, Segment> = BTreeMap::new();
         let recovery_point = if options.clean_shutdown {
             i64::MAX
@@ -241,7 +255,9 @@ impl PartitionLog {
         // The end of the last recovered segment, if it was recovered (not trusted).
         let mut recovered_end: Option<i64> = None;
         for (i, &base) in bases.iter().enumerate() {
-            if recovered_end.is_some_and(|end| end != base) {
+            // Below the recovery point every segment was durable; a gap there is one
+            // compaction left, not a lost tail.
+            if recovered_end.is_some_and(|end| end != base) && base > recovery_point {
                 // A directory fsync persists every entry it holds, including segments
                 // created after the flush that synced it, so after a power cut a later
                 // segment can exist while an earlier one lost its unsynced tail. Nothing
@@ -356,6 +372,8 @@ impl PartitionLog {
             dir_sync_pending: false,
             offline: false,
             producers: ProducerState::default(),
+            first_dirty: 0,
+            tombstones_due_at: None,
         };
         log.rebuild_producer_state(&entries)?;
         Ok((log, report))
@@ -689,6 +707,146 @@ impl PartitionLog {
             );
         }
         Ok(report)
+    }
+
+    /// What a cleaning pass should rewrite, if the log is due: closed segments that end
+    /// at or below `upto` (the persisted recovery point) and are older than
+    /// `min.compaction.lag.ms`, when the bytes written since the last pass reach
+    /// `min.cleanable.dirty.ratio` of them or a dirty one is older than
+    /// `max.compaction.lag.ms`. Groups hold consecutive segments up to `segment.bytes`.
+    pub fn clean_plan(&self, upto: i64, now_ms: i64, policy: &CleanPolicy) -> Option<CleanPlan> {
+        if self.offline {
+            return None;
+        }
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        let mut inputs: Vec<(&Segment, i64)> = Vec::new();
+        for pair in bases.windows(2) {
+            let (base, next) = (pair[0], pair[1]);
+            let Some(segment) = self.segments.get(&base) else {
+                break;
+            };
+            if next > upto
+                || segment.max_timestamp() > now_ms.saturating_sub(policy.min_compaction_lag_ms)
+            {
+                break;
+            }
+            inputs.push((segment, next));
+        }
+        let total: u64 = inputs.iter().map(|(s, _)| s.size()).sum();
+        let dirty: Vec<&(&Segment, i64)> = inputs
+            .iter()
+            .filter(|(s, _)| s.base_offset() >= self.first_dirty && !s.is_empty())
+            .collect();
+        let dirty_bytes: u64 = dirty.iter().map(|(s, _)| s.size()).sum();
+        let tombstones_due = self.tombstones_due_at.is_some_and(|t| t <= now_ms);
+        if dirty_bytes == 0 && !tombstones_due {
+            return None;
+        }
+        let overdue = dirty.iter().any(|(s, _)| {
+            s.first_batch_timestamp()
+                .is_some_and(|t| now_ms.saturating_sub(t) >= policy.max_compaction_lag_ms)
+        });
+        if (dirty_bytes as f64) < policy.min_cleanable_ratio * total as f64
+            && !overdue
+            && !tombstones_due
+        {
+            return None;
+        }
+        let mut groups: Vec<Vec<Input>> = Vec::new();
+        let mut group_size = 0u64;
+        for (segment, next) in &inputs {
+            let input = Input {
+                base: segment.base_offset(),
+                file: segment.log_file().clone(),
+                size: segment.size(),
+            };
+            let fits = groups.last().is_some_and(|g| {
+                group_size + segment.size() <= self.config.segment_bytes
+                    && next - g[0].base <= i64::from(i32::MAX)
+            });
+            if fits {
+                group_size += segment.size();
+                if let Some(g) = groups.last_mut() {
+                    g.push(input);
+                }
+            } else {
+                group_size = segment.size();
+                groups.push(vec![input]);
+            }
+        }
+        Some(CleanPlan {
+            fs: self.fs.clone(),
+            dir: self.dir.clone(),
+            groups,
+            end: inputs.last().map_or(0, |(_, next)| *next),
+            max_batch: self.config.max_batch_bytes,
+            index_interval: self.config.index_interval_bytes,
+        })
+    }
+
+    /// Installs a pass's cleaned segments: each committed by its swap rename, then the
+    /// segments it replaces deleted. A group whose inputs changed meanwhile (retention
+    /// deleted one) is discarded.
+    pub fn install_cleaned(
+        &mut self,
+        plan: &CleanPlan,
+        outputs: &[Output],
+        report: &cleaner::CleanReport,
+        delete_retention_ms: i64,
+    ) -> Result<()> {
+        let active = self.active().base_offset();
+        let fs = self.fs.clone();
+        let dir = self.dir.clone();
+        let io = |source| Error::WriteFile {
+            path: dir.clone(),
+            source,
+        };
+        for output in outputs {
+            let intact = output
+                .replaces
+                .iter()
+                .all(|b| *b != active && self.segments.contains_key(b));
+            if !intact {
+                continue;
+            }
+            if !output.empty {
+                cleaner::commit_swap(fs.as_ref(), &dir, output.base).map_err(io)?;
+            }
+            for base in &output.replaces {
+                self.segments.remove(base);
+                cleaner::remove_segment_files(fs.as_ref(), &dir, *base).map_err(io)?;
+            }
+            if output.empty {
+                fs.sync_dir(&dir).map_err(io)?;
+                continue;
+            }
+            cleaner::finish_swap(fs.as_ref(), &dir, output.base).map_err(io)?;
+            let (mut segment, trusted) =
+                Segment::open_trusted(fs.as_ref(), &dir, output.base, self.config.max_batch_bytes)
+                    .map_err(io)?;
+            if !trusted {
+                segment
+                    .recover(
+                        self.config.index_interval_bytes,
+                        self.config.max_batch_bytes,
+                        &mut |_| {},
+                    )
+                    .map_err(io)?;
+            }
+            self.segments.insert(output.base, segment);
+        }
+        let staging = dir.join(cleaner::STAGING_DIR);
+        if fs.exists(&staging) {
+            fs.remove_dir_all(&staging).map_err(io)?;
+        }
+        self.first_dirty = self.first_dirty.max(plan.end);
+        self.tombstones_due_at = report
+            .oldest_tombstone_kept
+            .map(|t| t.saturating_add(delete_retention_ms).saturating_add(1));
+        // Producer-state snapshots of rolls inside the cleaned range are never read again:
+        // the snapshot of the active segment's roll is later.
+        self.delete_snapshots_below(plan.end)?;
+        Ok(())
     }
 
     /// Moves the log start offset to `offset` (DeleteRecords), which the caller checked is

@@ -248,6 +248,51 @@ impl LiveStats {
                 replicas.recovery.bytes_truncated.load(Ordering::Relaxed),
             ),
             (
+                "runnel_log_cleaner_swaps_completed",
+                "Cleaning swaps a crash interrupted, completed at start",
+                replicas.recovery.swaps_completed.load(Ordering::Relaxed),
+            ),
+            (
+                "runnel_log_cleaner_passes",
+                "Log cleaner passes that compacted a partition",
+                replicas.cleaner.passes.load(Ordering::Relaxed),
+            ),
+            (
+                "runnel_log_cleaner_segments_in",
+                "Segments read by the cleaner",
+                replicas.cleaner.segments_in.load(Ordering::Relaxed),
+            ),
+            (
+                "runnel_log_cleaner_segments_out",
+                "Segments written by the cleaner",
+                replicas.cleaner.segments_out.load(Ordering::Relaxed),
+            ),
+            (
+                "runnel_log_cleaner_bytes_in",
+                "Bytes of segments read by the cleaner",
+                replicas.cleaner.bytes_in.load(Ordering::Relaxed),
+            ),
+            (
+                "runnel_log_cleaner_bytes_out",
+                "Bytes of segments written by the cleaner",
+                replicas.cleaner.bytes_out.load(Ordering::Relaxed),
+            ),
+            (
+                "runnel_log_cleaner_records_removed",
+                "Records compacted away (superseded or expired tombstones)",
+                replicas.cleaner.records_removed.load(Ordering::Relaxed),
+            ),
+            (
+                "runnel_log_cleaner_tombstones_removed",
+                "Tombstones removed after delete.retention.ms",
+                replicas.cleaner.tombstones_removed.load(Ordering::Relaxed),
+            ),
+            (
+                "runnel_log_cleaner_failures",
+                "Cleaner passes that failed",
+                replicas.cleaner.failures.load(Ordering::Relaxed),
+            ),
+            (
                 "runnel_log_dropped_segments",
                 "Segments dropped at start because they follow a short (torn) one",
                 replicas.recovery.segments_dropped.load(Ordering::Relaxed),

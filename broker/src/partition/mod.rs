@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::config::topic::TopicConfig;
 use crate::config::{Config, FlushMode};
+use crate::log::cleaner::{write_cleaned, CleanPolicy, CleanReport};
 use crate::log::flusher::{FlushTarget, Flusher};
 use crate::log::partition_log::{AppendError, AppendInfo, FlushTicket, PartitionLog, ReadError};
 use crate::log::producer_state::SequenceError;
@@ -571,6 +572,41 @@ impl Partition {
                 .send_modify(|o| o.log_start = report.log_start_offset);
         }
         Ok(())
+    }
+
+    /// Compacts closed segments ending at or below `upto` (the persisted recovery point)
+    /// if the topic's policy includes compact and the log is due.
+    pub fn clean(&self, upto: i64, now_ms: i64) -> crate::error::Result<Option<CleanReport>> {
+        let config = self.config();
+        if !config.compact {
+            return Ok(None);
+        }
+        let policy = CleanPolicy {
+            min_cleanable_ratio: config.min_cleanable_ratio,
+            delete_retention_ms: config.delete_retention_ms,
+            min_compaction_lag_ms: config.min_compaction_lag_ms,
+            max_compaction_lag_ms: config.max_compaction_lag_ms,
+        };
+        let Some(plan) = lock(&self.log).clean_plan(upto, now_ms, &policy) else {
+            return Ok(None);
+        };
+        let (outputs, report) = write_cleaned(&plan, now_ms, &policy).map_err(|source| {
+            crate::error::Error::WriteFile {
+                path: plan.dir.clone(),
+                source,
+            }
+        })?;
+        let mut log = lock(&self.log);
+        if let Err(err) = log.install_cleaned(&plan, &outputs, &report, policy.delete_retention_ms)
+        {
+            // Half-installed segments are only safe to serve after the next start
+            // completes the swap.
+            log.set_offline();
+            drop(log);
+            self.offsets.send_modify(|o| o.offline = true);
+            return Err(err);
+        }
+        Ok(Some(report))
     }
 
     /// Moves the log start offset to `offset` (-1: the high watermark) for DeleteRecords;

@@ -26,6 +26,7 @@ const PARTITION_LEADER_EPOCH: usize = 12;
 const MAGIC: usize = 16;
 const CRC: usize = 17;
 const ATTRIBUTES: usize = 21;
+const LAST_OFFSET_DELTA: usize = 23;
 const MAX_TIMESTAMP: usize = 35;
 
 const COMPRESSION_MASK: i16 = 0x07;
@@ -188,6 +189,17 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     let attributes = be_i16(batch, ATTRIBUTES) | TIMESTAMP_TYPE_BIT;
     batch[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
     batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES..]);
+    batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Sets the batch's last offset (base offset + delta), as compaction keeps it when it
+/// removes the batch's last records (KIP-98: the next offset and an idempotent producer's
+/// last sequence must not move). `lastOffsetDelta` is under the CRC, which is recomputed.
+pub fn set_last_offset(batch: &mut [u8], last_offset: i64) {
+    let base = be_i64(batch, 0);
+    let delta = i32::try_from(last_offset - base).unwrap_or(i32::MAX);
+    batch[LAST_OFFSET_DELTA..LAST_OFFSET_DELTA + 4].copy_from_slice(&delta.to_be_bytes());
     let crc = crc32c::crc32c(&batch[ATTRIBUTES..]);
     batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }

@@ -1,0 +1,761 @@
+//! Log compaction: keeps the latest record per key in a log's closed segments, offsets
+//! preserved, tombstones dropped once older than `delete.retention.ms`.
+//!
+//! A pass reads closed segments below the persisted recovery point (so recovery never
+//! mistakes a compacted segment's shorter end for a torn tail), builds a map from each
+//! key to its latest offset, and rewrites consecutive segments, grouped up to
+//! `segment.bytes`, into one new segment each. The new segment is written and fsynced in
+//! the partition's `cleaner/` directory, then moved in as `<base>.log.swap`: that rename
+//! is the commit point. The old segments are then deleted and the swap renamed to
+//! `<base>.log`. Start-up completes a committed swap and discards anything uncommitted
+//! ([`finish_interrupted`]), so a crash at any point loses nothing.
+//!
+//! Batches are kept byte for byte when nothing in them goes; a batch that loses some
+//! records is re-encoded with its codec and producer fields; an idempotent producer's
+//! last batch is always kept whole so its sequence state survives a rebuild.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use proto_kafka::records::{RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
+use tracing::{info, warn};
+
+use super::io::{FileSystem, LogFile};
+use super::segment::{file_name, scan_batches, AppendMeta, ScanEnd, Segment};
+use super::segment::{segment_paths, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::records::batch::{set_last_offset, BatchHeader};
+
+/// The directory, inside a partition's, where cleaned segments are written.
+pub const STAGING_DIR: &str = "cleaner";
+/// A cleaned segment moved in but not yet renamed over the old ones.
+pub const SWAP_SUFFIX: &str = ".swap";
+
+/// The topic settings a cleaning pass follows.
+#[derive(Debug, Clone, Copy)]
+pub struct CleanPolicy {
+    pub min_cleanable_ratio: f64,
+    pub delete_retention_ms: i64,
+    pub min_compaction_lag_ms: i64,
+    pub max_compaction_lag_ms: i64,
+}
+
+/// A closed segment the pass may rewrite.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub base: i64,
+    pub file: Arc<dyn LogFile>,
+    pub size: u64,
+}
+
+/// What one pass will clean, taken under the log's lock and worked on outside it.
+#[derive(Debug)]
+pub struct CleanPlan {
+    pub fs: Arc<dyn FileSystem>,
+    pub dir: PathBuf,
+    /// Consecutive segments, each group becoming one new segment.
+    pub groups: Vec<Vec<Input>>,
+    /// The offset after the last input: the log is clean up to here afterwards.
+    pub end: i64,
+    pub max_batch: usize,
+    pub index_interval: u64,
+}
+
+/// One group's cleaned segment in the staging directory.
+#[derive(Debug)]
+pub struct Output {
+    pub base: i64,
+    /// The segments it replaces.
+    pub replaces: Vec<i64>,
+    /// Nothing survived: the old segments are simply deleted.
+    pub empty: bool,
+}
+
+/// What a pass did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CleanReport {
+    pub segments_in: u64,
+    pub segments_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub records_removed: u64,
+    pub tombstones_removed: u64,
+    /// The oldest timestamp of a tombstone the pass kept: the log is due again once it
+    /// passes `delete.retention.ms`, dirty or not.
+    pub oldest_tombstone_kept: Option<i64>,
+}
+
+/// Key → latest offset over the inputs, keyed by a 128-bit hash (two independently
+/// seeded SipHashes) so memory does not grow with key sizes.
+struct KeyMap {
+    seeds: (RandomState, RandomState),
+    latest: HashMap<u128, i64>,
+    /// Producer id → base offset of its last batch in the inputs.
+    producer_last: HashMap<i64, i64>,
+}
+
+impl KeyMap {
+    fn hash(&self, key: &[u8]) -> u128 {
+        (u128::from(self.seeds.0.hash_one(key)) << 64) | u128::from(self.seeds.1.hash_one(key))
+    }
+}
+
+fn decode_error(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("failed to decode a batch for cleaning: {e}"))
+}
+
+fn scan_inputs(
+    inputs: &[Input],
+    max_batch: usize,
+    visit: &mut dyn FnMut(&BatchHeader, &[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    for input in inputs {
+        let end = scan_batches(
+            input.file.as_ref(),
+            0,
+            input.size,
+            false,
+            max_batch,
+            &mut |_, header, bytes| {
+                visit(header, bytes)?;
+                Ok(true)
+            },
+        )?;
+        if let ScanEnd::Invalid { pos, reason } = end {
+            return Err(io::Error::other(format!(
+                "segment {} is unreadable at {pos}: {reason}",
+                input.base
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn build_key_map(plan: &CleanPlan) -> io::Result<KeyMap> {
+    let mut map = KeyMap {
+        seeds: (RandomState::new(), RandomState::new()),
+        latest: HashMap::new(),
+        producer_last: HashMap::new(),
+    };
+    for group in &plan.groups {
+        scan_inputs(group, plan.max_batch, &mut |header, bytes| {
+            if header.is_control() {
+                return Ok(());
+            }
+            if header.has_producer_id() {
+                map.producer_last
+                    .insert(header.producer_id, header.base_offset);
+            }
+            let set = RecordBatchDecoder::decode(&mut Bytes::copy_from_slice(bytes))
+                .map_err(decode_error)?;
+            for r in &set.records {
+                if let Some(key) = &r.key {
+                    let h = map.hash(key);
+                    map.latest.insert(h, r.offset);
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok(map)
+}
+
+enum Kept {
+    All,
+    Nothing,
+    Some(BytesMut),
+}
+
+fn filter_batch(
+    header: &BatchHeader,
+    bytes: &[u8],
+    map: &KeyMap,
+    tombstone_horizon: i64,
+    report: &mut CleanReport,
+) -> io::Result<Kept> {
+    if header.is_control() {
+        return Ok(Kept::All);
+    }
+    let set =
+        RecordBatchDecoder::decode(&mut Bytes::copy_from_slice(bytes)).map_err(decode_error)?;
+    let total = set.records.len();
+    let kept: Vec<_> = set
+        .records
+        .into_iter()
+        .filter(|r| {
+            let Some(key) = &r.key else {
+                return true;
+            };
+            if map.latest.get(&map.hash(key)) != Some(&r.offset) {
+                return false;
+            }
+            if r.value.is_none() {
+                if r.timestamp < tombstone_horizon {
+                    report.tombstones_removed += 1;
+                    return false;
+                }
+                let oldest = report.oldest_tombstone_kept.get_or_insert(r.timestamp);
+                *oldest = (*oldest).min(r.timestamp);
+            }
+            true
+        })
+        .collect();
+    if kept.len() == total {
+        return Ok(Kept::All);
+    }
+    if kept.is_empty() {
+        // An idempotent producer's last batch stays whole: its sequences are what a
+        // rebuilt producer state continues from.
+        let last_of_producer = header.has_producer_id()
+            && map.producer_last.get(&header.producer_id) == Some(&header.base_offset);
+        if last_of_producer {
+            return Ok(Kept::All);
+        }
+        report.records_removed += total as u64;
+        return Ok(Kept::Nothing);
+    }
+    report.records_removed += (total - kept.len()) as u64;
+    let mut out = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut out,
+        &kept,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: set.compression,
+        },
+    )
+    .map_err(|e| io::Error::other(format!("failed to re-encode a cleaned batch: {e}")))?;
+    set_last_offset(&mut out, header.last_offset());
+    Ok(Kept::Some(out))
+}
+
+fn append(segment: &mut Segment, batch: &[u8], index_interval: u64) -> io::Result<()> {
+    let header = BatchHeader::parse(batch)
+        .ok_or_else(|| io::Error::other("a cleaned batch has no header"))?;
+    let meta = AppendMeta {
+        base_offset: header.base_offset,
+        next_offset: header.next_offset(),
+        max_timestamp: header.max_timestamp,
+        offset_of_max_timestamp: header.base_offset,
+    };
+    segment.append(batch, &meta, index_interval)
+}
+
+/// Writes every group's cleaned segment into the staging directory, fsynced. Runs
+/// without the log's lock: closed segments do not change.
+pub fn write_cleaned(
+    plan: &CleanPlan,
+    now_ms: i64,
+    policy: &CleanPolicy,
+) -> io::Result<(Vec<Output>, CleanReport)> {
+    let map = build_key_map(plan)?;
+    let staging = plan.dir.join(STAGING_DIR);
+    if plan.fs.exists(&staging) {
+        plan.fs.remove_dir_all(&staging)?;
+    }
+    plan.fs.create_dir_all(&staging)?;
+    let horizon = now_ms.saturating_sub(policy.delete_retention_ms);
+    let mut report = CleanReport::default();
+    let mut outputs = Vec::new();
+    for group in &plan.groups {
+        let base = group[0].base;
+        let mut segment = Segment::create(plan.fs.as_ref(), &staging, base)?;
+        scan_inputs(
+            group,
+            plan.max_batch,
+            &mut |header, bytes| match filter_batch(header, bytes, &map, horizon, &mut report)? {
+                Kept::All => append(&mut segment, bytes, plan.index_interval),
+                Kept::Nothing => Ok(()),
+                Kept::Some(batch) => append(&mut segment, &batch, plan.index_interval),
+            },
+        )?;
+        segment.sync_all()?;
+        report.segments_in += group.len() as u64;
+        report.bytes_in += group.iter().map(|i| i.size).sum::<u64>();
+        report.bytes_out += segment.size();
+        if !segment.is_empty() {
+            report.segments_out += 1;
+        }
+        outputs.push(Output {
+            base,
+            replaces: group.iter().map(|i| i.base).collect(),
+            empty: segment.is_empty(),
+        });
+    }
+    plan.fs.sync_dir(&staging)?;
+    Ok((outputs, report))
+}
+
+fn remove_if_present(fs: &dyn FileSystem, path: &Path) -> io::Result<()> {
+    if fs.exists(path) {
+        fs.remove_file(path)?;
+    }
+    Ok(())
+}
+
+/// Removes a segment's three files.
+pub fn remove_segment_files(fs: &dyn FileSystem, dir: &Path, base: i64) -> io::Result<()> {
+    for path in segment_paths(dir, base) {
+        remove_if_present(fs, &path)?;
+    }
+    Ok(())
+}
+
+/// The commit point: the staged log becomes `<base>.log.swap` in the partition directory.
+pub fn commit_swap(fs: &dyn FileSystem, dir: &Path, base: i64) -> io::Result<()> {
+    let staged = dir.join(STAGING_DIR).join(file_name(base, LOG_SUFFIX));
+    fs.rename(&staged, &swap_path(dir, base))?;
+    fs.sync_dir(dir)
+}
+
+fn swap_path(dir: &Path, base: i64) -> PathBuf {
+    dir.join(format!("{}{SWAP_SUFFIX}", file_name(base, LOG_SUFFIX)))
+}
+
+/// After the old segments are gone: the staged indexes and the swap take their names.
+pub fn finish_swap(fs: &dyn FileSystem, dir: &Path, base: i64) -> io::Result<()> {
+    let staging = dir.join(STAGING_DIR);
+    for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        let staged = staging.join(file_name(base, suffix));
+        let target = dir.join(file_name(base, suffix));
+        remove_if_present(fs, &target)?;
+        if fs.exists(&staged) {
+            fs.rename(&staged, &target)?;
+        }
+    }
+    fs.rename(
+        &swap_path(dir, base),
+        &dir.join(file_name(base, LOG_SUFFIX)),
+    )?;
+    fs.sync_dir(dir)
+}
+
+/// Completes a cleaning pass a crash interrupted: a committed swap replaces the segments
+/// it covers; anything merely staged is discarded. Returns the swaps completed.
+pub fn finish_interrupted(fs: &dyn FileSystem, dir: &Path, max_batch: usize) -> io::Result<usize> {
+    let entries = fs.list_dir(dir)?;
+    let logs: Vec<i64> = entries
+        .iter()
+        .filter_map(|e| super::segment::parse_log_file_name(&e.name))
+        .collect();
+    let mut completed = 0;
+    for entry in &entries {
+        let Some(stem) = entry.name.strip_suffix(SWAP_SUFFIX) else {
+            continue;
+        };
+        let Some(base) = super::segment::parse_log_file_name(stem) else {
+            continue;
+        };
+        let swap = fs.open(&swap_path(dir, base), super::io::OpenMode::Existing)?;
+        let len = swap.len()?;
+        let mut last = base;
+        let end = scan_batches(swap.as_ref(), 0, len, true, max_batch, &mut |_, h, _| {
+            last = h.last_offset();
+            Ok(true)
+        })?;
+        if end != ScanEnd::Complete {
+            // Never happens to a swap fsynced before its rename; keep the old segments.
+            warn!(dir = %dir.display(), base_offset = base, "discarding a damaged cleaned segment");
+            fs.remove_file(&swap_path(dir, base))?;
+            continue;
+        }
+        for &old in logs.iter().filter(|&&b| b >= base && b <= last) {
+            remove_segment_files(fs, dir, old)?;
+        }
+        finish_swap(fs, dir, base)?;
+        info!(dir = %dir.display(), base_offset = base, last_offset = last, "completed an interrupted cleaning swap");
+        completed += 1;
+    }
+    let staging = dir.join(STAGING_DIR);
+    if fs.exists(&staging) {
+        fs.remove_dir_all(&staging)?;
+    }
+    if completed > 0 {
+        fs.sync_dir(dir)?;
+    }
+    Ok(completed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    use proto_kafka::records::{Compression, Record, TimestampType};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::log::io::{DirEntry, DirLock, OpenMode, Volume};
+    use crate::log::partition_log::{LogConfig, OpenOptions, PartitionLog};
+    use crate::log::segment::read_batches;
+    use crate::log::sim::{CutMode, SimFs};
+    use crate::records::validate::{validate_produce_batch, Limits};
+
+    /// (offset, key, value)
+    type Row = (i64, Vec<u8>, Option<Vec<u8>>);
+
+    fn config() -> LogConfig {
+        LogConfig {
+            segment_bytes: 600,
+            segment_ms: i64::MAX,
+            index_interval_bytes: 128,
+            max_batch_bytes: 1 << 20,
+            decompression_budget: 1 << 20,
+        }
+    }
+
+    fn policy() -> CleanPolicy {
+        CleanPolicy {
+            min_cleanable_ratio: 0.0,
+            delete_retention_ms: 1_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+        }
+    }
+
+    const NOW: i64 = 10_000;
+
+    fn keyed(records: &[(&str, Option<String>, i64)], compression: Compression) -> BytesMut {
+        let records: Vec<Record> = records
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v, ts))| Record {
+                transactional: false,
+                control: false,
+                delete_horizon_ms: None,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: -1,
+                timestamp: *ts,
+                key: Some(Bytes::copy_from_slice(k.as_bytes())),
+                value: v.clone().map(Bytes::from),
+                headers: Vec::new(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression,
+            },
+        )
+        .unwrap();
+        buf
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            max_batch_bytes: 1 << 20,
+            max_decompressed_bytes: 1 << 20,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: i64::MAX,
+            create_time: true,
+            require_keys: true,
+            now_ms: NOW,
+        }
+    }
+
+    /// Ten keys over many batches (some compressed, some of several records), a
+    /// tombstone older than delete.retention.ms (k3) and a fresh one (k4), all synced.
+    fn fill(log: &mut PartitionLog, fs: &dyn FileSystem) {
+        let mut n = 0;
+        for round in 0..12 {
+            for k in 0..10 {
+                let key = format!("k{k}");
+                let value = Some(format!("{key}-r{round}"));
+                let records = if k % 4 == 0 {
+                    vec![
+                        (key.as_str(), value.clone(), 5_000),
+                        (key.as_str(), Some(format!("{key}-r{round}b")), 5_000),
+                    ]
+                } else {
+                    vec![(key.as_str(), value, 5_000)]
+                };
+                let compression = if n % 3 == 0 {
+                    Compression::Lz4
+                } else {
+                    Compression::None
+                };
+                let mut batch = keyed(&records, compression);
+                let valid = validate_produce_batch(&batch, &limits()).unwrap();
+                log.append_as_leader(&mut batch, &valid, 1, NOW, false)
+                    .unwrap();
+                n += 1;
+            }
+        }
+        for (key, ts) in [("k3", 1_000), ("k4", 9_500)] {
+            let mut batch = keyed(&[(key, None, ts)], Compression::None);
+            let valid = validate_produce_batch(&batch, &limits()).unwrap();
+            log.append_as_leader(&mut batch, &valid, 1, NOW, false)
+                .unwrap();
+        }
+        // Filler so that the tombstones' segment closes.
+        for i in 0..8 {
+            let mut batch = keyed(&[("filler", Some(format!("f{i}")), NOW)], Compression::None);
+            let valid = validate_produce_batch(&batch, &limits()).unwrap();
+            log.append_as_leader(&mut batch, &valid, 1, NOW, false)
+                .unwrap();
+        }
+        while let Some(ticket) = log.take_flush() {
+            for f in &ticket.files {
+                f.sync_data().unwrap();
+            }
+            if let Some(dir) = &ticket.dir {
+                fs.sync_dir(dir).unwrap();
+            }
+            log.finish_flush(&ticket, true);
+        }
+    }
+
+    fn read_all(log: &PartitionLog) -> Vec<Row> {
+        let mut rows = Vec::new();
+        let mut offset = log.log_start_offset();
+        while offset < log.log_end_offset() {
+            let Some(plan) = log.read_plan(offset).unwrap() else {
+                break;
+            };
+            let read = read_batches(&plan, offset, 1 << 20, true, i64::MAX).unwrap();
+            if read.bytes.is_empty() {
+                break;
+            }
+            let mut bytes = read.bytes;
+            while !bytes.is_empty() {
+                let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
+                for r in set.records.into_iter().filter(|r| r.offset >= offset) {
+                    rows.push((
+                        r.offset,
+                        r.key.unwrap().to_vec(),
+                        r.value.map(|v| v.to_vec()),
+                    ));
+                }
+            }
+            offset = read.next_offset;
+        }
+        rows
+    }
+
+    /// What a pass over offsets below `end` must leave.
+    fn expected(original: &[Row], end: i64) -> Vec<Row> {
+        let mut latest: BTreeMap<&[u8], i64> = BTreeMap::new();
+        for (offset, key, _) in original.iter().filter(|r| r.0 < end) {
+            latest.insert(key, *offset);
+        }
+        original
+            .iter()
+            .filter(|(offset, key, value)| {
+                *offset >= end
+                    || (latest.get(key.as_slice()) == Some(offset)
+                        && !(value.is_none() && key.as_slice() == b"k3"))
+            })
+            .cloned()
+            .collect()
+    }
+
+    fn clean(log: &mut PartitionLog, upto: i64) -> io::Result<Option<i64>> {
+        let Some(plan) = log.clean_plan(upto, NOW, &policy()) else {
+            return Ok(None);
+        };
+        let (outputs, report) = write_cleaned(&plan, NOW, &policy())?;
+        log.install_cleaned(&plan, &outputs, &report, policy().delete_retention_ms)
+            .map_err(io::Error::other)?;
+        Ok(Some(plan.end))
+    }
+
+    #[test]
+    fn the_latest_value_per_key_stays_at_its_offset_and_old_tombstones_go() {
+        let fs = Arc::new(SimFs::new());
+        let dir = Path::new("/data/t-0");
+        let mut log = PartitionLog::create(fs.clone(), dir, Uuid::new_v4(), config()).unwrap();
+        fill(&mut log, fs.as_ref());
+        let original = read_all(&log);
+        let size_before = log.size_bytes();
+        let upto = log.recovery_point();
+        let end = clean(&mut log, upto).unwrap().expect("due");
+        assert!(end > 0);
+        let after = read_all(&log);
+        assert_eq!(after, expected(&original, end));
+        assert!(
+            after.iter().any(|r| r.1 == b"k4" && r.2.is_none()),
+            "a fresh tombstone stays"
+        );
+        assert!(
+            !after.iter().any(|r| r.1 == b"k3"),
+            "an old tombstone and its key go"
+        );
+        assert!(log.size_bytes() < size_before / 2);
+        // A second pass finds nothing new to do.
+        assert_eq!(clean(&mut log, upto).unwrap(), None);
+        // Reopened, the log reads the same.
+        let reopened = PartitionLog::open(
+            fs.clone(),
+            dir,
+            log.topic_id(),
+            config(),
+            OpenOptions {
+                clean_shutdown: false,
+                recovery_point: Some(log.recovery_point()),
+                log_start_offset: None,
+            },
+        )
+        .unwrap()
+        .0;
+        assert_eq!(read_all(&reopened), after);
+    }
+
+    #[test]
+    fn segments_past_the_recovery_point_are_not_cleaned() {
+        let fs = Arc::new(SimFs::new());
+        let dir = Path::new("/data/t-0");
+        let mut log = PartitionLog::create(fs.clone(), dir, Uuid::new_v4(), config()).unwrap();
+        fill(&mut log, fs.as_ref());
+        assert_eq!(clean(&mut log, 0).unwrap(), None);
+        let end = clean(&mut log, 40).unwrap().expect("due");
+        assert!(end <= 40);
+    }
+
+    /// A file system that cuts power at its `n`th directory operation once armed.
+    #[derive(Debug)]
+    struct CutAt {
+        inner: SimFs,
+        armed: AtomicBool,
+        left: AtomicUsize,
+        rebooted: Mutex<Option<SimFs>>,
+    }
+
+    impl CutAt {
+        fn step(&self) -> io::Result<()> {
+            if !self.armed.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            if self.left.fetch_sub(1, Ordering::SeqCst) == 1 {
+                *self.rebooted.lock().unwrap() = Some(self.inner.power_cut(CutMode::LoseUnsynced));
+                return Err(io::Error::other("power cut"));
+            }
+            Ok(())
+        }
+    }
+
+    impl FileSystem for CutAt {
+        fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn LogFile>> {
+            self.step()?;
+            self.inner.open(path, mode)
+        }
+        fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+            self.step()?;
+            self.inner.create_dir_all(path)
+        }
+        fn list_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
+            self.inner.list_dir(path)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+            self.step()?;
+            self.inner.rename(from, to)
+        }
+        fn remove_file(&self, path: &Path) -> io::Result<()> {
+            self.step()?;
+            self.inner.remove_file(path)
+        }
+        fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+            self.step()?;
+            self.inner.remove_dir_all(path)
+        }
+        fn sync_dir(&self, path: &Path) -> io::Result<()> {
+            self.step()?;
+            self.inner.sync_dir(path)
+        }
+        fn exists(&self, path: &Path) -> bool {
+            self.inner.exists(path)
+        }
+        fn lock_dir(&self, path: &Path) -> io::Result<DirLock> {
+            self.inner.lock_dir(path)
+        }
+        fn open_volume(&self, dir: &Path) -> io::Result<Option<Arc<dyn Volume>>> {
+            self.inner.open_volume(dir)
+        }
+    }
+
+    #[test]
+    fn a_power_cut_at_any_step_of_a_cleaning_pass_loses_nothing() {
+        let dir = Path::new("/data/t-0");
+        let mut outcomes = (0usize, 0usize, 0usize); // (kept original, fully cleaned, swaps completed at open)
+        for n in 1.. {
+            let cut = Arc::new(CutAt {
+                inner: SimFs::new(),
+                armed: AtomicBool::new(false),
+                left: AtomicUsize::new(n),
+                rebooted: Mutex::new(None),
+            });
+            cut.inner.create_dir_all(Path::new("/data")).unwrap();
+            cut.inner.sync_dir(Path::new("/")).unwrap();
+            let mut log = PartitionLog::create(cut.clone(), dir, Uuid::new_v4(), config()).unwrap();
+            fill(&mut log, cut.as_ref());
+            let original = read_all(&log);
+            let upto = log.recovery_point();
+            cut.armed.store(true, Ordering::SeqCst);
+            let result = clean(&mut log, upto);
+            let rebooted = cut.rebooted.lock().unwrap().take();
+            let Some(rebooted) = rebooted else {
+                let end = result.unwrap().expect("due");
+                assert_eq!(read_all(&log), expected(&original, end));
+                assert!(n > 10, "the pass has more than a few steps to cut");
+                break;
+            };
+            let (reopened, report) = PartitionLog::open(
+                Arc::new(rebooted),
+                dir,
+                log.topic_id(),
+                config(),
+                OpenOptions {
+                    clean_shutdown: false,
+                    recovery_point: Some(upto),
+                    log_start_offset: None,
+                },
+            )
+            .unwrap();
+            let rows = read_all(&reopened);
+            let by_offset: BTreeMap<i64, &Row> = original.iter().map(|r| (r.0, r)).collect();
+            for row in &rows {
+                assert_eq!(
+                    by_offset.get(&row.0),
+                    Some(&row),
+                    "cut {n}: an invented or altered record"
+                );
+            }
+            let end = upto;
+            let mut want = expected(&original, end);
+            // Records of segments the plan never covered count as kept too.
+            want.retain(|r| r.0 < end);
+            for row in &want {
+                assert!(rows.contains(row), "cut {n}: lost {row:?}");
+            }
+            assert!(
+                rows.windows(2).all(|w| w[0].0 < w[1].0),
+                "cut {n}: offsets out of order"
+            );
+            assert_eq!(
+                rows.last().map(|r| r.0),
+                original.last().map(|r| r.0),
+                "cut {n}: the tail is intact"
+            );
+            if rows == original {
+                outcomes.0 += 1;
+            } else if rows.len() < original.len() {
+                outcomes.1 += 1;
+            }
+            outcomes.2 += report.completed_swaps;
+        }
+        assert!(outcomes.0 > 0, "some cuts came before the commit");
+        assert!(outcomes.1 > 0, "some cuts came after a commit");
+        assert!(outcomes.2 > 0, "some swaps were completed at open");
+    }
+}
