@@ -57,7 +57,7 @@ def test_json_values_round_trip(broker, topic):
     assert [json.loads(r[3]) for r in read(broker, topic)] == docs
 
 
-@pytest.mark.parametrize("codec", ["gzip", "snappy", "zstd"])
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
 def test_compressed_produce_round_trips_and_is_stored_compressed(broker, topic, codec):
     counter = f'runnel_produce_batches_total{{codec="{codec}"}}'
     before = broker.metric(counter)
