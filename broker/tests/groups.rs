@@ -70,8 +70,18 @@ fn join_request(member: &str, instance: Option<&str>, metadata: Bytes) -> JoinGr
             .with_metadata(metadata)])
 }
 
+const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+
+/// JoinGroup, retried while the coordinator is still loading its partition (as clients do).
 async fn join(client: &mut Client, request: &JoinGroupRequest) -> JoinGroupResponse {
-    client.call(ApiKey::JoinGroup, 9, request).await
+    for _ in 0..100 {
+        let response: JoinGroupResponse = client.call(ApiKey::JoinGroup, 9, request).await;
+        if response.error_code != COORDINATOR_LOAD_IN_PROGRESS {
+            return response;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the coordinator never finished loading");
 }
 
 /// Finds the coordinator (creating the offsets topic), then joins as the only member
