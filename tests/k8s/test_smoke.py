@@ -328,3 +328,34 @@ def test_env_sources_volumes_and_a_failing_liveness_probe_restart_the_container(
     assert "files from-configmap s3cret" in log
     assert "runs 1" in log and "runs 2" in log, "the emptyDir outlives container restarts"
     bed.kubectl("delete", "pod", "-n", NS, "features", "--wait=true", "--timeout=60s")
+
+
+STUBBORN = """
+apiVersion: v1
+kind: Pod
+metadata: {name: stubborn}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+    - name: main
+      image: busybox
+      command: ["sh", "-c", "trap 'echo got TERM' TERM; echo started; while true; do sleep 0.1; done"]
+"""
+
+
+def test_deletion_sends_sigterm_waits_the_grace_period_then_kills(bed):
+    apply(bed, STUBBORN)
+    pod = wait_for(lambda: (p := json.loads(bed.kubectl("get", "pod", "-n", NS, "stubborn", "-o", "json")))
+                   and p["status"].get("phase") == "Running" and p, what="the pod to run")
+    log = Path(bed.base) / "runner" / "pods" / pod["metadata"]["uid"] / "main.log"
+    wait_for(lambda: log.exists() and "started" in log.read_text(), what="the container to start")
+    found = subprocess.run(["pgrep", "-f", "--", "trap 'echo got TERM'"], capture_output=True, text=True)
+    pids = [int(p) for p in found.stdout.split()]
+    assert pids
+    started = time.time()
+    bed.kubectl("delete", "pod", "-n", NS, "stubborn", "--wait=true", "--timeout=60s")
+    took = time.time() - started
+    assert "got TERM" in log.read_text(), "SIGTERM came first"
+    assert took >= 1.5, f"the grace period was honoured ({took:.1f} s)"
+    assert not any(pid_alive(p) for p in pids), "SIGKILL ended it"
+    assert bed.kubectl("get", "pod", "-n", NS, "stubborn", check=False) == ""
