@@ -331,7 +331,16 @@ impl GroupCoordinator {
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { return },
                 _ = tick.tick() => {}
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {
+                    // Members waiting in JoinGroup or SyncGroup learn at once to look for
+                    // another coordinator instead of holding the drain open.
+                    for shard in self.shards.write().unwrap_or_else(|e| e.into_inner()).drain() {
+                        for g in shard.1.lock().groups.values_mut() {
+                            g.kill();
+                        }
+                    }
+                    return;
+                }
             }
             self.reconcile();
             self.tick_groups();
