@@ -345,6 +345,7 @@ def main():
         pass
     finally:
         bed.stop()
+        shutil.rmtree(bed.base, ignore_errors=True)
     return 0
 
 
