@@ -109,7 +109,6 @@ pub struct GroupSummary {
     pub state: &'static str,
     pub protocol_type: String,
     pub protocol: String,
-    /// (member id, instance id, client id, client host, metadata, assignment)
     pub members: Vec<MemberSummary>,
 }
 
