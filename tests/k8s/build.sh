@@ -26,11 +26,19 @@ mkdir -p "$BIN" "$ROOT/src/kube" "$ROOT/src/etcd" "$ROOT/src/helm"
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 FLAGS=(-trimpath -ldflags=-s\ -w)
 
-timed() { # label, command... — appends wall time and peak RSS to the log
+timed() { # label, command... — appends wall time (and peak RSS where GNU time exists) to the log
   local label=$1; shift
   echo "== $label" >>"$LOG"
-  /usr/bin/time -f "$label: %e s wall, %M KiB peak RSS" -a -o "$LOG" "$@" >>"$LOG" 2>&1 || {
-    echo "build.sh: $label failed; see $LOG" >&2; tail -30 "$LOG" >&2; exit 1; }
+  local started=$SECONDS status=0
+  if [ -x /usr/bin/time ]; then
+    /usr/bin/time -f "$label: %e s wall, %M KiB peak RSS" -a -o "$LOG" "$@" >>"$LOG" 2>&1 || status=$?
+  else
+    "$@" >>"$LOG" 2>&1 || status=$?
+    echo "$label: $((SECONDS - started)) s wall" >>"$LOG"
+  fi
+  if [ "$status" -ne 0 ]; then
+    echo "build.sh: $label failed; see $LOG" >&2; tail -30 "$LOG" >&2; exit 1
+  fi
 }
 
 # --- Kubernetes: kube-apiserver, kube-controller-manager, kubectl in one binary.
