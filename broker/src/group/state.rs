@@ -156,6 +156,28 @@ impl Member {
     fn touch(&mut self, now: Instant) {
         self.heartbeat_deadline = now + ms(self.session_timeout_ms);
     }
+
+    /// Takes a rejoining member's settings; returns whether its protocols are unchanged.
+    fn rejoin(&mut self, request: JoinRequest, now: Instant) -> bool {
+        let unchanged = self.protocols == request.protocols;
+        self.protocols = request.protocols;
+        self.session_timeout_ms = request.session_timeout_ms;
+        self.rebalance_timeout_ms = request.rebalance_timeout_ms;
+        self.client_id = request.client_id;
+        self.client_host = request.client_host;
+        self.touch(now);
+        unchanged
+    }
+
+    /// Answers a JoinGroup or SyncGroup this member is waiting in with `error`.
+    fn release(&mut self, error: ResponseError) {
+        if let Some(tx) = self.join.take() {
+            let _ = tx.send(JoinOutcome::error(error, &self.id));
+        }
+        if let Some(tx) = self.sync.take() {
+            let _ = tx.send(SyncOutcome::error(error));
+        }
+    }
 }
 
 /// A committed offset and where its record sits in `__consumer_offsets`.
@@ -454,13 +476,7 @@ impl Group {
                 &member_id,
             ));
         };
-        let unchanged = member.protocols == request.protocols;
-        member.protocols = request.protocols;
-        member.session_timeout_ms = request.session_timeout_ms;
-        member.rebalance_timeout_ms = request.rebalance_timeout_ms;
-        member.client_id = request.client_id;
-        member.client_host = request.client_host;
-        member.touch(now);
+        let unchanged = member.rejoin(request, now);
         let is_leader = self.leader.as_deref() == Some(member_id.as_str());
         match self.state {
             GroupState::PreparingRebalance => self.wait_for_join(&member_id, now, now_ms),
@@ -492,24 +508,13 @@ impl Group {
                 .remove(request.instance_id.as_deref().unwrap_or_default());
             return self.add_member(new_id, request, limits, now, now_ms);
         };
-        if let Some(old) = member.join.take() {
-            let _ = old.send(JoinOutcome::error(ResponseError::FencedInstanceId, &old_id));
-        }
-        if let Some(old) = member.sync.take() {
-            let _ = old.send(SyncOutcome::error(ResponseError::FencedInstanceId));
-        }
-        let unchanged = member.protocols == request.protocols;
+        member.release(ResponseError::FencedInstanceId);
         member.id = new_id.clone();
-        member.protocols = request.protocols;
-        member.session_timeout_ms = request.session_timeout_ms;
-        member.rebalance_timeout_ms = request.rebalance_timeout_ms;
-        member.client_id = request.client_id;
-        member.client_host = request.client_host;
-        member.touch(now);
-        self.members.insert(new_id.clone(), member);
         if let Some(instance) = &request.instance_id {
             self.statics.insert(instance.clone(), new_id.clone());
         }
+        let unchanged = member.rejoin(request, now);
+        self.members.insert(new_id.clone(), member);
         let was_leader = self.leader.as_deref() == Some(old_id.as_str());
         if was_leader {
             self.leader = Some(new_id.clone());
@@ -713,12 +718,7 @@ impl Group {
                 self.statics.remove(instance);
             }
         }
-        if let Some(tx) = member.join.take() {
-            let _ = tx.send(JoinOutcome::error(ResponseError::UnknownMemberId, id));
-        }
-        if let Some(tx) = member.sync.take() {
-            let _ = tx.send(SyncOutcome::error(ResponseError::UnknownMemberId));
-        }
+        member.release(ResponseError::UnknownMemberId);
         if self.leader.as_deref() == Some(id) {
             self.leader = None;
         }
@@ -1040,19 +1040,8 @@ impl Group {
 
     /// Marks the group deleted; anyone waiting is told to find the coordinator again.
     pub fn kill(&mut self) {
-        let ids: Vec<String> = self.members.keys().cloned().collect();
-        for id in ids {
-            if let Some(mut m) = self.members.remove(&id) {
-                if let Some(tx) = m.join.take() {
-                    let _ = tx.send(JoinOutcome::error(
-                        ResponseError::CoordinatorNotAvailable,
-                        &id,
-                    ));
-                }
-                if let Some(tx) = m.sync.take() {
-                    let _ = tx.send(SyncOutcome::error(ResponseError::CoordinatorNotAvailable));
-                }
-            }
+        for m in std::mem::take(&mut self.members).values_mut() {
+            m.release(ResponseError::CoordinatorNotAvailable);
         }
         self.state = GroupState::Dead;
     }
