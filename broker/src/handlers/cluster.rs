@@ -40,12 +40,7 @@ pub fn describe_cluster(
         .brokers
         .values()
         .filter_map(|b| {
-            let endpoint = b
-                .registration
-                .endpoints
-                .iter()
-                .find(|e| e.name == connection.listener)
-                .or_else(|| b.registration.endpoints.first())?;
+            let endpoint = b.endpoint(&connection.listener)?;
             Some(
                 DescribeClusterBroker::default()
                     .with_broker_id(BrokerId(b.registration.id))

@@ -52,20 +52,40 @@ async fn locate(
         .await
         .map_err(|e| (code(e), e.to_string()))?;
     let image = ctx.cache.image();
-    let endpoint = image.brokers.get(&node).and_then(|b| {
-        b.registration
-            .endpoints
-            .iter()
-            .find(|e| e.name == connection.listener)
-            .or_else(|| b.registration.endpoints.first())
-            .cloned()
-    });
+    let endpoint = image
+        .brokers
+        .get(&node)
+        .and_then(|b| b.endpoint(&connection.listener));
     match endpoint {
-        Some(e) => Ok((node, advertised_host(&e), i32::from(e.port))),
+        Some(e) => Ok((node, advertised_host(e), i32::from(e.port))),
         None => Err((
             code(ResponseError::CoordinatorNotAvailable),
             format!("broker {node} has no endpoint"),
         )),
+    }
+}
+
+/// The coordinator entry for one key (v4's array element; earlier versions copy it).
+async fn coordinator(
+    ctx: &Context,
+    connection: &Connection,
+    key: &StrBytes,
+    key_type: i8,
+) -> Coordinator {
+    let c = Coordinator::default().with_key(key.clone());
+    match locate(ctx, connection, key.as_str(), key_type).await {
+        Ok((node, host, port)) => c
+            .with_node_id(BrokerId(node))
+            .with_host(str_bytes(host))
+            .with_port(port)
+            .with_error_message(None),
+        Err((error, message)) => {
+            ctx.metrics.error("FindCoordinator", error);
+            c.with_node_id(BrokerId(-1))
+                .with_port(-1)
+                .with_error_code(error)
+                .with_error_message(Some(str_bytes(message)))
+        }
     }
 }
 
@@ -79,41 +99,17 @@ pub async fn find_coordinator(
     if version >= 4 {
         let mut coordinators = Vec::with_capacity(request.coordinator_keys.len());
         for key in &request.coordinator_keys {
-            let c = Coordinator::default().with_key(key.clone());
-            coordinators.push(
-                match locate(ctx, connection, key.as_str(), request.key_type).await {
-                    Ok((node, host, port)) => c
-                        .with_node_id(BrokerId(node))
-                        .with_host(str_bytes(host))
-                        .with_port(port)
-                        .with_error_message(None),
-                    Err((error, message)) => {
-                        ctx.metrics.error("FindCoordinator", error);
-                        c.with_node_id(BrokerId(-1))
-                            .with_port(-1)
-                            .with_error_code(error)
-                            .with_error_message(Some(str_bytes(message)))
-                    }
-                },
-            );
+            coordinators.push(coordinator(ctx, connection, key, request.key_type).await);
         }
         return response.with_coordinators(coordinators);
     }
-    match locate(ctx, connection, request.key.as_str(), request.key_type).await {
-        Ok((node, host, port)) => response
-            .with_node_id(BrokerId(node))
-            .with_host(str_bytes(host))
-            .with_port(port)
-            .with_error_message(None),
-        Err((error, message)) => {
-            ctx.metrics.error("FindCoordinator", error);
-            response
-                .with_error_code(error)
-                .with_node_id(BrokerId(-1))
-                .with_port(-1)
-                .with_error_message(Some(str_bytes(message)))
-        }
-    }
+    let c = coordinator(ctx, connection, &request.key, request.key_type).await;
+    response
+        .with_error_code(c.error_code)
+        .with_error_message(c.error_message)
+        .with_node_id(c.node_id)
+        .with_host(c.host)
+        .with_port(c.port)
 }
 
 fn opt(s: &Option<StrBytes>) -> Option<String> {

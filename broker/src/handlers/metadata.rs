@@ -131,12 +131,7 @@ fn brokers(ctx: &Context, image: &MetadataImage, listener: &str) -> Vec<Metadata
         .brokers
         .values()
         .filter_map(|b| {
-            let endpoint = b
-                .registration
-                .endpoints
-                .iter()
-                .find(|e| e.name == listener)
-                .or_else(|| b.registration.endpoints.first())?;
+            let endpoint = b.endpoint(listener)?;
             Some(
                 MetadataResponseBroker::default()
                     .with_node_id(BrokerId(b.registration.id))

@@ -15,7 +15,9 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::schema::{decode, BrokerRegistration, KeyKind, Keys, PartitionRecord, TopicRecord};
+use super::schema::{
+    decode, BrokerRegistration, Endpoint, KeyKind, Keys, PartitionRecord, TopicRecord,
+};
 use super::store::{KeyValue, MetadataStore, Revision, WatchEvent};
 use crate::config::layers::{BrokerView, CLUSTER_DEFAULT};
 use crate::config::Config;
@@ -26,6 +28,18 @@ use crate::error::{Error, Result};
 pub struct LiveBroker {
     pub registration: BrokerRegistration,
     pub epoch: i64,
+}
+
+impl LiveBroker {
+    /// The endpoint a client that came in on `listener` should dial: the broker's
+    /// endpoint of that name, else its first.
+    pub fn endpoint(&self, listener: &str) -> Option<&Endpoint> {
+        let endpoints = &self.registration.endpoints;
+        endpoints
+            .iter()
+            .find(|e| e.name == listener)
+            .or_else(|| endpoints.first())
+    }
 }
 
 /// A stored record with the revision it was last written at (for compare-and-set).
