@@ -572,9 +572,32 @@ impl Controller {
             .await
             .map_err(admin_unavailable)?;
         record.partitions = count;
+        let revision = self
+            .put_topic_if_unchanged(
+                epoch,
+                name,
+                &record,
+                mod_revision,
+                "while adding partitions",
+            )
+            .await?;
+        info!(topic = %name, partitions = count, "added partitions");
+        Ok(revision)
+    }
+
+    /// Rewrites a topic's record if nobody changed it since `mod_revision`; otherwise
+    /// the client is told the topic changed `how` and to retry.
+    async fn put_topic_if_unchanged(
+        &self,
+        epoch: i64,
+        name: &str,
+        record: &TopicRecord,
+        mod_revision: Revision,
+        how: &str,
+    ) -> Result<Revision, AdminError> {
         let key = self.keys.topic(name);
         let value =
-            encode("topic", &key, &record).map_err(|e| AdminError::Unavailable(e.to_string()))?;
+            encode("topic", &key, record).map_err(|e| AdminError::Unavailable(e.to_string()))?;
         let (ok, revision) = self
             .commit(
                 epoch,
@@ -587,10 +610,9 @@ impl Controller {
             .map_err(admin_unavailable)?;
         if !ok {
             return Err(AdminError::Unavailable(format!(
-                "topic {name} changed while adding partitions; retry"
+                "topic {name} changed {how}; retry"
             )));
         }
-        info!(topic = %name, partitions = count, "added partitions");
         Ok(revision)
     }
 
@@ -611,24 +633,9 @@ impl Controller {
             return Ok(image.revision);
         }
         record.configs = configs;
-        let key = self.keys.topic(name);
-        let value =
-            encode("topic", &key, &record).map_err(|e| AdminError::Unavailable(e.to_string()))?;
-        let (ok, revision) = self
-            .commit(
-                epoch,
-                vec![(
-                    Some(Compare::mod_revision(key.clone(), mod_revision)),
-                    Op::put(key, value),
-                )],
-            )
-            .await
-            .map_err(admin_unavailable)?;
-        if !ok {
-            return Err(AdminError::Unavailable(format!(
-                "topic {name} changed concurrently; retry"
-            )));
-        }
+        let revision = self
+            .put_topic_if_unchanged(epoch, name, &record, mod_revision, "concurrently")
+            .await?;
         info!(topic = %name, "altered topic configs");
         Ok(revision)
     }
