@@ -287,12 +287,13 @@ impl ReplicaManager {
         let due: Vec<(Arc<Partition>, i64)> = self
             .all()
             .into_iter()
-            .filter(|p| p.config().compact)
-            .map(|p| {
+            .filter_map(|p| {
                 let recovery_point = p.checkpoint().1;
-                (p, recovery_point)
+                p.cleaning_due(recovery_point, now_ms)
+                    .then_some((p, recovery_point))
             })
             .collect();
+        // Checkpoints are written only when a log is due, not on every cleaner tick.
         if due.is_empty() {
             return;
         }

@@ -574,18 +574,28 @@ impl Partition {
         Ok(())
     }
 
-    /// Compacts closed segments ending at or below `upto` (the persisted recovery point)
-    /// if the topic's policy includes compact and the log is due.
-    pub fn clean(&self, upto: i64, now_ms: i64) -> crate::error::Result<Option<CleanReport>> {
+    /// The cleaning policy, when the topic's cleanup policy includes compact.
+    fn clean_policy(&self) -> Option<CleanPolicy> {
         let config = self.config();
-        if !config.compact {
-            return Ok(None);
-        }
-        let policy = CleanPolicy {
+        config.compact.then(|| CleanPolicy {
             min_cleanable_ratio: config.min_cleanable_ratio,
             delete_retention_ms: config.delete_retention_ms,
             min_compaction_lag_ms: config.min_compaction_lag_ms,
             max_compaction_lag_ms: config.max_compaction_lag_ms,
+        })
+    }
+
+    /// Whether a cleaning pass up to `upto` would find anything to do.
+    pub fn cleaning_due(&self, upto: i64, now_ms: i64) -> bool {
+        self.clean_policy()
+            .is_some_and(|policy| lock(&self.log).clean_plan(upto, now_ms, &policy).is_some())
+    }
+
+    /// Compacts closed segments ending at or below `upto` (the persisted recovery point)
+    /// if the topic's policy includes compact and the log is due.
+    pub fn clean(&self, upto: i64, now_ms: i64) -> crate::error::Result<Option<CleanReport>> {
+        let Some(policy) = self.clean_policy() else {
+            return Ok(None);
         };
         let Some(plan) = lock(&self.log).clean_plan(upto, now_ms, &policy) else {
             return Ok(None);
