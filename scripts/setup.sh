@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, skipping what is already there; safe to re-run.
-#   apt: kcat (real librdkafka 2.0 client), a JDK and Maven, iproute2 if missing
+#   apt: kcat (real librdkafka 2.0 client), a JDK and Maven, iproute2 and procps if missing
 #   pip: tests/requirements.txt      Maven Central: Apache Kafka's jars (clients, tools)
 #   Go modules: the Kubernetes test bed (kube-apiserver, kube-controller-manager, kubectl,
 #   etcd 3.6, helm), built once per machine into ~/.cache/runnel (tests/k8s/build.sh)
@@ -20,6 +20,7 @@ command -v kcat >/dev/null || apt_packages+=(kcat)
 command -v javac >/dev/null || apt_packages+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || apt_packages+=(maven)
 command -v ip >/dev/null || apt_packages+=(iproute2)
+command -v pgrep >/dev/null || apt_packages+=(procps)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "setup: installing ${apt_packages[*]} with apt"
   $SUDO apt-get update -qq
