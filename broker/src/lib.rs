@@ -12,6 +12,7 @@
 //! - [`broker`] wires everything; [`http`] serves health and metrics; [`config`] reads
 //!   `server.properties`, flags and the environment.
 
+pub mod blocking;
 pub mod broker;
 pub mod config;
 pub mod controller;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod group;
 pub mod handlers;
 pub mod http;
+pub mod ids;
 pub mod log;
 pub mod metadata;
 pub mod metrics;

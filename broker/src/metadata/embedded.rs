@@ -6,9 +6,14 @@
 //! this same process, so after a restart its leases are gone as if they had expired, and
 //! the keys they held are deleted at open (one revision). History for watches is kept in
 //! memory and starts at the revision the store opened with.
+//!
+//! The WAL is fsynced under the state's lock (its order is the revision order), so the
+//! trait's methods run that work with [`crate::blocking::run`], off the async workers,
+//! and leases have a lock of their own: a keep-alive never waits for a slow disk.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -46,18 +51,26 @@ struct State {
     /// Watches may start at revisions above this.
     compacted: Revision,
     history: VecDeque<Arc<WatchBatch>>,
-    leases: HashMap<LeaseId, Lease>,
-    next_lease: LeaseId,
     wal: Arc<dyn LogFile>,
     wal_len: u64,
     closed: bool,
+}
+
+#[derive(Debug, Default)]
+struct Leases {
+    live: HashMap<LeaseId, Lease>,
+    next: LeaseId,
 }
 
 #[derive(Debug)]
 pub struct EmbeddedStore {
     fs: Arc<dyn FileSystem>,
     dir: PathBuf,
+    /// Taken before `leases` when both are needed.
     state: Mutex<State>,
+    leases: Mutex<Leases>,
+    /// Mirrors `State::closed` for the lease calls, which never take the state's lock.
+    closed: AtomicBool,
     events: broadcast::Sender<Arc<WatchBatch>>,
 }
 
@@ -125,12 +138,15 @@ impl EmbeddedStore {
                 revision,
                 compacted: revision,
                 history: VecDeque::new(),
-                leases: HashMap::new(),
-                next_lease: 1,
                 wal,
                 wal_len: valid as u64,
                 closed: false,
             }),
+            leases: Mutex::new(Leases {
+                live: HashMap::new(),
+                next: 1,
+            }),
+            closed: AtomicBool::new(false),
             events,
         });
         store.drop_orphaned_lease_keys()?;
@@ -138,6 +154,10 @@ impl EmbeddedStore {
         let weak = Arc::downgrade(&store);
         tokio::spawn(reap_leases(weak));
         Ok(store)
+    }
+
+    fn leases(&self) -> MutexGuard<'_, Leases> {
+        self.leases.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, State>> {
@@ -153,6 +173,7 @@ impl EmbeddedStore {
         if let Ok(mut state) = self.lock() {
             state.closed = true;
         }
+        self.closed.store(true, Ordering::SeqCst);
     }
 
     /// The current revision.
@@ -193,7 +214,7 @@ impl EmbeddedStore {
             match op {
                 Op::Put { key, value, lease } => {
                     let lease = lease.unwrap_or(0);
-                    if lease != 0 && !state.leases.contains_key(&lease) {
+                    if lease != 0 && !self.leases().live.contains_key(&lease) {
                         return Err(Error::LeaseNotFound { lease });
                     }
                     let old = current(&staged, &key);
@@ -274,11 +295,12 @@ impl EmbeddedStore {
             .map_err(io_error(&wal_path))?;
         state.wal_len += record.len() as u64;
         let mut events = Vec::with_capacity(staged.len());
+        let mut leases = self.leases();
         for (key, value) in staged {
             let old = state.kv.remove(&key);
             if let Some(old) = &old {
                 if old.lease != 0 {
-                    if let Some(lease) = state.leases.get_mut(&old.lease) {
+                    if let Some(lease) = leases.live.get_mut(&old.lease) {
                         lease.keys.remove(&key);
                     }
                 }
@@ -286,7 +308,7 @@ impl EmbeddedStore {
             match value {
                 Some(kv) => {
                     if kv.lease != 0 {
-                        if let Some(lease) = state.leases.get_mut(&kv.lease) {
+                        if let Some(lease) = leases.live.get_mut(&kv.lease) {
                             lease.keys.insert(key.clone());
                         }
                     }
@@ -301,6 +323,7 @@ impl EmbeddedStore {
                 }
             }
         }
+        drop(leases);
         state.revision = next;
         let batch = Arc::new(WatchBatch {
             revision: next,
@@ -334,15 +357,33 @@ impl EmbeddedStore {
         Ok(())
     }
 
+    fn range_now(&self, prefix: &str) -> Result<RangeResult> {
+        let state = self.lock()?;
+        let kvs = state
+            .kv
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v.clone())
+            .collect();
+        Ok(RangeResult {
+            kvs,
+            revision: state.revision,
+        })
+    }
+
     fn expire_leases(&self) -> Result<()> {
-        let mut state = self.lock()?;
         let now = Instant::now();
-        let expired: Vec<LeaseId> = state
-            .leases
+        let expired: Vec<LeaseId> = self
+            .leases()
+            .live
             .iter()
             .filter(|(_, l)| l.deadline <= now)
             .map(|(id, _)| *id)
             .collect();
+        if expired.is_empty() {
+            return Ok(());
+        }
+        let mut state = self.lock()?;
         for id in expired {
             self.revoke_locked(&mut state, id)?;
         }
@@ -350,18 +391,21 @@ impl EmbeddedStore {
     }
 
     fn revoke_locked(&self, state: &mut State, id: LeaseId) -> Result<()> {
-        let Some(lease) = state.leases.get(&id) else {
-            return Err(Error::LeaseNotFound { lease: id });
+        let ops: Vec<Op> = {
+            let leases = self.leases();
+            let Some(lease) = leases.live.get(&id) else {
+                return Err(Error::LeaseNotFound { lease: id });
+            };
+            lease
+                .keys
+                .iter()
+                .map(|k| Op::Delete { key: k.clone() })
+                .collect()
         };
-        let ops: Vec<Op> = lease
-            .keys
-            .iter()
-            .map(|k| Op::Delete { key: k.clone() })
-            .collect();
         if !ops.is_empty() {
             self.commit(state, ops)?;
         }
-        state.leases.remove(&id);
+        self.leases().live.remove(&id);
         Ok(())
     }
 }
@@ -388,65 +432,64 @@ fn in_prefix(prefix: &str) -> impl Fn(&WatchEvent) -> bool + '_ {
 #[async_trait]
 impl MetadataStore for EmbeddedStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        Ok(self.lock()?.kv.get(key).cloned())
+        crate::blocking::run(|| Ok(self.lock()?.kv.get(key).cloned()))
     }
 
     async fn range(&self, prefix: &str) -> Result<RangeResult> {
-        let state = self.lock()?;
-        let kvs = state
-            .kv
-            .range(prefix.to_string()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(_, v)| v.clone())
-            .collect();
-        Ok(RangeResult {
-            kvs,
-            revision: state.revision,
-        })
+        crate::blocking::run(|| self.range_now(prefix))
     }
 
     async fn put(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision> {
-        let mut state = self.lock()?;
-        let op = Op::Put {
-            key: key.to_string(),
-            value,
-            lease,
-        };
-        Ok(self.commit(&mut state, vec![op])?.0)
+        crate::blocking::run(|| {
+            let mut state = self.lock()?;
+            let op = Op::Put {
+                key: key.to_string(),
+                value,
+                lease,
+            };
+            Ok(self.commit(&mut state, vec![op])?.0)
+        })
     }
 
     async fn delete(&self, key: &str) -> Result<(Revision, i64)> {
-        let mut state = self.lock()?;
-        let (revision, results) = self.commit(
-            &mut state,
-            vec![Op::Delete {
-                key: key.to_string(),
-            }],
-        )?;
-        let deleted = match results.first() {
-            Some(OpResult::Deleted(n)) => *n,
-            _ => 0,
-        };
-        Ok((revision, deleted))
+        crate::blocking::run(|| {
+            let mut state = self.lock()?;
+            let (revision, results) = self.commit(
+                &mut state,
+                vec![Op::Delete {
+                    key: key.to_string(),
+                }],
+            )?;
+            let deleted = match results.first() {
+                Some(OpResult::Deleted(n)) => *n,
+                _ => 0,
+            };
+            Ok((revision, deleted))
+        })
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
-        let mut state = self.lock()?;
-        let succeeded = txn.compares.iter().all(|c| c.holds(state.kv.get(&c.key)));
-        let ops = if succeeded { txn.success } else { txn.failure };
-        let (revision, results) = self.commit(&mut state, ops)?;
-        Ok(TxnResponse {
-            succeeded,
-            revision,
-            results,
+        crate::blocking::run(|| {
+            let mut state = self.lock()?;
+            let succeeded = txn.compares.iter().all(|c| c.holds(state.kv.get(&c.key)));
+            let ops = if succeeded { txn.success } else { txn.failure };
+            let (revision, results) = self.commit(&mut state, ops)?;
+            Ok(TxnResponse {
+                succeeded,
+                revision,
+                results,
+            })
         })
     }
 
     async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId> {
-        let mut state = self.lock()?;
-        let id = state.next_lease;
-        state.next_lease += 1;
-        state.leases.insert(
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::StoreClosed);
+        }
+        let mut leases = self.leases();
+        let id = leases.next;
+        leases.next += 1;
+        leases.live.insert(
             id,
             Lease {
                 ttl,
@@ -458,9 +501,12 @@ impl MetadataStore for EmbeddedStore {
     }
 
     async fn keep_alive(&self, lease: LeaseId) -> Result<Duration> {
-        let mut state = self.lock()?;
-        let entry = state
-            .leases
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::StoreClosed);
+        }
+        let mut leases = self.leases();
+        let entry = leases
+            .live
             .get_mut(&lease)
             .ok_or(Error::LeaseNotFound { lease })?;
         entry.deadline = Instant::now() + entry.ttl;
@@ -468,8 +514,10 @@ impl MetadataStore for EmbeddedStore {
     }
 
     async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
-        let mut state = self.lock()?;
-        self.revoke_locked(&mut state, lease)
+        crate::blocking::run(|| {
+            let mut state = self.lock()?;
+            self.revoke_locked(&mut state, lease)
+        })
     }
 
     async fn watch(&self, prefix: &str, from_revision: Revision) -> Result<WatchStream> {
