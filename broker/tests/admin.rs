@@ -13,7 +13,6 @@ use common::{batch, batch_at, start, test_config, topic_name, Client, Process};
 use proto_kafka::messages::create_partitions_request::{
     CreatePartitionsAssignment, CreatePartitionsTopic,
 };
-use proto_kafka::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
 use proto_kafka::messages::delete_topics_request::DeleteTopicState;
 use proto_kafka::messages::describe_configs_request::DescribeConfigsResource;
 use proto_kafka::messages::describe_configs_response::{
@@ -564,7 +563,7 @@ async fn a_dynamic_broker_default_reaches_running_partitions_and_survives_restar
             &mut c,
             TOPIC,
             "shrinks",
-            &[("segment.bytes", SET, Some("2000"))]
+            &[("internal.segment.bytes", SET, Some("2000"))]
         )
         .await
         .0,
@@ -624,19 +623,6 @@ async fn a_dynamic_broker_default_reaches_running_partitions_and_survives_restar
     b.shutdown().await.unwrap();
 }
 
-async fn delete_records(c: &mut Client, topic: &str, partition: i32, offset: i64) -> (i16, i64) {
-    let request = DeleteRecordsRequest::default()
-        .with_topics(vec![DeleteRecordsTopic::default()
-            .with_name(topic_name(topic))
-            .with_partitions(vec![DeleteRecordsPartition::default()
-                .with_partition_index(partition)
-                .with_offset(offset)])])
-        .with_timeout_ms(10_000);
-    let r: DeleteRecordsResponse = c.call(ApiKey::DeleteRecords, 2, &request).await;
-    let p = &r.topics[0].partitions[0];
-    (p.error_code, p.low_watermark)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_records_moves_the_log_start_for_good() {
     let dir = tempfile::tempdir().unwrap();
@@ -646,18 +632,18 @@ async fn delete_records_moves_the_log_start_for_good() {
     assert_eq!(c.create_topic("trim", 1).await, 0);
     produce_n(&mut c, "trim", 0, 20).await;
 
-    assert_eq!(delete_records(&mut c, "trim", 0, 7).await, (0, 7));
+    assert_eq!(c.delete_records("trim", 0, 7).await, (0, 7));
     assert_eq!(
-        delete_records(&mut c, "trim", 0, 3).await,
+        c.delete_records("trim", 0, 3).await,
         (0, 7),
         "the log start never moves back"
     );
     assert_eq!(
-        delete_records(&mut c, "trim", 0, 21).await.0,
+        c.delete_records("trim", 0, 21).await.0,
         1,
         "OFFSET_OUT_OF_RANGE past the high watermark"
     );
-    assert_eq!(delete_records(&mut c, "absent", 0, 1).await.0, 3);
+    assert_eq!(c.delete_records("absent", 0, 1).await.0, 3);
     assert_eq!(c.list_offsets("trim", 0, -2).await.offset, 7);
     assert_eq!(c.fetch("trim", 0, 6, 0).await.error_code, 1);
     let rest = c.read_all("trim", 0, 7).await;
@@ -672,7 +658,7 @@ async fn delete_records_moves_the_log_start_for_good() {
     assert_eq!(c.fetch("trim", 0, 0, 0).await.error_code, 1);
 
     // -1 deletes up to the high watermark.
-    assert_eq!(delete_records(&mut c, "trim", 0, -1).await, (0, 20));
+    assert_eq!(c.delete_records("trim", 0, -1).await, (0, 20));
     assert!(c.read_all("trim", 0, 20).await.is_empty());
     produce_n(&mut c, "trim", 0, 1).await;
     assert_eq!(c.read_all("trim", 0, 20).await.len(), 1);

@@ -46,7 +46,7 @@ async fn produce_until_gone(client: &mut Client, from: usize) -> BTreeMap<i64, B
 async fn kill_9_mid_stream_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let broker = Process::start(&data, &["--log.segment.bytes=20000"]).await;
+    let broker = Process::start(&data, &["--internal.log.segment.bytes=20000"]).await;
     let mut client = Client::connect(broker.kafka).await;
     assert_eq!(client.create_topic(TOPIC, 1).await, 0);
 
@@ -67,7 +67,7 @@ async fn kill_9_mid_stream_loses_nothing_acknowledged() {
         acked.len()
     );
 
-    let broker = Process::start(&data, &["--log.segment.bytes=20000"]).await;
+    let broker = Process::start(&data, &["--internal.log.segment.bytes=20000"]).await;
     let mut client = Client::connect(broker.kafka).await;
     let kept: BTreeMap<i64, Bytes> = client.read_all(TOPIC, 0, 0).await.into_iter().collect();
     for (offset, value) in &acked {
@@ -189,7 +189,7 @@ async fn idempotent_producer_state_survives_kill_9_and_clean_restarts() {
     use common::producer_batch;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let broker = Process::start(&data, &["--log.segment.bytes=2000"]).await;
+    let broker = Process::start(&data, &["--internal.log.segment.bytes=2000"]).await;
     let mut client = Client::connect(broker.kafka).await;
     assert_eq!(client.create_topic(TOPIC, 1).await, 0);
     let (pid, _) = client.init_producer_id().await;
@@ -208,7 +208,7 @@ async fn idempotent_producer_state_survives_kill_9_and_clean_restarts() {
     }
     broker.kill9();
 
-    let broker = Process::start(&data, &["--log.segment.bytes=2000"]).await;
+    let broker = Process::start(&data, &["--internal.log.segment.bytes=2000"]).await;
     let mut client = Client::connect(broker.kafka).await;
     let retry = client.produce(TOPIC, 0, batch_at(19), -1).await;
     assert_eq!(
@@ -233,7 +233,7 @@ async fn idempotent_producer_state_survives_kill_9_and_clean_restarts() {
         "producer-state snapshots are written"
     );
 
-    let broker = Process::start(&data, &["--log.segment.bytes=2000"]).await;
+    let broker = Process::start(&data, &["--internal.log.segment.bytes=2000"]).await;
     let mut client = Client::connect(broker.kafka).await;
     let retry = client.produce(TOPIC, 0, batch_at(20), -1).await;
     assert_eq!(
@@ -244,4 +244,115 @@ async fn idempotent_producer_state_survives_kill_9_and_clean_restarts() {
     assert_eq!(client.read_all(TOPIC, 0, 0).await.len(), 21);
     let text = metrics(broker.http).await;
     assert_eq!(metric(&text, "runnel_produce_duplicate_batches_total"), 1.0);
+}
+
+/// The review's reproduction: a topic deleted and created again under the same name
+/// must never inherit the old incarnation's log start or recovery point.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_topic_keeps_its_records_across_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let broker = Process::start(&data, &[]).await;
+    let mut client = Client::connect(broker.kafka).await;
+    assert_eq!(client.create_topic(TOPIC, 1).await, 0);
+    for i in 0..20 {
+        let r = client
+            .produce(
+                TOPIC,
+                0,
+                batch(&[format!("old-{i}").as_bytes()], Compression::None),
+                1,
+            )
+            .await;
+        assert_eq!(r.error_code, 0);
+    }
+    // The old incarnation's log start (20) is checkpointed at once.
+    assert_eq!(client.delete_records(TOPIC, 0, 20).await, (0, 20));
+    assert_eq!(client.delete_topic(TOPIC).await, 0);
+    assert_eq!(client.create_topic(TOPIC, 1).await, 0);
+    for i in 0..10 {
+        let r = client
+            .produce(
+                TOPIC,
+                0,
+                batch(&[format!("new-{i}").as_bytes()], Compression::None),
+                1,
+            )
+            .await;
+        assert_eq!((r.error_code, r.base_offset), (0, i));
+    }
+    broker.kill9();
+
+    let broker = Process::start(&data, &[]).await;
+    let mut client = Client::connect(broker.kafka).await;
+    assert_eq!(
+        client.list_offsets(TOPIC, 0, -2).await.offset,
+        0,
+        "low watermark"
+    );
+    assert_eq!(
+        client.list_offsets(TOPIC, 0, -1).await.offset,
+        10,
+        "high watermark"
+    );
+    let values: Vec<String> = client
+        .read_all(TOPIC, 0, 0)
+        .await
+        .iter()
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    let expected: Vec<String> = (0..10).map(|i| format!("new-{i}")).collect();
+    assert_eq!(values, expected, "all 10 acknowledged records are readable");
+}
+
+/// Recovery bounds a stored batch by the file, never by a request-size setting that may
+/// have been lowered since the batch was written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lowering_the_request_size_limit_keeps_larger_stored_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let broker = Process::start(&data, &["--message.max.bytes=4000000"]).await;
+    let mut client = Client::connect(broker.kafka).await;
+    assert_eq!(client.create_topic(TOPIC, 1).await, 0);
+    let big = vec![b'b'; 2_000_000];
+    let r = client
+        .produce(TOPIC, 0, batch(&[&big], Compression::None), 1)
+        .await;
+    assert_eq!(r.error_code, 0);
+    let r = client
+        .produce(
+            TOPIC,
+            0,
+            batch(&[b"after the big one"], Compression::None),
+            1,
+        )
+        .await;
+    assert_eq!((r.error_code, r.base_offset), (0, 1));
+    drop(client);
+    assert!(broker.terminate().success());
+
+    // The first start follows a clean stop, the second a kill -9 (every segment is
+    // scanned then).
+    for how in ["after a clean stop", "after kill -9"] {
+        let broker = Process::start(
+            &data,
+            &[
+                "--socket.request.max.bytes=1048576",
+                "--message.max.bytes=1000000",
+            ],
+        )
+        .await;
+        let mut client = Client::connect(broker.kafka).await;
+        let kept = client.read_all(TOPIC, 0, 0).await;
+        assert_eq!(kept.len(), 2, "{how}: both records are kept");
+        assert_eq!(kept[0].1.len(), big.len(), "{how}");
+        let text = metrics(broker.http).await;
+        assert_eq!(
+            metric(&text, "runnel_log_truncated_bytes_total"),
+            0.0,
+            "{how}"
+        );
+        drop(client);
+        broker.kill9();
+    }
 }

@@ -136,7 +136,7 @@ async fn run_once(seed: u64, mode: CutMode, flush_mode: &str, bulk_threshold: &s
     let config = test_config(
         Path::new("/data"),
         &[
-            ("log.segment.bytes", "32768"),
+            ("internal.log.segment.bytes", "32768"),
             ("log.flush.mode", flush_mode),
             ("log.flush.bulk.threshold", bulk_threshold),
         ],

@@ -402,14 +402,17 @@ async fn retention_by_size_moves_the_log_start_and_earliest_follows() {
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path(), &[("log.retention.check.interval.ms", "50")]).await;
     let mut c = Client::connect(b.kafka_addrs[0]).await;
-    let configs = [("segment.bytes", "2000"), ("retention.bytes", "4000")]
-        .iter()
-        .map(|(k, v)| {
-            CreatableTopicConfig::default()
-                .with_name(StrBytes::from_static_str(k))
-                .with_value(Some(StrBytes::from_static_str(v)))
-        })
-        .collect();
+    let configs = [
+        ("internal.segment.bytes", "2000"),
+        ("retention.bytes", "4000"),
+    ]
+    .iter()
+    .map(|(k, v)| {
+        CreatableTopicConfig::default()
+            .with_name(StrBytes::from_static_str(k))
+            .with_value(Some(StrBytes::from_static_str(v)))
+    })
+    .collect();
     assert_eq!(
         create(&mut c, topic("ret", 1, 1).with_configs(configs), false)
             .await
@@ -452,14 +455,17 @@ async fn retention_by_time_deletes_segments_whose_newest_record_is_too_old() {
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path(), &[("log.retention.check.interval.ms", "50")]).await;
     let mut c = Client::connect(b.kafka_addrs[0]).await;
-    let configs = [("segment.bytes", "1000"), ("retention.ms", "60000")]
-        .iter()
-        .map(|(k, v)| {
-            CreatableTopicConfig::default()
-                .with_name(StrBytes::from_static_str(k))
-                .with_value(Some(StrBytes::from_static_str(v)))
-        })
-        .collect();
+    let configs = [
+        ("internal.segment.bytes", "1000"),
+        ("retention.ms", "60000"),
+    ]
+    .iter()
+    .map(|(k, v)| {
+        CreatableTopicConfig::default()
+            .with_name(StrBytes::from_static_str(k))
+            .with_value(Some(StrBytes::from_static_str(v)))
+    })
+    .collect();
     assert_eq!(
         create(&mut c, topic("aged", 1, 1).with_configs(configs), false)
             .await

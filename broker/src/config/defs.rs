@@ -78,7 +78,8 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     BrokerKey { name: "default.replication.factor", kind: Kind::Int { min: 1, max: i16::MAX as i64 }, default: Some("1"), doc: "Replication factor of auto-created topics and of CreateTopics requests asking for -1." },
     BrokerKey { name: "delete.topic.enable", kind: Kind::Bool, default: Some("true"), doc: "Allow DeleteTopics." },
     BrokerKey { name: "auto.create.topics.enable", kind: Kind::Bool, default: Some("true"), doc: "Create a topic when Metadata asks for it and the client allows it." },
-    BrokerKey { name: "log.segment.bytes", kind: Kind::Int { min: 14, max: I32 }, default: Some("1073741824"), doc: "Roll a segment once it would grow past this size." },
+    BrokerKey { name: "log.segment.bytes", kind: Kind::Int { min: 1_048_576, max: I32 }, default: Some("1073741824"), doc: "Roll a segment once it would grow past this size (at least 1 MiB, as Kafka 4)." },
+    BrokerKey { name: "internal.log.segment.bytes", kind: Kind::Int { min: 1, max: I32 }, default: None, doc: "Internal, for tests: overrides log.segment.bytes without its 1 MiB lower bound (Kafka's internal.segment.bytes). Not listed by DescribeConfigs." },
     BrokerKey { name: "log.roll.ms", kind: Kind::Long { min: 1 }, default: None, doc: "Roll a segment once its first batch is this old; defaults to log.roll.hours." },
     BrokerKey { name: "log.roll.hours", kind: Kind::Int { min: 1, max: I32 }, default: Some("168"), doc: "log.roll.ms in hours." },
     BrokerKey { name: "log.retention.ms", kind: Kind::Long { min: -1 }, default: None, doc: "Delete segments older than this (-1: never); defaults to log.retention.minutes, then log.retention.hours." },
@@ -104,7 +105,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     BrokerKey { name: "producer.id.expiration.check.interval.ms", kind: Kind::Int { min: 1, max: I32 }, default: Some("600000"), doc: "How often idle producers are forgotten." },
     BrokerKey { name: "offsets.topic.num.partitions", kind: Kind::Int { min: 1, max: I32 }, default: Some("50"), doc: "Partitions of __consumer_offsets, fixed when it is first created." },
     BrokerKey { name: "offsets.topic.replication.factor", kind: Kind::Int { min: 1, max: i16::MAX as i64 }, default: Some("3"), doc: "Replication factor of __consumer_offsets; capped at the brokers alive when it is created." },
-    BrokerKey { name: "offsets.topic.segment.bytes", kind: Kind::Int { min: 14, max: I32 }, default: Some("104857600"), doc: "segment.bytes of __consumer_offsets (small segments compact sooner)." },
+    BrokerKey { name: "offsets.topic.segment.bytes", kind: Kind::Int { min: 1, max: I32 }, default: Some("104857600"), doc: "segment.bytes of __consumer_offsets (small segments compact sooner)." },
     BrokerKey { name: "offsets.retention.minutes", kind: Kind::Int { min: 1, max: I32 }, default: Some("10080"), doc: "Committed offsets of a group expire once the group has been empty this long (KIP-211); a standalone committer's offsets expire this long after their commit." },
     BrokerKey { name: "offsets.retention.check.interval.ms", kind: Kind::Long { min: 1 }, default: Some("600000"), doc: "How often expired offsets are removed." },
     BrokerKey { name: "offset.metadata.max.bytes", kind: Kind::Int { min: 0, max: I32 }, default: Some("4096"), doc: "The largest metadata string an offset commit may carry." },
@@ -121,13 +122,21 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     BrokerKey { name: "unclean.leader.election.enable", kind: Kind::Bool, default: Some("false"), doc: "Allow an out-of-sync replica to become leader (loses committed data)." },
     BrokerKey { name: "compression.type", kind: Kind::Enum(&["producer"]), default: Some("producer"), doc: "Runnel stores batches as the producer compressed them; no other value is supported." },
     BrokerKey { name: "socket.request.max.bytes", kind: Kind::Int { min: 1024, max: I32 }, default: Some("104857600"), doc: "The largest request frame; larger frames close the connection before anything is allocated." },
-    BrokerKey { name: "queued.max.request.bytes", kind: Kind::Long { min: 1 }, default: Some("536870912"), doc: "Bytes of request frames buffered across all connections; readers wait above it." },
+    BrokerKey { name: "fetch.max.bytes", kind: Kind::Int { min: 1024, max: I32 }, default: Some("57671680"), doc: "The most record bytes one Fetch response carries, whatever the request asks (at least one batch is always returned)." },
+    BrokerKey { name: "queued.max.request.bytes", kind: Kind::Long { min: 1 }, default: Some("536870912"), doc: "Bytes of request frames buffered across all connections, each frame reserved whole before it is read; readers wait above it (one frame of up to 64 KiB per connection never waits)." },
+    BrokerKey { name: "socket.request.read.timeout.ms", kind: Kind::Long { min: 1 }, default: Some("30000"), doc: "A request frame must arrive whole within this once its first bytes came (or once its memory was reserved); a client that stalls inside a frame is disconnected." },
+    BrokerKey { name: "socket.write.timeout.ms", kind: Kind::Long { min: 1 }, default: Some("30000"), doc: "A response the client does not read within this closes the connection." },
     BrokerKey { name: "max.connections", kind: Kind::Int { min: 1, max: I32 }, default: Some("100000"), doc: "The most client connections at once; new ones wait above it." },
     BrokerKey { name: "connections.max.idle.ms", kind: Kind::Long { min: 1 }, default: Some("600000"), doc: "Close a connection that sent nothing for this long." },
     BrokerKey { name: "http.listener", kind: Kind::String, default: Some("localhost:9095"), doc: "host:port of the HTTP endpoint serving /healthz, /readyz and /metrics." },
     BrokerKey { name: "metadata.lease.ttl.ms", kind: Kind::Long { min: 2000 }, default: Some("10000"), doc: "TTL of this broker's registration lease in the metadata store." },
     BrokerKey { name: "shutdown.timeout.ms", kind: Kind::Long { min: 0 }, default: Some("30000"), doc: "How long a graceful shutdown waits for in-flight requests." },
 ];
+
+/// Keys for tests only (Kafka's internal configs): settable, never described.
+pub fn is_internal(name: &str) -> bool {
+    name.starts_with("internal.")
+}
 
 pub const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
@@ -260,11 +269,19 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "segment.bytes",
-        kind: Kind::Int { min: 14, max: I32 },
+        kind: Kind::Int { min: 1_048_576, max: I32 },
         broker_synonym: Some("log.segment.bytes"),
         default: None,
         supported: true,
         doc: "Roll a segment once it would grow past this size.",
+    },
+    TopicKey {
+        name: "internal.segment.bytes",
+        kind: Kind::Int { min: 1, max: I32 },
+        broker_synonym: Some("internal.log.segment.bytes"),
+        default: None,
+        supported: true,
+        doc: "Internal, for tests: overrides segment.bytes without its 1 MiB lower bound (as Kafka's). Not listed by DescribeConfigs.",
     },
     TopicKey {
         name: "segment.ms",

@@ -110,6 +110,12 @@ pub struct Config {
     pub flush_threads: usize,
     pub flush_bulk_threshold: usize,
     pub socket_request_max_bytes: usize,
+    /// A frame must be read whole within this once its first bytes arrived.
+    pub request_read_timeout: Duration,
+    /// A response must be taken by the client within this.
+    pub write_timeout: Duration,
+    /// The most record bytes in one Fetch response.
+    pub fetch_max_bytes: usize,
     pub queued_max_request_bytes: usize,
     pub max_connections: usize,
     pub connections_max_idle: Duration,
@@ -348,6 +354,9 @@ impl Config {
             flush_threads: 1,
             flush_bulk_threshold: 0,
             socket_request_max_bytes: 0,
+            request_read_timeout: Duration::ZERO,
+            write_timeout: Duration::ZERO,
+            fetch_max_bytes: 0,
             queued_max_request_bytes: 0,
             max_connections: 0,
             connections_max_idle: Duration::ZERO,
@@ -411,6 +420,9 @@ impl Config {
         self.flush_threads = self.int("log.flush.threads")? as usize;
         self.flush_bulk_threshold = self.int("log.flush.bulk.threshold")? as usize;
         self.socket_request_max_bytes = self.int("socket.request.max.bytes")? as usize;
+        self.request_read_timeout = self.millis("socket.request.read.timeout.ms")?;
+        self.write_timeout = self.millis("socket.write.timeout.ms")?;
+        self.fetch_max_bytes = self.int("fetch.max.bytes")? as usize;
         self.queued_max_request_bytes = self.int("queued.max.request.bytes")? as usize;
         if self.queued_max_request_bytes < self.socket_request_max_bytes {
             return Err(self.invalid(

@@ -138,7 +138,10 @@ impl TopicConfig {
             delete: policy.split(',').any(|p| p.trim() == "delete"),
             compact: policy.split(',').any(|p| p.trim() == "compact"),
             max_message_bytes: long("max.message.bytes").max(0) as usize,
-            segment_bytes: long("segment.bytes").max(14) as u64,
+            segment_bytes: match long("internal.segment.bytes") {
+                internal if internal > 0 => internal as u64,
+                _ => long("segment.bytes").max(1) as u64,
+            },
             segment_ms: long("segment.ms").max(1),
             index_interval_bytes: long("index.interval.bytes").max(0) as u64,
             retention_ms: long("retention.ms"),
@@ -166,7 +169,6 @@ impl TopicConfig {
             segment_bytes: self.segment_bytes,
             segment_ms: self.segment_ms,
             index_interval_bytes: self.index_interval_bytes,
-            max_batch_bytes: broker.socket_request_max_bytes,
             decompression_budget: broker.decompression_max_bytes,
         }
     }

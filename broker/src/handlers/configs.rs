@@ -19,7 +19,7 @@ use proto_kafka::messages::{
 use proto_kafka::protocol::StrBytes;
 
 use super::{str_bytes, Context};
-use crate::config::defs::{broker_key, topic_key, Kind, BROKER_KEYS, TOPIC_KEYS};
+use crate::config::defs::{broker_key, is_internal, topic_key, Kind, BROKER_KEYS, TOPIC_KEYS};
 use crate::config::layers::{is_dynamic, BrokerView, CLUSTER_DEFAULT};
 use crate::config::topic;
 use crate::controller::{AdminError, ConfigChange};
@@ -111,6 +111,7 @@ fn topic_entries(
         .ok_or_else(|| AdminError::UnknownTopic(format!("topic {name} does not exist")))?;
     Ok(TOPIC_KEYS
         .iter()
+        .filter(|k| !is_internal(k.name))
         .map(|k| Entry {
             name: k.name,
             kind: k.kind,
@@ -127,6 +128,7 @@ fn topic_entries(
 fn broker_entries(view: &BrokerView<'_>, default_only: bool) -> Vec<Entry> {
     BROKER_KEYS
         .iter()
+        .filter(|k| !is_internal(k.name))
         .filter_map(|k| {
             let layers: Vec<(String, String, i8)> = view
                 .layers(k.name)

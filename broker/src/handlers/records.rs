@@ -27,9 +27,13 @@ pub async fn delete_records(ctx: &Context, request: DeleteRecordsRequest) -> Del
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
                     let outcome = match ctx.replicas.get(name, p.partition_index) {
-                        Some(partition) => {
-                            partition.delete_records(p.offset).map_err(|e| replica(&e))
+                        // As Kafka: the group coordinator owns what is in the internal topic.
+                        _ if crate::group::is_internal(name) => {
+                            Err(code(ResponseError::InvalidTopicException))
                         }
+                        Some(partition) => crate::blocking::run(|| {
+                            partition.delete_records(p.offset).map_err(|e| replica(&e))
+                        }),
                         None if image.partition(name, p.partition_index).is_some() => {
                             Err(code(ResponseError::NotLeaderOrFollower))
                         }

@@ -26,8 +26,10 @@ use proto_kafka::records::{RecordBatchDecoder, RecordBatchEncoder, RecordEncodeO
 use tracing::{info, warn};
 
 use super::io::{FileSystem, LogFile};
+use super::segment::{
+    cleaned_marker_path, remove_segment_files, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
+};
 use super::segment::{file_name, scan_batches, AppendMeta, ScanEnd, Segment};
-use super::segment::{segment_paths, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use crate::records::batch::{set_last_offset, BatchHeader};
 
 /// The directory, inside a partition's, where cleaned segments are written.
@@ -61,7 +63,6 @@ pub struct CleanPlan {
     pub groups: Vec<Vec<Input>>,
     /// The offset after the last input: the log is clean up to here afterwards.
     pub end: i64,
-    pub max_batch: usize,
     pub index_interval: u64,
 }
 
@@ -110,7 +111,6 @@ fn decode_error(e: impl std::fmt::Display) -> io::Error {
 
 fn scan_inputs(
     inputs: &[Input],
-    max_batch: usize,
     visit: &mut dyn FnMut(&BatchHeader, &[u8]) -> io::Result<()>,
 ) -> io::Result<()> {
     for input in inputs {
@@ -119,7 +119,6 @@ fn scan_inputs(
             0,
             input.size,
             false,
-            max_batch,
             &mut |_, header, bytes| {
                 visit(header, bytes)?;
                 Ok(true)
@@ -142,7 +141,7 @@ fn build_key_map(plan: &CleanPlan) -> io::Result<KeyMap> {
         producer_last: HashMap::new(),
     };
     for group in &plan.groups {
-        scan_inputs(group, plan.max_batch, &mut |header, bytes| {
+        scan_inputs(group, &mut |header, bytes| {
             if header.is_control() {
                 return Ok(());
             }
@@ -264,15 +263,17 @@ pub fn write_cleaned(
     for group in &plan.groups {
         let base = group[0].base;
         let mut segment = Segment::create(plan.fs.as_ref(), &staging, base)?;
-        scan_inputs(
-            group,
-            plan.max_batch,
-            &mut |header, bytes| match filter_batch(header, bytes, &map, horizon, &mut report)? {
-                Kept::All => append(&mut segment, bytes, plan.index_interval),
-                Kept::Nothing => Ok(()),
-                Kept::Some(batch) => append(&mut segment, &batch, plan.index_interval),
-            },
-        )?;
+        scan_inputs(group, &mut |header, bytes| match filter_batch(
+            header,
+            bytes,
+            &map,
+            horizon,
+            &mut report,
+        )? {
+            Kept::All => append(&mut segment, bytes, plan.index_interval),
+            Kept::Nothing => Ok(()),
+            Kept::Some(batch) => append(&mut segment, &batch, plan.index_interval),
+        })?;
         segment.sync_all()?;
         report.segments_in += group.len() as u64;
         report.bytes_in += group.iter().map(|i| i.size).sum::<u64>();
@@ -297,19 +298,22 @@ fn remove_if_present(fs: &dyn FileSystem, path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Removes a segment's three files.
-pub fn remove_segment_files(fs: &dyn FileSystem, dir: &Path, base: i64) -> io::Result<()> {
-    for path in segment_paths(dir, base) {
-        remove_if_present(fs, &path)?;
-    }
-    Ok(())
-}
-
-/// The commit point: the staged log becomes `<base>.log.swap` in the partition directory.
+/// The commit point: the staged log becomes `<base>.log.swap` in the partition directory,
+/// made durable together with its cleaned marker (a marker left by a pass that crashed
+/// before this sits on a segment below the recovery point, which was synced whole).
 pub fn commit_swap(fs: &dyn FileSystem, dir: &Path, base: i64) -> io::Result<()> {
+    mark_cleaned(fs, dir, base)?;
     let staged = dir.join(STAGING_DIR).join(file_name(base, LOG_SUFFIX));
     fs.rename(&staged, &swap_path(dir, base))?;
     fs.sync_dir(dir)
+}
+
+fn mark_cleaned(fs: &dyn FileSystem, dir: &Path, base: i64) -> io::Result<()> {
+    let marker = cleaned_marker_path(dir, base);
+    if !fs.exists(&marker) {
+        fs.open(&marker, super::io::OpenMode::CreateNew)?;
+    }
+    Ok(())
 }
 
 fn swap_path(dir: &Path, base: i64) -> PathBuf {
@@ -327,6 +331,8 @@ pub fn finish_swap(fs: &dyn FileSystem, dir: &Path, base: i64) -> io::Result<()>
             fs.rename(&staged, &target)?;
         }
     }
+    // Removing the replaced segments removed the marker at this base too.
+    mark_cleaned(fs, dir, base)?;
     fs.rename(
         &swap_path(dir, base),
         &dir.join(file_name(base, LOG_SUFFIX)),
@@ -336,7 +342,7 @@ pub fn finish_swap(fs: &dyn FileSystem, dir: &Path, base: i64) -> io::Result<()>
 
 /// Completes a cleaning pass a crash interrupted: a committed swap replaces the segments
 /// it covers; anything merely staged is discarded. Returns the swaps completed.
-pub fn finish_interrupted(fs: &dyn FileSystem, dir: &Path, max_batch: usize) -> io::Result<usize> {
+pub fn finish_interrupted(fs: &dyn FileSystem, dir: &Path) -> io::Result<usize> {
     let entries = fs.list_dir(dir)?;
     let logs: Vec<i64> = entries
         .iter()
@@ -353,7 +359,7 @@ pub fn finish_interrupted(fs: &dyn FileSystem, dir: &Path, max_batch: usize) -> 
         let swap = fs.open(&swap_path(dir, base), super::io::OpenMode::Existing)?;
         let len = swap.len()?;
         let mut last = base;
-        let end = scan_batches(swap.as_ref(), 0, len, true, max_batch, &mut |_, h, _| {
+        let end = scan_batches(swap.as_ref(), 0, len, true, &mut |_, h, _| {
             last = h.last_offset();
             Ok(true)
         })?;
@@ -404,7 +410,6 @@ mod tests {
             segment_bytes: 600,
             segment_ms: i64::MAX,
             index_interval_bytes: 128,
-            max_batch_bytes: 1 << 20,
             decompression_budget: 1 << 20,
         }
     }
@@ -685,7 +690,45 @@ mod tests {
     }
 
     #[test]
+    fn a_compacted_log_reopened_without_any_checkpoint_keeps_every_record() {
+        // A missing, damaged or foreign recovery-point entry means full recovery: the
+        // gaps compaction left must not be taken for lost tails.
+        let fs = Arc::new(SimFs::new());
+        let dir = Path::new("/data/t-0");
+        let mut log = PartitionLog::create(fs.clone(), dir, Uuid::new_v4(), config()).unwrap();
+        fill(&mut log, fs.as_ref());
+        let upto = log.recovery_point();
+        clean(&mut log, upto).unwrap().expect("due");
+        let after = read_all(&log);
+        let (reopened, report) = PartitionLog::open(
+            fs.clone(),
+            dir,
+            log.topic_id(),
+            config(),
+            OpenOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(report.deleted_segments, 0);
+        assert_eq!(
+            report.recovered_segments, report.segments,
+            "recovered in full"
+        );
+        assert_eq!(read_all(&reopened), after);
+    }
+
+    #[test]
     fn a_power_cut_at_any_step_of_a_cleaning_pass_loses_nothing() {
+        power_cut_sweep(true);
+    }
+
+    #[test]
+    fn a_power_cut_at_any_step_of_a_cleaning_pass_loses_nothing_without_a_recovery_point() {
+        power_cut_sweep(false);
+    }
+
+    /// Cuts power at every directory operation of a pass in turn and reopens, with the
+    /// recovery point the pass cleaned up to or (as after a lost checkpoint) none.
+    fn power_cut_sweep(recovery_point_known: bool) {
         let dir = Path::new("/data/t-0");
         let mut outcomes = (0usize, 0usize, 0usize); // (kept original, fully cleaned, swaps completed at open)
         for n in 1.. {
@@ -717,7 +760,7 @@ mod tests {
                 config(),
                 OpenOptions {
                     clean_shutdown: false,
-                    recovery_point: Some(upto),
+                    recovery_point: recovery_point_known.then_some(upto),
                     log_start_offset: None,
                 },
             )

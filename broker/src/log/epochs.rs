@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use tracing::warn;
 
-use super::checkpoint::{read_lines, write_lines};
-use super::io::FileSystem;
+use super::checkpoint::{encode_lines, read_lines};
+use super::io::{write_atomic, FileSystem};
 use crate::error::Result;
 
 pub const FILE_NAME: &str = "leader-epoch-checkpoint";
@@ -115,12 +115,21 @@ impl LeaderEpochCache {
     }
 
     pub fn persist(&self) -> Result<()> {
+        write_atomic(self.fs.as_ref(), &self.path, &self.encode())
+    }
+
+    /// The checkpoint's contents, for a writer that runs outside the log's lock.
+    pub fn encode(&self) -> Vec<u8> {
         let lines: Vec<String> = self
             .entries
             .iter()
             .map(|e| format!("{} {}", e.epoch, e.start_offset))
             .collect();
-        write_lines(self.fs.as_ref(), &self.path, &lines)
+        encode_lines(&lines)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 

@@ -14,6 +14,15 @@
 //! fdatasync per file: with 64 dirty partitions that is five times faster and a seventh
 //! of the kernel CPU here. syncfs cannot say which file failed, so on an error the
 //! worker falls back to syncing the files one by one, which can.
+//!
+//! Linux reports a writeback error to syncfs once per open file description, and the
+//! workers share one directory handle per volume. So a syncfs that fails may have
+//! consumed an error that belongs to a file of another batch, and the next syncfs on the
+//! handle would report success over pages the kernel dropped. Two rules close that:
+//! syncfs calls on one volume never overlap (so a success covers everything written
+//! before it since the previous call), and after the first failure the volume is never
+//! trusted to syncfs again: every later flush there syncs file by file, and each file's
+//! own handle still reports its error.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -24,7 +33,7 @@ use std::thread::JoinHandle;
 
 use tracing::{error, info, warn};
 
-use super::io::{FileSystem, Volume};
+use super::io::{write_atomic, FileSystem, Volume};
 use super::partition_log::FlushTicket;
 use crate::error::{Error, Result};
 
@@ -90,10 +99,17 @@ impl Queue {
     }
 }
 
+/// A volume handle for syncfs, used by one worker at a time.
+struct SharedVolume {
+    volume: Arc<dyn Volume>,
+    /// Set at the first failed syncfs: the handle may have consumed another file's error.
+    poisoned: Mutex<bool>,
+}
+
 struct Inner {
     fs: Arc<dyn FileSystem>,
     /// Log directory → its volume, opened at start; empty when bulk flushes are off.
-    volumes: HashMap<PathBuf, Arc<dyn Volume>>,
+    volumes: HashMap<PathBuf, SharedVolume>,
     bulk_threshold: usize,
     queue: Mutex<Queue>,
     wake: Condvar,
@@ -139,12 +155,18 @@ impl Flusher {
         bulk_threshold: usize,
     ) -> Result<(Flusher, FlusherThreads)> {
         let threads = threads.max(1);
-        let mut volumes: HashMap<PathBuf, Arc<dyn Volume>> = HashMap::new();
+        let mut volumes: HashMap<PathBuf, SharedVolume> = HashMap::new();
         if bulk_threshold > 0 {
             for dir in log_dirs {
                 match fs.open_volume(dir) {
                     Ok(Some(volume)) => {
-                        volumes.insert(dir.clone(), volume);
+                        volumes.insert(
+                            dir.clone(),
+                            SharedVolume {
+                                volume,
+                                poisoned: Mutex::new(false),
+                            },
+                        );
                     }
                     Ok(None) => {
                         info!(dir = %dir.display(), "syncfs does not report errors on this kernel; flushing file by file")
@@ -244,10 +266,17 @@ fn run(inner: &Inner) {
 }
 
 fn flush(inner: &Inner, targets: &[Arc<dyn FlushTarget>]) {
-    let tickets: Vec<(&Arc<dyn FlushTarget>, FlushTicket)> = targets
-        .iter()
-        .filter_map(|t| t.take_flush().map(|ticket| (t, ticket)))
-        .collect();
+    let mut tickets: Vec<(&Arc<dyn FlushTarget>, FlushTicket)> = Vec::new();
+    for target in targets {
+        let Some(ticket) = target.take_flush() else {
+            continue;
+        };
+        if write_files(inner, &ticket, target.as_ref()) {
+            tickets.push((target, ticket));
+        } else {
+            target.finish_flush(&ticket, false);
+        }
+    }
     inner
         .stats
         .rounds
@@ -264,10 +293,24 @@ fn flush(inner: &Inner, targets: &[Arc<dyn FlushTarget>]) {
     }
 }
 
+/// Writes the ticket's small files (snapshots, epoch checkpoint), each replaced
+/// atomically; false if one failed (the log then goes offline).
+fn write_files(inner: &Inner, ticket: &FlushTicket, target: &dyn FlushTarget) -> bool {
+    for (path, contents) in &ticket.writes {
+        if let Err(err) = write_atomic(inner.fs.as_ref(), path, contents) {
+            inner.stats.failures.fetch_add(1, Ordering::Relaxed);
+            error!(partition = %target.describe(), path = %path.display(), error = %err, "failed to write a log file; taking the log offline");
+            return false;
+        }
+    }
+    true
+}
+
 /// One syncfs per volume the tickets' partitions live on; false when any partition is
-/// outside a known log directory or a syncfs failed (the caller then syncs per file).
+/// outside a known log directory, a volume was poisoned by an earlier failure, or a
+/// syncfs failed (the caller then syncs per file).
 fn sync_volumes(inner: &Inner, tickets: &[(&Arc<dyn FlushTarget>, FlushTicket)]) -> bool {
-    let mut volumes: Vec<(&PathBuf, &Arc<dyn Volume>)> = Vec::new();
+    let mut volumes: Vec<(&PathBuf, &SharedVolume)> = Vec::new();
     for (_, ticket) in tickets {
         let Some((dir, volume)) = ticket
             .partition_dir
@@ -280,10 +323,15 @@ fn sync_volumes(inner: &Inner, tickets: &[(&Arc<dyn FlushTarget>, FlushTicket)])
             volumes.push((dir, volume));
         }
     }
-    for (dir, volume) in volumes {
+    for (dir, shared) in volumes {
+        let mut poisoned = shared.poisoned.lock().unwrap_or_else(|e| e.into_inner());
+        if *poisoned {
+            return false;
+        }
         inner.stats.volume_syncs.fetch_add(1, Ordering::Relaxed);
-        if let Err(err) = volume.sync_all() {
-            warn!(dir = %dir.display(), error = %err, "syncfs failed; syncing the partitions' files one by one to find the failed ones");
+        if let Err(err) = shared.volume.sync_all() {
+            *poisoned = true;
+            warn!(dir = %dir.display(), error = %err, "syncfs failed; syncing file by file on this volume from now on, to find the failed files and never miss another's error");
             return false;
         }
     }
@@ -335,6 +383,7 @@ mod tests {
             self.dirty.store(false, Ordering::SeqCst);
             std::thread::sleep(Duration::from_micros(200));
             Some(FlushTicket {
+                writes: Vec::new(),
                 files: Vec::new(),
                 dir: None,
                 partition_dir: PathBuf::from("/nowhere/p-0"),
@@ -417,7 +466,14 @@ mod tests {
     fn inner_with(volume: Arc<dyn Volume>) -> Inner {
         Inner {
             fs: Arc::new(RealFs),
-            volumes: [(PathBuf::from("/nowhere"), volume)].into(),
+            volumes: [(
+                PathBuf::from("/nowhere"),
+                SharedVolume {
+                    volume,
+                    poisoned: Mutex::new(false),
+                },
+            )]
+            .into(),
             bulk_threshold: 2,
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
@@ -436,6 +492,7 @@ mod tests {
     impl FlushTarget for FileProbe {
         fn take_flush(&self) -> Option<FlushTicket> {
             Some(FlushTicket {
+                writes: Vec::new(),
                 files: vec![self.file.clone()],
                 dir: None,
                 partition_dir: self.partition_dir.clone(),

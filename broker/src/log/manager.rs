@@ -7,7 +7,8 @@
 //! - `.lock`: held while the broker runs;
 //! - `.clean-shutdown`: written after a graceful shutdown synced everything, removed at
 //!   start; when present, segments are trusted and recovery is skipped;
-//! - `recovery-point-offset-checkpoint` and `log-start-offset-checkpoint`.
+//! - `recovery-point-offset-checkpoint` and `log-start-offset-checkpoint`, whose entries
+//!   carry the topic id: an entry is applied only to the incarnation it was written for.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,11 +18,11 @@ use std::sync::Arc;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::checkpoint::{read_offsets, write_offsets};
+use super::checkpoint::{read_offsets, write_offsets, OffsetEntry};
 use super::io::{create_dir_durable, read_file, sync_parent, write_atomic, DirLock, FileSystem};
 use super::partition_log::{LogConfig, OpenOptions, OpenReport, PartitionLog};
 use crate::error::{Error, Result};
-use crate::metadata::schema::kafka_uuid_string;
+use crate::ids::kafka_uuid_string;
 
 pub const META_PROPERTIES: &str = "meta.properties";
 pub const CLEAN_SHUTDOWN: &str = ".clean-shutdown";
@@ -32,8 +33,8 @@ pub const LOG_STARTS: &str = "log-start-offset-checkpoint";
 struct LogDir {
     path: PathBuf,
     clean_shutdown: bool,
-    recovery_points: BTreeMap<String, i64>,
-    log_starts: BTreeMap<String, i64>,
+    recovery_points: BTreeMap<String, OffsetEntry>,
+    log_starts: BTreeMap<String, OffsetEntry>,
     partitions: AtomicUsize,
     _lock: DirLock,
 }
@@ -53,6 +54,7 @@ pub struct CheckpointEntry {
     pub dir: PathBuf,
     pub topic: String,
     pub partition: i32,
+    pub topic_id: Uuid,
     pub recovery_point: i64,
     pub log_start_offset: i64,
 }
@@ -70,7 +72,7 @@ pub fn parse_partition_dir(name: &str) -> Option<(String, i32)> {
     if topic.is_empty() || partition.is_empty() || !partition.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    if crate::metadata::schema::invalid_topic_name(topic).is_some() {
+    if crate::ids::invalid_topic_name(topic).is_some() {
         return None;
     }
     Some((topic.to_string(), partition.parse().ok()?))
@@ -204,10 +206,17 @@ impl LogManager {
     ) -> Result<(PartitionLog, OpenReport)> {
         let dir = &self.dirs[local.dir_index];
         let name = format!("{}-{}", local.topic, local.partition);
+        // An entry of another incarnation (or without an id) is ignored: recovering in
+        // full is always safe, trusting a stranger's recovery point or log start is not.
+        let mine = |map: &BTreeMap<String, OffsetEntry>| {
+            map.get(&name)
+                .filter(|e| e.topic_id == Some(topic_id))
+                .map(|e| e.offset)
+        };
         let options = OpenOptions {
             clean_shutdown: dir.clean_shutdown,
-            recovery_point: dir.recovery_points.get(&name).copied(),
-            log_start_offset: dir.log_starts.get(&name).copied(),
+            recovery_point: mine(&dir.recovery_points),
+            log_start_offset: mine(&dir.log_starts),
         };
         let opened = PartitionLog::open(self.fs.clone(), &local.path, topic_id, config, options)?;
         dir.partitions.fetch_add(1, Ordering::Relaxed);
@@ -258,21 +267,40 @@ impl LogManager {
         sync_parent(self.fs.as_ref(), &local.path)
     }
 
-    /// Writes the recovery-point and log-start checkpoints of every log directory.
-    pub fn write_checkpoints(&self, entries: &[CheckpointEntry]) -> Result<()> {
-        for dir in &self.dirs {
+    /// Writes the recovery-point and log-start checkpoints of every log directory: the
+    /// open logs' `entries`, plus the entries read at start for `unopened` logs (found on
+    /// disk, not opened yet or failed to open), so those are not recovered in full later
+    /// only because a checkpoint was written meanwhile.
+    pub fn write_checkpoints(
+        &self,
+        entries: &[CheckpointEntry],
+        unopened: &[LocalLog],
+    ) -> Result<()> {
+        for (index, dir) in self.dirs.iter().enumerate() {
             let mine: Vec<&CheckpointEntry> = entries
                 .iter()
                 .filter(|e| e.dir.parent() == Some(dir.path.as_path()))
                 .collect();
-            let recovery: Vec<(String, i32, i64)> = mine
+            let carried = |map: &BTreeMap<String, OffsetEntry>| -> Vec<(String, i32, i64, Uuid)> {
+                unopened
+                    .iter()
+                    .filter(|l| l.dir_index == index)
+                    .filter_map(|l| {
+                        let e = map.get(&format!("{}-{}", l.topic, l.partition))?;
+                        Some((l.topic.clone(), l.partition, e.offset, e.topic_id?))
+                    })
+                    .collect()
+            };
+            let mut recovery: Vec<(String, i32, i64, Uuid)> = mine
                 .iter()
-                .map(|e| (e.topic.clone(), e.partition, e.recovery_point))
+                .map(|e| (e.topic.clone(), e.partition, e.recovery_point, e.topic_id))
                 .collect();
-            let starts: Vec<(String, i32, i64)> = mine
+            recovery.extend(carried(&dir.recovery_points));
+            let mut starts: Vec<(String, i32, i64, Uuid)> = mine
                 .iter()
-                .map(|e| (e.topic.clone(), e.partition, e.log_start_offset))
+                .map(|e| (e.topic.clone(), e.partition, e.log_start_offset, e.topic_id))
                 .collect();
+            starts.extend(carried(&dir.log_starts));
             write_offsets(self.fs.as_ref(), &dir.path.join(RECOVERY_POINTS), &recovery)?;
             write_offsets(self.fs.as_ref(), &dir.path.join(LOG_STARTS), &starts)?;
         }

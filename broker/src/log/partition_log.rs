@@ -2,10 +2,17 @@
 //! `partition.metadata`, with the durability bookkeeping the flusher needs.
 //!
 //! Appends write to the page cache under the partition's lock; durability is the
-//! flusher's job. [`PartitionLog::take_flush`] hands it the files to fsync and the offset
-//! they will make durable, and [`PartitionLog::finish_flush`] records the result, so no
-//! fsync ever runs under the lock. An I/O error marks the log offline for good: a failed
-//! fsync may have dropped pages, and retrying it could report success over lost data.
+//! flusher's job. [`PartitionLog::take_flush`] hands it the files to fsync, the small
+//! files to write (producer-state snapshots taken at rolls, the leader epoch checkpoint)
+//! and the offset they will make durable, and [`PartitionLog::finish_flush`] records the
+//! result, so no fsync ever runs under the lock on the produce path. An I/O error marks
+//! the log offline for good: a failed fsync may have dropped pages, and retrying it
+//! could report success over lost data.
+//!
+//! Recovery tells a lost tail from a compaction gap without trusting any checkpoint: a
+//! segment the cleaner wrote carries a `<base>.cleaned` marker, so a gap after it is
+//! compaction's; a gap after any other segment means its unsynced tail was lost while a
+//! later segment's directory entry survived, and the later segments are dropped.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -22,7 +29,8 @@ use super::producer_state::{
     parse_snapshot_name, snapshot_name, Check, ProducerState, SequenceError,
 };
 use super::segment::{
-    parse_log_file_name, scan_batches, segment_paths, AppendMeta, ReadPlan, RecoveryReport, Segment,
+    cleaned_marker_path, parse_log_file_name, remove_segment_files, scan_batches, AppendMeta,
+    ReadPlan, RecoveryReport, Segment,
 };
 use crate::error::{Error, Result};
 use crate::records::batch::{self, BatchHeader};
@@ -39,9 +47,6 @@ pub struct LogConfig {
     pub segment_ms: i64,
     /// `index.interval.bytes`: log bytes between offset index entries.
     pub index_interval_bytes: u64,
-    /// The largest batch any path could have written (`socket.request.max.bytes`);
-    /// recovery treats a larger declared batch as corrupt.
-    pub max_batch_bytes: usize,
     /// Most bytes a compressed batch may decompress to when the log walks its records.
     pub decompression_budget: usize,
 }
@@ -92,6 +97,9 @@ pub enum AppendError {
 /// Files to fsync for one flush and what the flush proves once they are synced.
 #[derive(Debug)]
 pub struct FlushTicket {
+    /// Small files to replace atomically first (producer-state snapshots, the leader
+    /// epoch checkpoint): written by the flusher so no fsync runs on the produce path.
+    pub writes: Vec<(PathBuf, Vec<u8>)>,
     pub files: Vec<Arc<dyn LogFile>>,
     /// The partition directory, when a segment file was created since the last flush.
     pub dir: Option<PathBuf>,
@@ -131,6 +139,10 @@ pub struct PartitionLog {
     /// Files of rolled segments that the next flush must sync.
     pending_files: Vec<Arc<dyn LogFile>>,
     dir_sync_pending: bool,
+    /// Producer-state snapshots taken at rolls, for the next flush to write.
+    pending_snapshots: Vec<(i64, Vec<u8>)>,
+    /// The epoch cache changed since its checkpoint was last written.
+    epochs_dirty: bool,
     offline: bool,
     producers: ProducerState,
     /// Offsets below this were compacted by this process (the dirty ratio counts from
@@ -144,7 +156,7 @@ pub struct PartitionLog {
 pub fn partition_metadata(topic_id: Uuid) -> String {
     format!(
         "version: 0\ntopic_id: {}\n",
-        crate::metadata::schema::kafka_uuid_string(topic_id)
+        crate::ids::kafka_uuid_string(topic_id)
     )
 }
 
@@ -158,7 +170,7 @@ pub fn read_topic_id(fs: &dyn FileSystem, dir: &Path) -> Result<Option<Uuid>> {
     let id = text
         .lines()
         .find_map(|l| l.strip_prefix("topic_id:"))
-        .and_then(|v| crate::metadata::schema::parse_kafka_uuid(v.trim()));
+        .and_then(|v| crate::ids::parse_kafka_uuid(v.trim()));
     match id {
         Some(id) => Ok(Some(id)),
         None => Err(Error::ParseFile {
@@ -209,6 +221,8 @@ impl PartitionLog {
             recovery_point: 0,
             pending_files: Vec::new(),
             dir_sync_pending: false,
+            pending_snapshots: Vec::new(),
+            epochs_dirty: false,
             offline: false,
             producers: ProducerState::default(),
             first_dirty: 0,
@@ -225,8 +239,7 @@ impl PartitionLog {
         options: OpenOptions,
     ) -> Result<(PartitionLog, OpenReport)> {
         let mut report = OpenReport {
-            completed_swaps: cleaner::finish_interrupted(fs.as_ref(), dir, config.max_batch_bytes)
-                .map_err(io_err(dir))?,
+            completed_swaps: cleaner::finish_interrupted(fs.as_ref(), dir).map_err(io_err(dir))?,
             ..OpenReport::default()
         };
         let entries = fs.list_dir(dir).map_err(|source| Error::ReadDir {
@@ -252,50 +265,38 @@ impl PartitionLog {
         };
         let mut epochs_changed = false;
         let mut cut_at: Option<usize> = None;
-        // The end of the last recovered segment, if it was recovered (not trusted).
-        let mut recovered_end: Option<i64> = None;
+        // The end of the segment before and whether a gap after it is compaction's.
+        let mut previous: Option<(i64, bool)> = None;
         for (i, &base) in bases.iter().enumerate() {
-            // Below the recovery point every segment was durable; a gap there is one
-            // compaction left, not a lost tail.
-            if recovered_end.is_some_and(|end| end != base) && base > recovery_point {
-                // A directory fsync persists every entry it holds, including segments
-                // created after the flush that synced it, so after a power cut a later
-                // segment can exist while an earlier one lost its unsynced tail. Nothing
-                // in it was acknowledged (the durable offset passes a segment only after
-                // every earlier file is synced), and keeping it would leave a hole of
-                // offsets that never existed: drop it and everything after it.
-                warn!(
-                    dir = %dir.display(),
-                    base_offset = base,
-                    expected = recovered_end.unwrap_or_default(),
-                    "a segment starts past the end of the recovered one before it; dropping it and later segments"
-                );
-                cut_at = Some(i);
-                break;
+            if let Some((end, cleaned)) = previous {
+                if base < end || (base > end && !cleaned) {
+                    // A directory fsync persists every entry the directory holds, so
+                    // after a power cut a later segment can exist while an earlier one
+                    // lost its unsynced tail. Nothing in the lost part was acknowledged
+                    // (the durable offset passes a segment only after its file was
+                    // synced), and keeping the later segments would leave a hole of
+                    // offsets that never existed (or an overlap): drop them.
+                    warn!(
+                        dir = %dir.display(),
+                        base_offset = base,
+                        expected = end,
+                        "a segment does not start where the one before it ends; dropping it and later segments"
+                    );
+                    cut_at = Some(i);
+                    break;
+                }
             }
             let next_base = bases.get(i + 1).copied();
             let below_recovery_point =
                 next_base.is_some_and(|n| n <= recovery_point) || options.clean_shutdown;
-            let (mut segment, trusted) = if below_recovery_point {
-                Segment::open_trusted(fs.as_ref(), dir, base, config.max_batch_bytes)
-                    .map_err(io_err(dir))?
-            } else {
-                let (segment, _) =
-                    Segment::open_trusted(fs.as_ref(), dir, base, config.max_batch_bytes)
-                        .map_err(io_err(dir))?;
-                (segment, false)
-            };
-            if !trusted {
+            let (mut segment, opened_whole) =
+                Segment::open_trusted(fs.as_ref(), dir, base).map_err(io_err(dir))?;
+            if !(below_recovery_point && opened_whole) {
                 epochs_changed |= epochs.truncate_from_end(base);
                 let recovered = segment
-                    .recover(
-                        config.index_interval_bytes,
-                        config.max_batch_bytes,
-                        &mut |h| {
-                            epochs_changed |=
-                                epochs.assign(h.partition_leader_epoch, h.base_offset);
-                        },
-                    )
+                    .recover(config.index_interval_bytes, &mut |h| {
+                        epochs_changed |= epochs.assign(h.partition_leader_epoch, h.base_offset);
+                    })
                     .map_err(io_err(dir))?;
                 segment.sync_all().map_err(|source| Error::SyncFile {
                     path: dir.to_path_buf(),
@@ -305,42 +306,27 @@ impl PartitionLog {
                 report_recovery(dir, base, &recovered);
                 report.truncated_bytes += recovered.truncated_bytes;
                 if recovered.truncated_bytes > 0 {
+                    // A cut inside a segment: whatever follows cannot continue it.
                     segments.insert(base, segment);
                     cut_at = Some(i + 1);
                     break;
                 }
-                recovered_end = Some(segment.next_offset());
-            } else {
-                recovered_end = None;
             }
+            let cleaned = fs.exists(&cleaned_marker_path(dir, base));
+            previous = Some((segment.next_offset(), cleaned));
             segments.insert(base, segment);
         }
         if let Some(first_deleted) = cut_at {
             for &base in &bases[first_deleted..] {
                 warn!(dir = %dir.display(), base_offset = base, "deleting a segment after a truncated one");
-                for path in segment_paths(dir, base) {
-                    if fs.exists(&path) {
-                        fs.remove_file(&path).map_err(|source| Error::RemoveFile {
-                            path: path.clone(),
-                            source,
-                        })?;
-                    }
-                }
+                remove_segment(fs.as_ref(), dir, base)?;
                 report.deleted_segments += 1;
             }
-            fs.sync_dir(dir).map_err(|source| Error::SyncDir {
-                path: dir.to_path_buf(),
-                source,
-            })?;
         }
         if segments.is_empty() {
             let base = options.log_start_offset.unwrap_or(0).max(0);
             let segment = Segment::create(fs.as_ref(), dir, base).map_err(io_err(dir))?;
             segments.insert(base, segment);
-            fs.sync_dir(dir).map_err(|source| Error::SyncDir {
-                path: dir.to_path_buf(),
-                source,
-            })?;
         }
         let log_end = segments
             .values()
@@ -349,6 +335,13 @@ impl PartitionLog {
         epochs_changed |= epochs.truncate_from_end(log_end);
         if epochs_changed {
             epochs.persist()?;
+        }
+        if !options.clean_shutdown {
+            // Recovery may have removed temporary files, stale snapshots or segments.
+            fs.sync_dir(dir).map_err(|source| Error::SyncDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         }
         let first_base = segments.keys().next().copied().unwrap_or(0);
         let log_start_offset = options
@@ -370,6 +363,8 @@ impl PartitionLog {
             recovery_point: log_end,
             pending_files: Vec::new(),
             dir_sync_pending: false,
+            pending_snapshots: Vec::new(),
+            epochs_dirty: false,
             offline: false,
             producers: ProducerState::default(),
             first_dirty: 0,
@@ -408,7 +403,6 @@ impl PartitionLog {
             }
             warn!(path = %path.display(), "ignoring a damaged producer-state snapshot");
         }
-        let max_batch = self.config.max_batch_bytes;
         for segment in self.segments.values().filter(|s| s.next_offset() > from) {
             let plan = segment.read_plan(from);
             scan_batches(
@@ -416,7 +410,6 @@ impl PartitionLog {
                 plan.hint_pos,
                 plan.end_pos,
                 false,
-                max_batch,
                 &mut |_, header, _| {
                     if header.base_offset >= from && header.has_producer_id() {
                         loaded.record(header, header.base_offset, header.last_offset());
@@ -433,7 +426,7 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Writes the producer state as of the log end (at a roll or a clean close).
+    /// Writes the producer state as of the log end (at a clean close).
     fn snapshot_producers(&self) -> Result<()> {
         let path = self.dir.join(snapshot_name(self.log_end_offset()));
         write_atomic(self.fs.as_ref(), &path, &self.producers.encode())
@@ -469,14 +462,17 @@ impl PartitionLog {
         too_big || too_old || offsets_overflow
     }
 
+    /// Starts a new segment at the log end. Nothing is synced here: the old segment's
+    /// files, the new directory entry and the producer-state snapshot of this offset go
+    /// to the next flush.
     fn roll(&mut self) -> Result<()> {
-        self.snapshot_producers()?;
         let base = self.log_end_offset();
         let old_files = self.active().files();
         let segment =
             Segment::create(self.fs.as_ref(), &self.dir, base).map_err(io_err(&self.dir))?;
         self.pending_files.extend(old_files);
         self.dir_sync_pending = true;
+        self.pending_snapshots.push((base, self.producers.encode()));
         self.segments.insert(base, segment);
         Ok(())
     }
@@ -548,9 +544,7 @@ impl PartitionLog {
                 base_offset + i64::from(valid.offset_delta_of_max_timestamp),
             )
         };
-        if self.epochs.assign(leader_epoch, base_offset) {
-            self.epochs.persist()?;
-        }
+        self.epochs_dirty |= self.epochs.assign(leader_epoch, base_offset);
         let meta = AppendMeta {
             base_offset,
             next_offset: base_offset + count,
@@ -652,6 +646,11 @@ impl PartitionLog {
         retention_ms: i64,
         retention_bytes: i64,
     ) -> Result<RetentionReport> {
+        if self.offline {
+            return Err(Error::LogOffline {
+                partition: self.dir.display().to_string(),
+            });
+        }
         let mut report = RetentionReport {
             log_start_offset: self.log_start_offset,
             ..RetentionReport::default()
@@ -676,16 +675,7 @@ impl PartitionLog {
             let base = first.base_offset();
             let removed_bytes = first.size();
             self.segments.remove(&base);
-            for path in segment_paths(&self.dir, base) {
-                if self.fs.exists(&path) {
-                    self.fs
-                        .remove_file(&path)
-                        .map_err(|source| Error::RemoveFile {
-                            path: path.clone(),
-                            source,
-                        })?;
-                }
-            }
+            remove_segment(self.fs.as_ref(), &self.dir, base)?;
             size -= removed_bytes;
             report.segments_deleted += 1;
             report.bytes_deleted += removed_bytes;
@@ -694,9 +684,7 @@ impl PartitionLog {
             let first_base = self.segments.keys().next().copied().unwrap_or(0);
             self.log_start_offset = self.log_start_offset.max(first_base);
             self.delete_snapshots_below(self.log_start_offset)?;
-            if self.epochs.truncate_from_start(self.log_start_offset) {
-                self.epochs.persist()?;
-            }
+            self.epochs_dirty |= self.epochs.truncate_from_start(self.log_start_offset);
             report.log_start_offset = self.log_start_offset;
             info!(
                 dir = %self.dir.display(),
@@ -779,7 +767,6 @@ impl PartitionLog {
             dir: self.dir.clone(),
             groups,
             end: inputs.last().map_or(0, |(_, next)| *next),
-            max_batch: self.config.max_batch_bytes,
             index_interval: self.config.index_interval_bytes,
         })
     }
@@ -794,6 +781,13 @@ impl PartitionLog {
         report: &cleaner::CleanReport,
         delete_retention_ms: i64,
     ) -> Result<()> {
+        if self.offline {
+            // The replica was deleted (or failed) while the pass ran: its directory may
+            // now belong to a new incarnation of the topic, which must not get these.
+            return Err(Error::LogOffline {
+                partition: self.dir.display().to_string(),
+            });
+        }
         let active = self.active().base_offset();
         let fs = self.fs.clone();
         let dir = self.dir.clone();
@@ -814,7 +808,7 @@ impl PartitionLog {
             }
             for base in &output.replaces {
                 self.segments.remove(base);
-                cleaner::remove_segment_files(fs.as_ref(), &dir, *base).map_err(io)?;
+                remove_segment_files(fs.as_ref(), &dir, *base).map_err(io)?;
             }
             if output.empty {
                 fs.sync_dir(&dir).map_err(io)?;
@@ -822,15 +816,10 @@ impl PartitionLog {
             }
             cleaner::finish_swap(fs.as_ref(), &dir, output.base).map_err(io)?;
             let (mut segment, trusted) =
-                Segment::open_trusted(fs.as_ref(), &dir, output.base, self.config.max_batch_bytes)
-                    .map_err(io)?;
+                Segment::open_trusted(fs.as_ref(), &dir, output.base).map_err(io)?;
             if !trusted {
                 segment
-                    .recover(
-                        self.config.index_interval_bytes,
-                        self.config.max_batch_bytes,
-                        &mut |_| {},
-                    )
+                    .recover(self.config.index_interval_bytes, &mut |_| {})
                     .map_err(io)?;
             }
             self.segments.insert(output.base, segment);
@@ -853,13 +842,16 @@ impl PartitionLog {
     /// at most the high watermark: offsets below it are no longer served, whole segments
     /// below it are deleted, and epochs and producers wholly below it are forgotten.
     pub fn advance_log_start(&mut self, offset: i64) -> Result<i64> {
+        if self.offline {
+            return Err(Error::LogOffline {
+                partition: self.dir.display().to_string(),
+            });
+        }
         if offset <= self.log_start_offset {
             return Ok(self.log_start_offset);
         }
         self.log_start_offset = offset.min(self.log_end_offset());
-        if self.epochs.truncate_from_start(self.log_start_offset) {
-            self.epochs.persist()?;
-        }
+        self.epochs_dirty |= self.epochs.truncate_from_start(self.log_start_offset);
         self.producers.remove_below(self.log_start_offset);
         self.apply_retention(0, -1, -1)?;
         self.delete_snapshots_below(self.log_start_offset)?;
@@ -878,7 +870,7 @@ impl PartitionLog {
             .into_owned();
         name.push_str(&format!(
             ".{}-delete",
-            crate::metadata::schema::kafka_uuid_string(self.topic_id)
+            crate::ids::kafka_uuid_string(self.topic_id)
         ));
         let aside = self.dir.with_file_name(name);
         self.fs
@@ -900,7 +892,8 @@ impl PartitionLog {
     }
 
     /// Deletes producer-state snapshots older than `offset` (their segments are gone).
-    fn delete_snapshots_below(&self, offset: i64) -> Result<()> {
+    fn delete_snapshots_below(&mut self, offset: i64) -> Result<()> {
+        self.pending_snapshots.retain(|(o, _)| *o >= offset);
         let entries = self
             .fs
             .list_dir(&self.dir)
@@ -927,14 +920,26 @@ impl PartitionLog {
             return None;
         }
         let target = self.log_end_offset();
-        if target == self.durable_offset && self.pending_files.is_empty() && !self.dir_sync_pending
+        if target == self.durable_offset
+            && self.pending_files.is_empty()
+            && !self.dir_sync_pending
+            && self.pending_snapshots.is_empty()
+            && !self.epochs_dirty
         {
             return None;
+        }
+        let mut writes: Vec<(PathBuf, Vec<u8>)> = std::mem::take(&mut self.pending_snapshots)
+            .into_iter()
+            .map(|(offset, bytes)| (self.dir.join(snapshot_name(offset)), bytes))
+            .collect();
+        if std::mem::take(&mut self.epochs_dirty) {
+            writes.push((self.epochs.path().to_path_buf(), self.epochs.encode()));
         }
         let mut files = std::mem::take(&mut self.pending_files);
         files.push(self.active().log_file().clone());
         let dir = std::mem::take(&mut self.dir_sync_pending).then(|| self.dir.clone());
         Some(FlushTicket {
+            writes,
             files,
             dir,
             partition_dir: self.dir.clone(),
@@ -957,6 +962,10 @@ impl PartitionLog {
     /// producer-state snapshot at the log end so the next start replays nothing.
     pub fn close(&mut self) -> Result<()> {
         self.snapshot_producers()?;
+        if std::mem::take(&mut self.epochs_dirty) {
+            self.epochs.persist()?;
+        }
+        self.pending_snapshots.clear();
         for segment in self.segments.values() {
             segment.sync_all().map_err(|source| Error::SyncFile {
                 path: self.dir.clone(),
@@ -1037,6 +1046,14 @@ impl PartitionLog {
     }
 }
 
+/// Removes a segment's files (and its cleaned marker).
+fn remove_segment(fs: &dyn FileSystem, dir: &Path, base: i64) -> Result<()> {
+    remove_segment_files(fs, dir, base).map_err(|source| Error::RemoveFile {
+        path: dir.join(super::segment::file_name(base, super::segment::LOG_SUFFIX)),
+        source,
+    })
+}
+
 fn report_recovery(dir: &Path, base: i64, report: &RecoveryReport) {
     if report.truncated_bytes > 0 {
         warn!(
@@ -1073,7 +1090,6 @@ mod tests {
             segment_bytes: 1024,
             segment_ms: i64::MAX,
             index_interval_bytes: 256,
-            max_batch_bytes: 1 << 20,
             decompression_budget: 1 << 20,
         }
     }
@@ -1099,6 +1115,9 @@ mod tests {
 
     fn flush(log: &mut PartitionLog, fs: &dyn FileSystem) {
         if let Some(ticket) = log.take_flush() {
+            for (file, contents) in &ticket.writes {
+                write_atomic(fs, file, contents).unwrap();
+            }
             for f in &ticket.files {
                 f.sync_data().unwrap();
             }
@@ -1146,15 +1165,91 @@ mod tests {
         let id = Uuid::new_v4();
         let mut log = PartitionLog::create(fs.clone(), &path, id, config()).unwrap();
         for i in 0..30 {
-            append(&mut log, format!("v{i}").as_bytes());
+            append(&mut log, format!("v{i}-{}", "x".repeat(150)).as_bytes());
         }
+        let bases: Vec<i64> = log.segments.keys().copied().collect();
+        assert!(bases.len() >= 4, "small segments roll");
+        flush(&mut log, fs.as_ref());
         drop(log);
-        let (log, report) =
-            PartitionLog::open(fs, &path, id, config(), OpenOptions::default()).unwrap();
-        assert_eq!(log.log_end_offset(), 60);
-        assert_eq!(report.recovered_segments, report.segments);
+        // Segments wholly below the recovery point are trusted, the rest recovered.
+        let recovery_point = bases[2];
+        let (log, report) = PartitionLog::open(
+            fs,
+            &path,
+            id,
+            config(),
+            OpenOptions {
+                clean_shutdown: false,
+                recovery_point: Some(recovery_point),
+                log_start_offset: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(report.segments, bases.len());
+        assert_eq!(
+            report.recovered_segments,
+            bases.len() - 2,
+            "only the segments from the recovery point on are scanned"
+        );
         assert_eq!(report.truncated_bytes, 0);
+        assert_eq!(log.log_end_offset(), 60);
         assert_eq!(log.latest_epoch(), Some(3));
+        for offset in [0, recovery_point, 59] {
+            let plan = log.read_plan(offset).unwrap().unwrap();
+            let read = read_batches(&plan, offset, 1 << 20, true, 60).unwrap();
+            let first = BatchHeader::parse(&read.bytes).unwrap();
+            assert!(first.base_offset <= offset && offset <= first.last_offset());
+        }
+    }
+
+    #[test]
+    fn a_segment_roll_syncs_nothing_and_the_next_flush_writes_its_snapshot() {
+        let sim = SimFs::new();
+        let root = PathBuf::from("/data");
+        sim.create_dir_all(&root).unwrap();
+        sim.sync_dir(Path::new("/")).unwrap();
+        let fs: Arc<dyn FileSystem> = Arc::new(sim.clone());
+        let path = root.join("t-0");
+        let mut log = PartitionLog::create(fs.clone(), &path, Uuid::new_v4(), config()).unwrap();
+        let before = sim.stats();
+        for i in 0..12 {
+            append(
+                &mut log,
+                format!("value-{i:03}-{}", "x".repeat(100)).as_bytes(),
+            );
+        }
+        assert!(log.segment_count() > 1, "rolled");
+        let during = sim.stats();
+        assert_eq!(
+            (during.file_syncs, during.dir_syncs),
+            (before.file_syncs, before.dir_syncs),
+            "appends and rolls never fsync: that is the flusher's work"
+        );
+        let snapshots = |fs: &dyn FileSystem| {
+            fs.list_dir(&path)
+                .unwrap()
+                .iter()
+                .filter(|e| parse_snapshot_name(&e.name).is_some())
+                .count()
+        };
+        assert_eq!(snapshots(fs.as_ref()), 0);
+        let ticket = log.take_flush().unwrap();
+        assert!(
+            !ticket.writes.is_empty(),
+            "the roll's snapshot and epochs ride the flush"
+        );
+        for (file, contents) in &ticket.writes {
+            write_atomic(fs.as_ref(), file, contents).unwrap();
+        }
+        for f in &ticket.files {
+            f.sync_data().unwrap();
+        }
+        if let Some(dir) = &ticket.dir {
+            fs.sync_dir(dir).unwrap();
+        }
+        log.finish_flush(&ticket, true);
+        assert_eq!(snapshots(fs.as_ref()), log.segment_count() - 1);
+        assert!(fs.exists(&path.join(super::super::epochs::FILE_NAME)));
     }
 
     #[test]

@@ -18,6 +18,9 @@ use crate::records::walk::for_each_record;
 pub const LOG_SUFFIX: &str = ".log";
 pub const INDEX_SUFFIX: &str = ".index";
 pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
+/// An empty file beside a segment the cleaner wrote: the segment may end before the next
+/// one starts (compaction removed the records between), which is not a lost tail.
+pub const CLEANED_SUFFIX: &str = ".cleaned";
 
 /// Bytes read at a time when scanning a segment.
 const SCAN_CHUNK: usize = 1 << 20;
@@ -51,12 +54,15 @@ pub enum ScanEnd {
 pub type BatchVisitor<'a> = dyn FnMut(u64, &BatchHeader, &[u8]) -> io::Result<bool> + 'a;
 
 /// Visits the batches of `file` in `[from, end)`, reading a chunk at a time.
+///
+/// A batch is bounded only by the bytes the range holds: a batch that declares more
+/// than that is torn or corrupt. Never by a request-size setting, which can be lowered
+/// after bigger batches were stored.
 pub fn scan_batches(
     file: &dyn LogFile,
     from: u64,
     end: u64,
     check_crc: bool,
-    max_batch: usize,
     visit: &mut BatchVisitor<'_>,
 ) -> io::Result<ScanEnd> {
     let mut pos = from;
@@ -71,12 +77,6 @@ pub fn scan_batches(
         match inspect(avail, check_crc, 0) {
             Step::Batch { header, .. } => {
                 let size = header.total_size();
-                if size > max_batch {
-                    return Ok(ScanEnd::Invalid {
-                        pos,
-                        reason: "batch larger than any batch the broker accepts",
-                    });
-                }
                 if !visit(pos, &header, &avail[..size])? {
                     return Ok(ScanEnd::Stopped { pos });
                 }
@@ -85,10 +85,10 @@ pub fn scan_batches(
             Step::Incomplete { .. } => {
                 let buffered_end = buf_start + buf.len() as u64;
                 let need = BatchHeader::parse(avail).map_or(HEADER_LEN, |h| h.total_size());
-                if need > max_batch {
+                if need as u64 > end - pos {
                     return Ok(ScanEnd::Invalid {
                         pos,
-                        reason: "batch length larger than any batch the broker accepts",
+                        reason: "incomplete batch at the end of the segment",
                     });
                 }
                 if buffered_end >= end || (buf_start == pos && buf.len() >= need) {
@@ -169,6 +169,23 @@ pub fn segment_paths(dir: &Path, base_offset: i64) -> [PathBuf; 3] {
     ]
 }
 
+/// The cleaned marker of the segment at `base_offset`.
+pub fn cleaned_marker_path(dir: &Path, base_offset: i64) -> PathBuf {
+    dir.join(file_name(base_offset, CLEANED_SUFFIX))
+}
+
+/// Removes a segment's files and its cleaned marker, whichever exist. The marker goes
+/// too, so that a later segment with the same base is never taken for a cleaned one.
+pub fn remove_segment_files(fs: &dyn FileSystem, dir: &Path, base_offset: i64) -> io::Result<()> {
+    let [log, index, time] = segment_paths(dir, base_offset);
+    for path in [log, index, time, cleaned_marker_path(dir, base_offset)] {
+        if fs.exists(&path) {
+            fs.remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
 impl Segment {
     /// Creates an empty segment at `base_offset`. Its directory entries become durable
     /// when the flusher next syncs the partition directory.
@@ -202,7 +219,6 @@ impl Segment {
         fs: &dyn FileSystem,
         dir: &Path,
         base_offset: i64,
-        max_batch: usize,
     ) -> io::Result<(Segment, bool)> {
         let [log_path, index_path, time_path] = segment_paths(dir, base_offset);
         let log = fs.open(&log_path, OpenMode::Existing)?;
@@ -237,7 +253,6 @@ impl Segment {
             from,
             size,
             true,
-            max_batch,
             &mut |_, header, _| {
                 next = header.next_offset();
                 if header.max_timestamp > max.0 {
@@ -253,7 +268,7 @@ impl Segment {
         segment.next_offset = next;
         (segment.max_timestamp, segment.offset_of_max_timestamp) = max;
         if size > 0 {
-            segment.first_batch_timestamp = Some(first_ts_of(&segment, max_batch)?);
+            segment.first_batch_timestamp = Some(first_ts_of(&segment)?);
         }
         Ok((segment, true))
     }
@@ -263,7 +278,6 @@ impl Segment {
     pub fn recover(
         &mut self,
         index_interval: u64,
-        max_batch: usize,
         on_batch: &mut dyn FnMut(&BatchHeader),
     ) -> io::Result<RecoveryReport> {
         self.index.reset()?;
@@ -279,7 +293,6 @@ impl Segment {
             0,
             file_len,
             true,
-            max_batch,
             &mut |pos, header, _| {
                 if header.base_offset < expected {
                     return Ok(false);
@@ -373,7 +386,7 @@ impl Segment {
     }
 
     /// Cuts the segment so that `offset` is its next offset. Returns the bytes removed.
-    pub fn truncate_to(&mut self, offset: i64, max_batch: usize) -> io::Result<u64> {
+    pub fn truncate_to(&mut self, offset: i64) -> io::Result<u64> {
         if offset >= self.next_offset {
             return Ok(0);
         }
@@ -384,7 +397,6 @@ impl Segment {
             hint,
             self.size,
             false,
-            max_batch,
             &mut |pos, header, _| {
                 if header.base_offset >= offset {
                     cut = pos;
@@ -496,14 +508,13 @@ impl Default for AppendState {
     }
 }
 
-fn first_ts_of(segment: &Segment, max_batch: usize) -> io::Result<i64> {
+fn first_ts_of(segment: &Segment) -> io::Result<i64> {
     let mut first = -1;
     scan_batches(
         segment.log.as_ref(),
         0,
         segment.size,
         false,
-        max_batch,
         &mut |_, header, _| {
             first = header.max_timestamp;
             Ok(false)
@@ -604,7 +615,6 @@ pub fn find_by_timestamp(
     from_offset: i64,
     timestamp: i64,
     high_watermark: i64,
-    max_batch: usize,
     budget: usize,
 ) -> io::Result<Option<(i64, i64)>> {
     let mut found = None;
@@ -613,7 +623,6 @@ pub fn find_by_timestamp(
         plan.hint_pos,
         plan.end_pos,
         false,
-        max_batch,
         &mut |_, header, bytes| {
             if header.next_offset() <= from_offset {
                 return Ok(true);
@@ -728,9 +737,9 @@ mod tests {
         bytes.extend_from_slice(&[7u8; 40]);
         std::fs::write(&log_path, &bytes).unwrap();
 
-        let (mut seg, trusted) = Segment::open_trusted(&RealFs, dir.path(), 0, 1 << 20).unwrap();
+        let (mut seg, trusted) = Segment::open_trusted(&RealFs, dir.path(), 0).unwrap();
         assert!(!trusted, "the torn tail must be noticed");
-        let report = seg.recover(100, 1 << 20, &mut |_| {}).unwrap();
+        let report = seg.recover(100, &mut |_| {}).unwrap();
         assert_eq!(report.batches, 10);
         assert_eq!(report.truncated_bytes, 40);
         assert_eq!(seg.size(), good);
@@ -745,7 +754,7 @@ mod tests {
         let seg = filled(dir.path(), 10);
         let next = seg.next_offset();
         drop(seg);
-        let (seg, trusted) = Segment::open_trusted(&RealFs, dir.path(), 0, 1 << 20).unwrap();
+        let (seg, trusted) = Segment::open_trusted(&RealFs, dir.path(), 0).unwrap();
         assert!(trusted);
         assert_eq!(seg.next_offset(), next);
         assert_eq!(seg.max_timestamp(), 1009);
@@ -756,7 +765,7 @@ mod tests {
     fn truncation_removes_whole_batches_from_the_offset() {
         let dir = tempfile::tempdir().unwrap();
         let mut seg = filled(dir.path(), 10);
-        let removed = seg.truncate_to(6, 1 << 20).unwrap();
+        let removed = seg.truncate_to(6).unwrap();
         assert!(removed > 0);
         assert_eq!(seg.next_offset(), 6);
         let read = read_batches(&seg.read_plan(0), 0, 1 << 20, true, 100).unwrap();
@@ -769,10 +778,10 @@ mod tests {
         let seg = filled(dir.path(), 10);
         let from = seg.time_lookup(1004);
         let plan = seg.read_plan(from);
-        let hit = find_by_timestamp(&plan, from, 1004, 20, 1 << 20, 1 << 20).unwrap();
+        let hit = find_by_timestamp(&plan, from, 1004, 20, 1 << 20).unwrap();
         assert_eq!(hit, Some((8, 1004)));
         assert_eq!(
-            find_by_timestamp(&plan, from, 5000, 20, 1 << 20, 1 << 20).unwrap(),
+            find_by_timestamp(&plan, from, 5000, 20, 1 << 20).unwrap(),
             None
         );
     }

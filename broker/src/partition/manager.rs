@@ -56,6 +56,9 @@ pub struct ReplicaManager {
     first_image_applied: std::sync::atomic::AtomicBool,
     /// Partitions whose log could not be opened or created.
     failed: RwLock<HashSet<(String, i32)>>,
+    /// Directories found at start that failed to open: their checkpoint entries are
+    /// carried over until they open.
+    failed_local: Mutex<HashMap<(String, i32), LocalLog>>,
     pub recovery: RecoveryStats,
     pub cleaner: CleanerStats,
 }
@@ -76,6 +79,7 @@ impl ReplicaManager {
             local: Mutex::new(local),
             first_image_applied: std::sync::atomic::AtomicBool::new(false),
             failed: RwLock::new(HashSet::new()),
+            failed_local: Mutex::new(HashMap::new()),
             recovery: RecoveryStats::default(),
             cleaner: CleanerStats::default(),
         })
@@ -205,7 +209,20 @@ impl ReplicaManager {
                 .ok()
                 .flatten();
             if found == Some(topic.id) {
-                let (log, report) = self.logs.open_log(&local, topic.id, log_config)?;
+                let (log, report) = match self.logs.open_log(&local, topic.id, log_config) {
+                    Ok(opened) => opened,
+                    Err(err) => {
+                        self.failed_local
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert((name.to_string(), index), local);
+                        return Err(err);
+                    }
+                };
+                self.failed_local
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&(name.to_string(), index));
                 self.recovery.logs_opened.fetch_add(1, Ordering::Relaxed);
                 self.recovery
                     .segments_recovered
@@ -246,12 +263,27 @@ impl ReplicaManager {
                     dir,
                     topic: p.topic.to_string(),
                     partition: p.index,
+                    topic_id: p.topic_id(),
                     recovery_point,
                     log_start_offset,
                 }
             })
             .collect();
-        self.logs.write_checkpoints(&entries)
+        let mut unopened: Vec<LocalLog> = self
+            .local
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        unopened.extend(
+            self.failed_local
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned(),
+        );
+        self.logs.write_checkpoints(&entries, &unopened)
     }
 
     /// Syncs every log, writes checkpoints and the clean-shutdown marker. The marker is
@@ -399,6 +431,7 @@ impl ReplicaManager {
                 topic_gone || unassigned
             })
             .collect();
+        let mut removed = false;
         for partition in stale {
             {
                 let mut partitions = self.partitions.write().unwrap_or_else(|e| e.into_inner());
@@ -412,6 +445,14 @@ impl ReplicaManager {
             if let Err(err) = partition.delete() {
                 error!(partition = %format!("{}-{}", partition.topic, partition.index), error = %err, "failed to delete a removed partition's data");
             }
+            removed = true;
+        }
+        // Checkpoints follow deletion (as Kafka's do): no entry of a deleted log stays
+        // behind for a later log of the same name (entries also carry the topic id).
+        if removed {
+            if let Err(err) = self.write_checkpoints() {
+                error!(error = %err, "failed to write checkpoints after deleting partitions");
+            }
         }
     }
 }
@@ -419,6 +460,13 @@ impl ReplicaManager {
 #[async_trait]
 impl ImageListener for ReplicaManager {
     async fn on_image(&self, old: &MetadataImage, new: &MetadataImage) {
+        // Opening, recovering and deleting logs is disk work: keep it off the workers.
+        crate::blocking::run(|| self.apply_image(old, new));
+    }
+}
+
+impl ReplicaManager {
+    fn apply_image(&self, old: &MetadataImage, new: &MetadataImage) {
         self.remove_stale(new);
         let me = self.broker.broker_id;
         let configs_unchanged = old.broker_configs == new.broker_configs;

@@ -311,23 +311,28 @@ impl Partition {
             ));
         }
         let mut log = lock(&self.log);
-        let info = log
-            .append_as_leader(
-                records,
-                &valid,
-                state.leader_epoch,
-                now_ms,
-                config.log_append_time,
-            )
-            .map_err(|err| match err {
-                AppendError::Sequence(SequenceError::OutOfOrder(m)) => {
-                    ReplicaError::OutOfOrderSequence(m)
-                }
-                AppendError::Sequence(SequenceError::InvalidEpoch(m)) => {
-                    ReplicaError::InvalidProducerEpoch(m)
-                }
-                AppendError::Storage(_) => ReplicaError::Storage,
-            })?;
+        let appended = log.append_as_leader(
+            records,
+            &valid,
+            state.leader_epoch,
+            now_ms,
+            config.log_append_time,
+        );
+        let info = match appended {
+            Ok(info) => info,
+            Err(AppendError::Sequence(SequenceError::OutOfOrder(m))) => {
+                return Err(ReplicaError::OutOfOrderSequence(m))
+            }
+            Err(AppendError::Sequence(SequenceError::InvalidEpoch(m))) => {
+                return Err(ReplicaError::InvalidProducerEpoch(m))
+            }
+            Err(AppendError::Storage(err)) => {
+                drop(log);
+                tracing::error!(partition = %self.describe(), error = %err, "append failed; the log is offline");
+                self.went_offline();
+                return Err(ReplicaError::Storage);
+            }
+        };
         if info.duplicate {
             // A retry: nothing was written; the caller waits for the original's offsets.
             return Ok(Appended {
@@ -427,6 +432,12 @@ impl Partition {
         }
         self.leader_epoch_check(&state, current_leader_epoch)?;
         Ok(state)
+    }
+
+    /// Publishes that the log went offline: every waiter (acks, long polls, the group
+    /// coordinator's writes) wakes and fails with a storage error.
+    fn went_offline(&self) {
+        self.offsets.send_modify(|o| o.offline = true);
     }
 
     /// The log, unless an I/O error took it offline.
@@ -529,7 +540,6 @@ impl Partition {
                         from,
                         ts,
                         high_watermark,
-                        config.max_batch_bytes,
                         config.decompression_budget,
                     )
                     .map_err(|_| ReplicaError::Storage)?;
@@ -565,7 +575,19 @@ impl Partition {
             return Ok(());
         }
         let mut log = lock(&self.log);
-        let report = log.apply_retention(now_ms, config.retention_ms, config.retention_bytes)?;
+        if log.is_offline() {
+            return Ok(());
+        }
+        let report = match log.apply_retention(now_ms, config.retention_ms, config.retention_bytes)
+        {
+            Ok(report) => report,
+            Err(err) => {
+                log.set_offline();
+                drop(log);
+                self.went_offline();
+                return Err(err);
+            }
+        };
         drop(log);
         if report.segments_deleted > 0 {
             self.offsets
@@ -613,7 +635,7 @@ impl Partition {
             // completes the swap.
             log.set_offline();
             drop(log);
-            self.offsets.send_modify(|o| o.offline = true);
+            self.went_offline();
             return Err(err);
         }
         Ok(Some(report))
@@ -629,10 +651,16 @@ impl Partition {
             return Err(ReplicaError::OffsetOutOfRange);
         }
         let mut log = self.online_log()?;
-        let start = log.advance_log_start(target).map_err(|_| {
-            log.set_offline();
-            ReplicaError::Storage
-        })?;
+        let start = match log.advance_log_start(target) {
+            Ok(start) => start,
+            Err(err) => {
+                log.set_offline();
+                drop(log);
+                tracing::error!(partition = %self.describe(), error = %err, "moving the log start failed; the log is offline");
+                self.went_offline();
+                return Err(ReplicaError::Storage);
+            }
+        };
         drop(log);
         self.offsets.send_modify(|o| o.log_start = start);
         Ok(start)

@@ -243,6 +243,35 @@ impl Client {
     }
 
     /// Reads every record from `offset` up to the high watermark.
+    /// DeleteRecords (v2) on one partition: (error code, low watermark).
+    pub async fn delete_records(&mut self, topic: &str, partition: i32, offset: i64) -> (i16, i64) {
+        use proto_kafka::messages::delete_records_request::{
+            DeleteRecordsPartition, DeleteRecordsTopic,
+        };
+        let request = DeleteRecordsRequest::default()
+            .with_topics(vec![DeleteRecordsTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(vec![DeleteRecordsPartition::default()
+                    .with_partition_index(partition)
+                    .with_offset(offset)])])
+            .with_timeout_ms(10_000);
+        let r: DeleteRecordsResponse = self.call(ApiKey::DeleteRecords, 2, &request).await;
+        let p = &r.topics[0].partitions[0];
+        (p.error_code, p.low_watermark)
+    }
+
+    /// DeleteTopics (v6) by name: the topic's error code.
+    pub async fn delete_topic(&mut self, name: &str) -> i16 {
+        use proto_kafka::messages::delete_topics_request::DeleteTopicState;
+        let request = DeleteTopicsRequest::default()
+            .with_topics(vec![
+                DeleteTopicState::default().with_name(Some(topic_name(name)))
+            ])
+            .with_timeout_ms(10_000);
+        let r: DeleteTopicsResponse = self.call(ApiKey::DeleteTopics, 6, &request).await;
+        r.responses[0].error_code
+    }
+
     pub async fn read_all(&mut self, topic: &str, partition: i32, from: i64) -> Vec<(i64, Bytes)> {
         let mut out = Vec::new();
         let mut offset = from;
