@@ -386,3 +386,158 @@ async fn hostile_inputs_get_errors_or_closed_connections_and_the_broker_stays_he
         .unwrap()
         .success());
 }
+
+/// Times one produce and one fetch of the good client.
+async fn good_client_latency(good: &mut Client, round: usize) -> Duration {
+    let started = std::time::Instant::now();
+    assert_good_client_works(good, round).await;
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_stalling_inside_frames_never_stall_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    // The reproduction: a 2 MiB budget, frames up to 1 MiB.
+    let broker = Process::start(
+        &dir.path().join("data"),
+        &[
+            "--queued.max.request.bytes=2097152",
+            "--socket.request.max.bytes=1048576",
+            "--message.max.bytes=1000000",
+            "--socket.request.read.timeout.ms=3000",
+        ],
+    )
+    .await;
+    let addr = broker.kafka;
+    let mut good = Client::connect(addr).await;
+    assert_eq!(good.create_topic(TOPIC, 1).await, 0);
+    assert_good_client_works(&mut good, 0).await;
+    let rss_start = broker.rss_kib();
+
+    // Four clients each send 750 KB of a 1 MB frame and stop: more than the budget.
+    let mut attackers = Vec::new();
+    for _ in 0..4 {
+        let mut c = Client::connect(addr).await;
+        c.send_raw(&with_len(1 << 20, &vec![0u8; 750_000]))
+            .await
+            .unwrap();
+        attackers.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut worst = Duration::ZERO;
+    for round in 1..=5 {
+        worst = worst.max(good_client_latency(&mut good, round).await);
+    }
+    println!("good client's slowest produce+fetch during the attack: {worst:?}");
+    assert!(
+        worst < Duration::from_secs(1),
+        "another client waited {worst:?} while frames stalled"
+    );
+    // A medium frame needs the budget: it is served once the stalled frames time out.
+    let big = vec![b'm'; 200_000];
+    let started = std::time::Instant::now();
+    let r = good
+        .produce(TOPIC, 0, batch(&[&big], Compression::None), 1)
+        .await;
+    assert_eq!(r.error_code, 0);
+    println!(
+        "a 200 KB produce waited {:?} for the stalled frames to time out",
+        started.elapsed()
+    );
+    for c in &mut attackers {
+        assert!(
+            c.is_closed_within(Duration::from_secs(10)).await,
+            "a client stalled inside a frame was not disconnected"
+        );
+    }
+    let text = metrics(broker.http).await;
+    assert!(
+        metric(
+            &text,
+            "runnel_rejected_frames_total{reason=\"stalled_frame\"}"
+        ) >= 4.0,
+        "stalled frames were not counted"
+    );
+    let rss_end = broker.rss_kib();
+    println!("broker RSS {rss_start} KiB before the attack, {rss_end} KiB after");
+    assert!(
+        rss_end < rss_start + 32 * 1024,
+        "RSS grew from {rss_start} to {rss_end} KiB"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_never_read_their_responses_never_stall_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Process::start(
+        &dir.path().join("data"),
+        &[
+            "--socket.write.timeout.ms=3000",
+            "--fetch.max.bytes=4194304",
+        ],
+    )
+    .await;
+    let addr = broker.kafka;
+    let mut good = Client::connect(addr).await;
+    assert_eq!(good.create_topic(TOPIC, 1).await, 0);
+    // 8 MB of records to fetch.
+    let value = vec![b'r'; 100_000];
+    for _ in 0..80 {
+        let r = good
+            .produce(TOPIC, 0, batch(&[&value], Compression::None), 1)
+            .await;
+        assert_eq!(r.error_code, 0);
+    }
+    let rss_start = broker.rss_kib();
+
+    // Eight clients pipeline fetches asking for 50 MB each and never read.
+    let mut readers = Vec::new();
+    for _ in 0..8 {
+        let mut c = Client::connect(addr).await;
+        let mut request = Client::fetch_request(TOPIC, 0, 0, 0);
+        request.max_bytes = 50 << 20;
+        for p in &mut request.topics[0].partitions {
+            p.partition_max_bytes = 50 << 20;
+        }
+        for _ in 0..20 {
+            let (_, frame) = c.frame(ApiKey::Fetch, 12, &request);
+            c.send_raw(&frame).await.unwrap();
+        }
+        readers.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut worst = Duration::ZERO;
+    for round in 1..=5 {
+        worst = worst.max(good_client_latency(&mut good, round).await);
+    }
+    println!("good client's slowest produce+fetch while 8 clients do not read: {worst:?}");
+    assert!(
+        worst < Duration::from_secs(1),
+        "another client waited {worst:?}"
+    );
+    let rss_during = broker.rss_kib();
+    // fetch.max.bytes (4 MiB) per connection, one fetch at a time, plus socket buffers.
+    println!("broker RSS {rss_start} KiB before, {rss_during} KiB while they do not read");
+    assert!(
+        rss_during < rss_start + 64 * 1024,
+        "RSS grew from {rss_start} to {rss_during} KiB"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for c in &mut readers {
+        // Whatever was written before the timeout is in the socket; then the broker closes.
+        let mut buf = vec![0u8; 1 << 20];
+        let closed = tokio::time::timeout(Duration::from_secs(10), async {
+            use tokio::io::AsyncReadExt;
+            loop {
+                match c.stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return true,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .unwrap_or(false);
+        assert!(closed, "a client that does not read was not disconnected");
+    }
+    assert_good_client_works(&mut good, 10).await;
+}

@@ -82,10 +82,11 @@ pub async fn handle(ctx: &Context, request: FetchRequest, version: i16) -> Fetch
     }
     let read_committed = request.isolation_level == 1;
     let min_bytes = request.min_bytes.max(0) as usize;
+    // The broker's fetch.max.bytes caps what a client may ask for (Kafka's rule).
     let max_bytes = if request.max_bytes <= 0 {
         0
     } else {
-        request.max_bytes as usize
+        (request.max_bytes as usize).min(ctx.config.fetch_max_bytes)
     };
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let mut shutdown = ctx.shutdown.clone();
