@@ -1,46 +1,76 @@
-"""The test bed's kubelet and scheduler: registers one Node, binds pending pods to it and
-runs their containers as local processes.
+"""The test bed's kubelets and scheduler: registers N Nodes in zones, binds pending pods
+to them and runs their containers as local processes.
 
-Each pod gets its own loopback address (127.0.0.N) and a mount namespace in which its
-volumes (configMap, secret, emptyDir, projected service-account token / root CA /
-downward API, and PVCs bound to host-directory PVs) are bind-mounted where the pod
-expects them. Images map to local programs (IMAGES). The runner writes phase, podIP,
-conditions and container statuses, runs httpGet probes, restarts containers with
-backoff, and on deletion sends SIGTERM, waits the grace period, sends SIGKILL and removes
-the pod object. It also keeps the network namespace's hosts file mapping pod FQDNs and
-Service names to pod addresses, since there is no cluster DNS.
+Nodes: `testbed-node-<i>` in zone `zone-a`, `zone-b`, `zone-c` (round robin), each with
+an InternalIP 10.240.0.(10+i), a podCIDR 10.244.<i>.0/24, a Ready condition and a Lease
+renewed every 10 s. All of them are this one process, and all pods share the test bed's
+network namespace: a node is a name, a zone label and an address range, not an isolation
+boundary.
+
+Pods: scheduler.py picks the node; podspec.py refuses or reports what is not
+implemented. Each pod gets an address from its node's range, its own HOME (an empty
+directory), /etc/hosts and /etc/resolv.conf, and each container runs its
+`command`/`args` (IMAGES maps images to local programs) in mount and UTS namespaces of its
+own, where the pod's volumes are bind-mounted, the hostname is set and, with
+readOnlyRootFilesystem, everything but the volumes is remounted read-only; `setpriv`
+applies runAsUser/runAsGroup/groups/capabilities. Init containers run to completion in
+order first. httpGet, tcpSocket and exec probes (startup, readiness, liveness) and
+postStart/preStop hooks (exec, httpGet, sleep) run in worker threads, exec ones through
+`nsenter` into the container's namespaces. Exits restart with backoff (1 s doubling to
+20 s, back to 1 s after a minute of running). Deletion runs preStop, sends the stop
+signal, waits out the grace period, kills, and removes the pod object.
+
+Also here: the hostPath provisioner (provisioner.py), and cluster DNS plus the Service
+proxy (network.py), fed from Services and EndpointSlices.
 
 Runs inside the test bed's network namespace:
-    python3 podrunner.py --kubeconfig-dir DIR --api-port PORT --state DIR --hosts FILE
+    python3 podrunner.py --pki DIR --api-port PORT --state DIR [--nodes N] [--image NAME=PROGRAM]
 """
 
 import argparse
 import base64
+import concurrent.futures
 import datetime
 import json
+import math
 import os
 import shlex
 import shutil
 import signal
+import socket
+import ssl
+import stat
 import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kubeapi import ApiError, Kube  # noqa: E402
+import network  # noqa: E402
+import podspec  # noqa: E402
+import scheduler  # noqa: E402
+from kubeapi import ApiError, Kube, parse_quantity  # noqa: E402
+from provisioner import Provisioner  # noqa: E402
 
-NODE = "testbed-node"
-ZONE = "zone-a"
+NODE_PREFIX = "testbed-node-"
+ZONES = ["zone-a", "zone-b", "zone-c"]
+DNS_ADDRESS = "10.96.0.10"
+CAPACITY = {"cpu": "2", "memory": "24Gi", "ephemeral-storage": "100Gi", "pods": "110"}
 BACKOFF_START = 1.0
 BACKOFF_MAX = 20.0
+# A container that ran this long restarts from BACKOFF_START again (the kubelet: 10 min).
+BACKOFF_RESET = 60.0
+HEARTBEAT = 10.0
+COMPONENT = "testbed-runner"
+STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # image (without registry and tag) -> program run when the container gives no command;
-# a container's `command` is looked up on PATH, after the --bin directories (our own
-# binaries, the test bed's etcd).
+# extend with --image NAME=PROGRAM. A program is looked up on the pod's PATH: the --bin
+# directories (our binaries, the test bed's etcd), then the standard ones.
 IMAGES = {
-    "python": [sys.executable],
+    "python": ["python3"],
     "busybox": ["sh"],
     "etcd": ["etcd"],
     "runnel": ["runnel-broker"],
@@ -60,241 +90,532 @@ def log(*parts):
     print(time.strftime("%H:%M:%S"), *parts, flush=True)
 
 
+class NotReady(Exception):
+    """A container or pod cannot start yet; `reason` is its waiting reason."""
+
+    def __init__(self, message, reason="ContainerCreating"):
+        super().__init__(message)
+        self.reason = reason
+
+
+class Backoff:
+    """Restart delays: BACKOFF_START doubling to BACKOFF_MAX, reset by a long run."""
+
+    def __init__(self, start=BACKOFF_START, cap=BACKOFF_MAX, reset_after=BACKOFF_RESET):
+        self.start, self.cap, self.reset_after = start, cap, reset_after
+        self.delay = start
+
+    def next_delay(self, ran_for):
+        if ran_for >= self.reset_after:
+            self.delay = self.start
+        delay = self.delay
+        self.delay = min(self.delay * 2, self.cap)
+        return delay
+
+
+class Probe:
+    def __init__(self, spec, now):
+        self.spec = spec
+        self.due = now + spec.get("initialDelaySeconds", 0)
+        self.future = None
+        self.successes = 0
+        self.failures = 0
+
+
+class Stop:
+    """A container being stopped: preStop, then the stop signal, then SIGKILL."""
+
+    def __init__(self, grace, hook):
+        self.deadline = time.time() + grace
+        self.hook = hook
+        self.signalled = False
+        self.kill_at = None
+
+
 class Container:
-    def __init__(self, spec):
+    def __init__(self, spec, init=False):
         self.spec = spec
         self.name = spec["name"]
+        self.init = init
         self.process = None
+        self.env = None
+        self.security = None
         self.restarts = 0
+        self.backoff = Backoff()
         self.next_start = 0.0
-        self.backoff = BACKOFF_START
-        self.ready = False
+        self.began = 0.0
         self.started_at = None
         self.last_exit = None
-        self.probe_due = {"readiness": 0.0, "liveness": 0.0}
-        self.failures = {"readiness": 0, "liveness": 0}
+        self.done = False  # exited and will not run again
+        self.waiting = None  # (reason, message) while it cannot start
+        self.ready = False
+        self.started = False  # startup probe passed and postStart finished
+        self.post_start = None
+        self.probes = {}
+        self.stop = None
+
+    def running(self):
+        return self.process is not None and self.process.poll() is None
 
 
 class LocalPod:
-    def __init__(self, pod, ip, root):
-        self.uid = pod["metadata"]["uid"]
-        self.namespace = pod["metadata"]["namespace"]
-        self.name = pod["metadata"]["name"]
-        self.ip = ip
-        self.root = root
+    def __init__(self, pod, node, ip, root):
+        meta = pod["metadata"]
+        self.uid, self.namespace, self.name = meta["uid"], meta["namespace"], meta["name"]
+        self.node, self.ip, self.root = node, ip, root
+        self.pod = pod
+        self.inits = [Container(c, init=True) for c in pod["spec"].get("initContainers") or []]
         self.containers = [Container(c) for c in pod["spec"]["containers"]]
-        self.mounts = None
-        self.env = None
+        self.refused = None
+        self.volumes = None
+        self.waiting = None
         self.terminating = False
-        self.kill_at = None
+        self.failed = None  # (reason, message) of a pod that failed as a whole
+        self.admitted = time.time()
         self.last_status = None
-        self.phase = "Pending"
-        self.message = ""
+        self.transitions = {}
+
+    def all_containers(self):
+        return self.inits + self.containers
+
+    def initialized(self):
+        return all(c.done and c.last_exit and c.last_exit["exitCode"] == 0 for c in self.inits)
+
+
+class Node:
+    def __init__(self, index):
+        self.index = index
+        self.name = f"{NODE_PREFIX}{index}"
+        self.zone = ZONES[index % len(ZONES)]
+        self.ip = f"10.240.0.{10 + index}"
+        self.free_ips = [f"10.244.{index}.{n}" for n in range(2, 255)]
 
 
 class Runner:
-    def __init__(self, kube, state, hosts, extra_bin):
+    def __init__(self, kube, args):
         self.kube = kube
-        self.state = Path(state)
-        self.hosts = Path(hosts)
-        self.extra_bin = extra_bin
+        self.state = Path(args.state)
+        self.extra_bin = args.bin
+        self.api_port = args.api_port
+        self.images = dict(IMAGES)
+        for item in args.image:
+            name, _, program = item.partition("=")
+            self.images[name] = shlex.split(program)
+        self.nodes = {n.name: n for n in (Node(i) for i in range(args.nodes))}
         self.pods = {}
-        self.free_ips = [f"127.0.0.{n}" for n in range(10, 250)]
-        self.last_heartbeat = 0.0
         self.stopping = False
-        self.hosts_text = None
+        self.last_heartbeat = 0.0
+        self.last_network = 0.0
+        self.last_storage = 0.0
+        self.services = []
+        self.unschedulable = {}
+        self.sent_events = set()
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="check")
+        self.dns = network.Dns(DNS_ADDRESS)
+        self.proxy = network.Proxy(log)
+        self.provisioner = Provisioner(kube, self.state.parent / "volumes", self.event)
+        self.read_only_mounts = read_only_mount_points()
+        self.path = f"{self.extra_bin}:{STANDARD_PATH}" if self.extra_bin else STANDARD_PATH
+        if shutil.which("python3", path=STANDARD_PATH) is None:
+            self.path += f":{os.path.dirname(sys.executable)}"
 
-    # --- node -------------------------------------------------------------------
+    # --- nodes -----------------------------------------------------------------------
     def register(self):
-        node = {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {
-                "name": NODE,
-                "labels": {
-                    "kubernetes.io/hostname": NODE,
-                    "kubernetes.io/os": "linux",
-                    "topology.kubernetes.io/zone": ZONE,
-                    "topology.kubernetes.io/region": "testbed",
+        for node in self.nodes.values():
+            body = {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": node.name,
+                    "labels": {
+                        "kubernetes.io/hostname": node.name,
+                        "kubernetes.io/os": "linux",
+                        "kubernetes.io/arch": "amd64",
+                        "topology.kubernetes.io/zone": node.zone,
+                        "topology.kubernetes.io/region": "testbed",
+                    },
                 },
-            },
-        }
-        try:
-            self.kube.post("/api/v1/nodes", node)
-        except ApiError as e:
-            if e.status != 409:
-                raise
+                "spec": {"podCIDR": f"10.244.{node.index}.0/24", "podCIDRs": [f"10.244.{node.index}.0/24"]},
+            }
+            try:
+                self.kube.post("/api/v1/nodes", body)
+            except ApiError as e:
+                if e.status != 409:
+                    raise
         self.heartbeat()
 
     def heartbeat(self):
-        status = {
-            "status": {
-                "capacity": {"cpu": "2", "memory": "24Gi", "pods": "110"},
-                "allocatable": {"cpu": "2", "memory": "24Gi", "pods": "110"},
-                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": NODE}],
-                "conditions": [
-                    {
-                        "type": "Ready",
-                        "status": "True",
-                        "reason": "KubeletReady",
-                        "message": "the test bed's pod runner is running",
-                        "lastHeartbeatTime": now_iso(),
-                        "lastTransitionTime": now_iso(),
-                    }
-                ],
-                "nodeInfo": {"kubeletVersion": "testbed", "operatingSystem": "linux", "architecture": "amd64"},
+        for node in self.nodes.values():
+            status = {
+                "status": {
+                    "capacity": CAPACITY,
+                    "allocatable": CAPACITY,
+                    "addresses": [{"type": "InternalIP", "address": node.ip}, {"type": "Hostname", "address": node.name}],
+                    "conditions": [
+                        {
+                            "type": "Ready",
+                            "status": "True",
+                            "reason": "KubeletReady",
+                            "message": "the test bed's pod runner is running",
+                            "lastHeartbeatTime": now_iso(),
+                            "lastTransitionTime": self.started_at,
+                        }
+                    ],
+                    "nodeInfo": {"kubeletVersion": "testbed", "operatingSystem": "linux", "architecture": "amd64",
+                                 "containerRuntimeVersion": "testbed://local-processes"},
+                }
             }
-        }
-        self.kube.patch_status(f"/api/v1/nodes/{NODE}/status", status)
-        path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{NODE}"
-        lease = self.kube.get_or_none(path)
-        if lease is None:
-            self.kube.post(
-                "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
-                {
-                    "metadata": {"name": NODE},
-                    "spec": {"holderIdentity": NODE, "leaseDurationSeconds": 40, "renewTime": now_micro()},
-                },
-            )
-        else:
-            lease["spec"]["renewTime"] = now_micro()
-            self.kube.put(path, lease)
+            self.kube.patch_status(f"/api/v1/nodes/{node.name}/status", status)
+            path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node.name}"
+            lease = self.kube.get_or_none(path)
+            if lease is None:
+                self.kube.post(
+                    "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
+                    {"metadata": {"name": node.name},
+                     "spec": {"holderIdentity": node.name, "leaseDurationSeconds": 40, "renewTime": now_micro()}},
+                )
+            else:
+                lease["spec"]["renewTime"] = now_micro()
+                self.kube.put(path, lease)
         self.last_heartbeat = time.time()
 
-    # --- the loop -----------------------------------------------------------------
+    # --- the loop --------------------------------------------------------------------
     def run(self):
+        self.started_at = now_iso()
         self.register()
         while not self.stopping:
             try:
-                if time.time() - self.last_heartbeat > 10:
-                    self.heartbeat()
-                self.reconcile()
-            except Exception as e:  # keep the node alive through API hiccups
+                self.tick()
+            except Exception as e:  # keep the nodes alive through API hiccups
                 log("reconcile failed:", repr(e))
             time.sleep(0.2)
         for local in list(self.pods.values()):
-            self.kill(local, grace=0)
+            self.kill_now(local)
 
-    def reconcile(self):
+    def tick(self):
+        now = time.time()
+        if now - self.last_heartbeat > HEARTBEAT:
+            self.heartbeat()
+        if now - self.last_network > 0.5:
+            self.update_network()
+            self.last_network = now
+        if now - self.last_storage > 1.0:
+            claims = self.kube.get("/api/v1/persistentvolumeclaims")["items"]
+            volumes = self.kube.get("/api/v1/persistentvolumes")["items"]
+            self.provisioner.reconcile(claims, volumes)
+            self.last_storage = now
         pods = self.kube.get("/api/v1/pods")["items"]
+        pending = [p for p in pods if not p["spec"].get("nodeName") and not p["metadata"].get("deletionTimestamp")
+                   and p["spec"].get("schedulerName", "default-scheduler") == "default-scheduler"]
+        if pending:
+            self.schedule(pending, pods)
         seen = set()
         for pod in pods:
-            meta, spec = pod["metadata"], pod["spec"]
-            if not spec.get("nodeName"):
-                if not meta.get("deletionTimestamp"):
-                    self.bind(pod)
-                continue
-            if spec["nodeName"] != NODE:
-                continue
-            seen.add(meta["uid"])
-            self.handle(pod)
+            if pod["spec"].get("nodeName") in self.nodes:
+                seen.add(pod["metadata"]["uid"])
+                self.handle(pod)
         for uid in [u for u in self.pods if u not in seen]:
             local = self.pods.pop(uid)
-            self.kill(local, grace=0)
+            self.kill_now(local)
             self.release(local)
-        self.write_hosts(pods)
 
-    def bind(self, pod):
+    # --- scheduling --------------------------------------------------------------------
+    def schedule(self, pending, pods):
+        nodes = self.kube.get("/api/v1/nodes")["items"]
+        ours = [n for n in nodes if n["metadata"]["name"] in self.nodes]
+        placed = [p for p in pods if p["spec"].get("nodeName")
+                  and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+        namespaces = {}
+        if any("namespaceSelector" in json.dumps(p["spec"].get("affinity") or {}) for p in pending + placed):
+            namespaces = {n["metadata"]["name"]: n["metadata"].get("labels") or {}
+                          for n in self.kube.get("/api/v1/namespaces")["items"]}
+        cluster = scheduler.Cluster(ours, placed, namespaces)
+        for pod in sorted(pending, key=lambda p: p["metadata"]["creationTimestamp"]):
+            try:
+                selectors = self.volume_selectors(pod)
+                node, message = scheduler.schedule(pod, cluster, selectors)
+            except NotReady as e:
+                node, message = None, str(e)
+            if node is None:
+                self.unschedulable_pod(pod, message)
+                continue
+            if self.bind(pod, node):
+                cluster.place(pod, node)
+
+    def volume_selectors(self, pod):
+        """The node selectors of the pod's bound volumes; NotReady while a claim is unbound."""
+        selectors = []
+        ns = pod["metadata"]["namespace"]
+        for v in pod["spec"].get("volumes") or []:
+            name = claim_name(pod, v)
+            if name is None:
+                continue
+            pvc = self.kube.get_or_none(f"/api/v1/namespaces/{ns}/persistentvolumeclaims/{name}")
+            if pvc is None:
+                raise NotReady(f'persistentvolumeclaim "{name}" not found')
+            if (pvc.get("status") or {}).get("phase") != "Bound":
+                raise NotReady("pod has unbound immediate PersistentVolumeClaims")
+            pv = self.kube.get_or_none(f"/api/v1/persistentvolumes/{pvc['spec']['volumeName']}")
+            required = (((pv or {}).get("spec") or {}).get("nodeAffinity") or {}).get("required")
+            if required:
+                selectors.append(required)
+        return selectors
+
+    def unschedulable_pod(self, pod, message):
+        meta = pod["metadata"]
+        if self.unschedulable.get(meta["uid"]) == message:
+            return
+        self.unschedulable[meta["uid"]] = message
+        self.event("Pod", pod, "Warning", "FailedScheduling", message)
+        condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
+                     "lastTransitionTime": now_iso()}
+        try:
+            self.kube.patch_strategic(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
+                                      {"status": {"conditions": [condition]}})
+        except ApiError as e:
+            if e.status != 404:
+                raise
+
+    def bind(self, pod, node):
         meta = pod["metadata"]
         body = {
             "apiVersion": "v1",
             "kind": "Binding",
             "metadata": {"name": meta["name"], "uid": meta["uid"]},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": NODE},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
         }
         try:
             self.kube.post(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/binding", body)
-            log("bound", meta["namespace"], meta["name"])
         except ApiError as e:
-            if e.status not in (404, 409):
-                raise
+            if e.status in (404, 409):
+                return False
+            raise
+        self.unschedulable.pop(meta["uid"], None)
+        self.event("Pod", pod, "Normal", "Scheduled", f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}")
+        log("bound", meta["namespace"], meta["name"], node)
+        return True
 
+    # --- pods ----------------------------------------------------------------------------
     def handle(self, pod):
         meta = pod["metadata"]
         local = self.pods.get(meta["uid"])
         if local is None:
-            if not self.free_ips:
+            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 return
-            local = LocalPod(pod, self.free_ips.pop(0), self.state / "pods" / meta["uid"])
+            node = self.nodes[pod["spec"]["nodeName"]]
+            if not node.free_ips:
+                return
+            local = LocalPod(pod, node, node.free_ips.pop(0), self.state / "pods" / meta["uid"])
             self.pods[meta["uid"]] = local
-            log("admitted", local.namespace, local.name, local.ip)
+            self.admit(local)
+        local.pod = pod
         if meta.get("deletionTimestamp"):
-            self.terminate(local, pod)
+            self.terminate(local)
             return
-        if local.mounts is None:
-            try:
-                local.mounts, local.env = self.prepare(local, pod)
-            except NotReady as e:
-                local.message = str(e)
-                self.update_status(local, pod)
-                return
-        for c in local.containers:
-            self.supervise(local, pod, c)
-        self.update_status(local, pod)
+        if local.refused is None and local.failed is None:
+            self.run_pod(local)
+        self.update_status(local)
 
-    # --- volumes and environment ------------------------------------------------------
-    def prepare(self, local, pod):
-        ns = local.namespace
+    def admit(self, local):
+        pod = local.pod
+        log("admitted", local.namespace, local.name, local.node.name, local.ip)
+        review = podspec.review(pod)
+        if review.ignored:
+            self.event("Pod", pod, "Warning", "Ignored",
+                       "the test bed ignores: " + "; ".join(review.ignored))
+        if review.refused:
+            local.refused = "; ".join(review.refused)
+            self.event("Pod", pod, "Warning", podspec.UNSUPPORTED, "the test bed cannot run this pod: " + local.refused)
+            log("refused", local.namespace, local.name, local.refused)
+        for d in (local.root, local.root / "home", local.root / "etc", local.root / "bin"):
+            d.mkdir(parents=True, exist_ok=True)
+            os.chmod(d, 0o755)
+        os.chmod(local.root / "home", 0o1777)
+        self.write_pod_files(local)
+
+    def run_pod(self, local):
+        if local.volumes is None:
+            try:
+                local.volumes = self.prepare(local)
+                local.waiting = None
+            except NotReady as e:
+                if local.waiting != (e.reason, str(e)):
+                    self.event("Pod", local.pod, "Warning", "FailedMount", str(e))
+                local.waiting = (e.reason, str(e))
+                return
+        deadline = local.pod["spec"].get("activeDeadlineSeconds")
+        if deadline is not None and time.time() - local.admitted > deadline:
+            self.fail_pod(local, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline")
+            return
+        if not local.initialized():
+            self.run_inits(local)
+            return
+        for c in local.containers:
+            self.supervise(local, c)
+
+    def fail_pod(self, local, reason, message):
+        local.failed = (reason, message)
+        self.event("Pod", local.pod, "Warning", reason, message)
+        grace = local.pod["spec"].get("terminationGracePeriodSeconds", 30)
+        for c in local.all_containers():
+            c.done = True
+            if c.running() and c.stop is None:
+                self.begin_stop(local, c, grace)
+
+    def run_inits(self, local):
+        policy = local.pod["spec"].get("restartPolicy", "Always")
+        for c in local.inits:
+            if c.done and c.last_exit and c.last_exit["exitCode"] == 0:
+                continue
+            if c.process is not None and c.process.poll() is not None:
+                code = self.exited(local, c)
+                if code == 0:
+                    c.done = True
+                    continue
+                if policy == "Never":
+                    c.done = True
+                    self.fail_pod(local, "Failed", f"init container {c.name} exited with {code}")
+                    return
+                c.restarts += 1
+                c.next_start = time.time() + c.backoff.next_delay(time.time() - c.began)
+            if c.process is None and time.time() >= c.next_start:
+                self.try_start(local, c)
+            return
+
+    def supervise(self, local, c):
+        policy = local.pod["spec"].get("restartPolicy", "Always")
+        if c.process is not None and c.process.poll() is not None:
+            code = self.exited(local, c)
+            if policy == "Never" or (policy == "OnFailure" and code == 0):
+                c.done = True
+            else:
+                c.restarts += 1
+                c.next_start = time.time() + c.backoff.next_delay(time.time() - c.began)
+        if c.done:
+            return
+        if c.process is None:
+            if time.time() >= c.next_start:
+                self.try_start(local, c)
+            return
+        if c.stop is not None:
+            self.advance_stop(c)
+            return
+        self.check_health(local, c)
+
+    def exited(self, local, c):
+        code = c.process.returncode
+        if code < 0:
+            code = 128 - code  # killed by a signal, as a runtime reports it
+        c.last_exit = {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
+                       "startedAt": c.started_at, "finishedAt": now_iso(), "containerID": f"testbed://{c.process.pid}"}
+        log("exited", local.namespace, local.name, c.name, code)
+        c.process = None
+        c.ready = c.started = False
+        c.stop = None
+        c.post_start = None
+        return code
+
+    def try_start(self, local, c):
+        try:
+            self.start(local, c)
+            c.waiting = None
+        except NotReady as e:
+            if c.waiting != (e.reason, str(e)):
+                self.event("Pod", local.pod, "Warning", "Failed", f"container {c.name}: {e}")
+            c.waiting = (e.reason, str(e))
+            c.next_start = time.time() + 1
+
+    # --- volumes -----------------------------------------------------------------------------
+    def prepare(self, local):
+        """The host directory or file behind each volume, {name: (path, read_only)}."""
+        pod, ns = local.pod, local.namespace
         vols = local.root / "volumes"
         vols.mkdir(parents=True, exist_ok=True)
+        os.chmod(vols, 0o755)
+        fs_group = (pod["spec"].get("securityContext") or {}).get("fsGroup")
         sources = {}
-        for v in pod["spec"].get("volumes", []):
-            target = vols / v["name"]
+        for v in pod["spec"].get("volumes") or []:
+            target, read_only, owned = vols / v["name"], False, True
             if "emptyDir" in v:
                 target.mkdir(exist_ok=True)
+                os.chmod(target, 0o777)
             elif "configMap" in v:
-                self.write_keys(target, self.configmap(ns, v["configMap"]["name"]), v["configMap"].get("items"))
+                src = v["configMap"]
+                data = self.configmap(ns, src["name"], src.get("optional"))
+                self.write_keys(target, data, src.get("items"), src.get("defaultMode", 0o644))
             elif "secret" in v:
-                data = self.secret(ns, v["secret"]["secretName"])
-                self.write_keys(target, data, v["secret"].get("items"))
+                src = v["secret"]
+                data = self.secret(ns, src["secretName"], src.get("optional"))
+                self.write_keys(target, data, src.get("items"), src.get("defaultMode", 0o644))
             elif "projected" in v:
-                self.projected(local, pod, target, v["projected"])
-            elif "persistentVolumeClaim" in v:
-                target = self.claim(ns, v["persistentVolumeClaim"]["claimName"])
+                self.projected(local, target, v["projected"])
+            elif "downwardAPI" in v:
+                self.downward(local, target, v["downwardAPI"].get("items") or [], v["downwardAPI"].get("defaultMode", 0o644))
+            elif "persistentVolumeClaim" in v or "ephemeral" in v:
+                target = self.claim(ns, claim_name(pod, v))
+                read_only = bool((v.get("persistentVolumeClaim") or {}).get("readOnly"))
             elif "hostPath" in v:
-                target = Path(v["hostPath"]["path"])
-                target.mkdir(parents=True, exist_ok=True)
+                target, owned = self.host_path(v["hostPath"]), False
             else:
-                raise NotReady(f"volume {v['name']}: unsupported type")
-            sources[v["name"]] = target
-        mounts = {}
-        envs = {}
-        for c in local.containers:
-            mounts[c.name] = []
-            for m in c.spec.get("volumeMounts", []):
-                src = sources[m["name"]]
-                if m.get("subPath"):
-                    src = src / m["subPath"]
-                mounts[c.name].append((str(src), m["mountPath"], bool(m.get("readOnly"))))
-            envs[c.name] = self.environment(local, pod, c.spec)
-        return mounts, envs
-
-    def configmap(self, ns, name):
-        cm = self.kube.get_or_none(f"/api/v1/namespaces/{ns}/configmaps/{name}")
-        if cm is None:
-            raise NotReady(f"configmap {name} not found")
-        return {k: v.encode() for k, v in cm.get("data", {}).items()}
-
-    def secret(self, ns, name):
-        s = self.kube.get_or_none(f"/api/v1/namespaces/{ns}/secrets/{name}")
-        if s is None:
-            raise NotReady(f"secret {name} not found")
-        return {k: base64.b64decode(v) for k, v in s.get("data", {}).items()}
+                raise NotReady(f"volume {v['name']}: unsupported type", podspec.UNSUPPORTED)
+            if fs_group is not None and owned:
+                give_group(target, fs_group)
+            sources[v["name"]] = (target, read_only)
+        return sources
 
     @staticmethod
-    def write_keys(target, data, items):
-        target.mkdir(parents=True, exist_ok=True)
-        chosen = [(i["key"], i.get("path", i["key"])) for i in items] if items else [(k, k) for k in data]
-        for key, path in chosen:
-            if key in data:
-                out = target / path
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_bytes(data[key])
+    def host_path(source):
+        path, kind = Path(source["path"]), source.get("type", "")
+        if kind in ("", "DirectoryOrCreate"):
+            path.mkdir(parents=True, exist_ok=True)
+        elif kind == "FileOrCreate":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(exist_ok=True)
+        else:
+            checks = {"Directory": os.path.isdir, "File": os.path.isfile, "Socket": is_socket,
+                      "CharDevice": is_char_device, "BlockDevice": is_block_device}
+            if not checks.get(kind, os.path.exists)(path):
+                raise NotReady(f"hostPath type check failed: {path} is not a {kind}")
+        return path
 
-    def projected(self, local, pod, target, projected):
+    def configmap(self, ns, name, optional=False):
+        cm = self.kube.get_or_none(f"/api/v1/namespaces/{ns}/configmaps/{name}")
+        if cm is None:
+            if optional:
+                return {}
+            raise NotReady(f'configmap "{name}" not found')
+        data = {k: v.encode() for k, v in (cm.get("data") or {}).items()}
+        data.update({k: base64.b64decode(v) for k, v in (cm.get("binaryData") or {}).items()})
+        return data
+
+    def secret(self, ns, name, optional=False):
+        s = self.kube.get_or_none(f"/api/v1/namespaces/{ns}/secrets/{name}")
+        if s is None:
+            if optional:
+                return {}
+            raise NotReady(f'secret "{name}" not found')
+        return {k: base64.b64decode(v) for k, v in (s.get("data") or {}).items()}
+
+    @staticmethod
+    def write_keys(target, data, items, mode):
         target.mkdir(parents=True, exist_ok=True)
-        ns = local.namespace
-        for source in projected.get("sources", []):
+        chosen = [(i["key"], i.get("path", i["key"]), i.get("mode", mode)) for i in items] if items else [
+            (k, k, mode) for k in data]
+        for key, path, file_mode in chosen:
+            if key not in data:
+                if items:
+                    raise NotReady(f"key {key} not found")
+                continue
+            out = target / path
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(data[key])
+            os.chmod(out, file_mode)
+
+    def projected(self, local, target, projected):
+        target.mkdir(parents=True, exist_ok=True)
+        pod, ns = local.pod, local.namespace
+        mode = projected.get("defaultMode", 0o644)
+        for source in projected.get("sources") or []:
             if "serviceAccountToken" in source:
                 sat = source["serviceAccountToken"]
                 account = pod["spec"].get("serviceAccountName", "default")
@@ -302,75 +623,134 @@ class Runner:
                     "apiVersion": "authentication.k8s.io/v1",
                     "kind": "TokenRequest",
                     "spec": {
-                        "audiences": [sat["audience"]] if sat.get("audience") else None,
                         "expirationSeconds": sat.get("expirationSeconds", 3607),
                         "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": local.name, "uid": local.uid},
                     },
                 }
-                if request["spec"]["audiences"] is None:
-                    del request["spec"]["audiences"]
+                if sat.get("audience"):
+                    request["spec"]["audiences"] = [sat["audience"]]
                 token = self.kube.post(f"/api/v1/namespaces/{ns}/serviceaccounts/{account}/token", request)
-                (target / sat["path"]).write_text(token["status"]["token"])
+                out = target / sat["path"]
+                out.write_text(token["status"]["token"])
+                os.chmod(out, mode)
             elif "configMap" in source:
-                self.write_keys(target, self.configmap(ns, source["configMap"]["name"]), source["configMap"].get("items"))
+                src = source["configMap"]
+                self.write_keys(target, self.configmap(ns, src["name"], src.get("optional")), src.get("items"), mode)
             elif "secret" in source:
-                self.write_keys(target, self.secret(ns, source["secret"]["name"]), source["secret"].get("items"))
+                src = source["secret"]
+                self.write_keys(target, self.secret(ns, src["name"], src.get("optional")), src.get("items"), mode)
             elif "downwardAPI" in source:
-                for item in source["downwardAPI"].get("items", []):
-                    value = field(pod, item["fieldRef"]["fieldPath"], local.ip) if "fieldRef" in item else ""
-                    (target / item["path"]).write_text(value)
+                self.downward(local, target, source["downwardAPI"].get("items") or [], mode)
+
+    def downward(self, local, target, items, mode):
+        target.mkdir(parents=True, exist_ok=True)
+        for item in items:
+            if "fieldRef" in item:
+                value = field(local.pod, item["fieldRef"]["fieldPath"], local, volume=True)
+            else:
+                value = resource_field(local.pod, item["resourceFieldRef"], None)
+            out = target / item["path"]
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(value)
+            os.chmod(out, item.get("mode", mode))
 
     def claim(self, ns, name):
         pvc = self.kube.get_or_none(f"/api/v1/namespaces/{ns}/persistentvolumeclaims/{name}")
-        if pvc is None or pvc.get("status", {}).get("phase") != "Bound":
-            raise NotReady(f"persistentvolumeclaim {name} is not bound")
+        if pvc is None or (pvc.get("status") or {}).get("phase") != "Bound":
+            raise NotReady(f'persistentvolumeclaim "{name}" is not bound')
         pv = self.kube.get(f"/api/v1/persistentvolumes/{pvc['spec']['volumeName']}")
         path = (pv["spec"].get("hostPath") or pv["spec"].get("local") or {}).get("path")
         if not path:
-            raise NotReady(f"persistentvolume {pv['metadata']['name']} has no host path")
+            raise NotReady(f"persistentvolume {pv['metadata']['name']} is neither hostPath nor local",
+                           podspec.UNSUPPORTED)
         Path(path).mkdir(parents=True, exist_ok=True)
         return Path(path)
 
-    def environment(self, local, pod, spec):
-        ns = local.namespace
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOSTNAME": pod["spec"].get("hostname", local.name)}
-        if self.extra_bin:
-            env["PATH"] = f"{self.extra_bin}:{env['PATH']}"
-        env["KUBERNETES_SERVICE_HOST"] = "kubernetes.default.svc"
-        env["KUBERNETES_SERVICE_PORT"] = os.environ.get("TESTBED_API_PORT", "443")
-        for item in spec.get("env", []):
+    # --- environment ------------------------------------------------------------------------
+    def environment(self, local, spec):
+        pod, ns = local.pod, local.namespace
+        env = {"PATH": self.path, "HOSTNAME": pod_hostname(pod), "HOME": str(local.root / "home")}
+        kubernetes = next((s for s in self.services if s["metadata"]["namespace"] == "default"
+                           and s["metadata"]["name"] == "kubernetes"), None)
+        links = [kubernetes] if kubernetes else []
+        if pod["spec"].get("enableServiceLinks", True):
+            links += [s for s in self.services if s["metadata"]["namespace"] == ns and s is not kubernetes]
+        for svc in links:
+            env.update(service_link_env(svc))
+        for source in spec.get("envFrom") or []:
+            prefix = source.get("prefix", "")
+            if "configMapRef" in source:
+                ref = source["configMapRef"]
+                data = self.configmap(ns, ref["name"], ref.get("optional"))
+            else:
+                ref = source["secretRef"]
+                data = self.secret(ns, ref["name"], ref.get("optional"))
+            env.update({prefix + k: v.decode(errors="replace") for k, v in data.items()})
+        for item in spec.get("env") or []:
             name = item["name"]
-            if "value" in item:
-                env[name] = expand(item["value"], env)
-            elif "valueFrom" in item:
-                ref = item["valueFrom"]
-                if "fieldRef" in ref:
-                    env[name] = field(pod, ref["fieldRef"]["fieldPath"], local.ip)
-                elif "configMapKeyRef" in ref:
-                    data = self.configmap(ns, ref["configMapKeyRef"]["name"])
-                    env[name] = data.get(ref["configMapKeyRef"]["key"], b"").decode()
-                elif "secretKeyRef" in ref:
-                    data = self.secret(ns, ref["secretKeyRef"]["name"])
-                    env[name] = data.get(ref["secretKeyRef"]["key"], b"").decode()
+            if "valueFrom" not in item:
+                env[name] = expand(item.get("value", ""), env)
+                continue
+            ref = item["valueFrom"]
+            if "fieldRef" in ref:
+                env[name] = field(pod, ref["fieldRef"]["fieldPath"], local)
+            elif "resourceFieldRef" in ref:
+                env[name] = resource_field(pod, ref["resourceFieldRef"], spec["name"])
+            elif "configMapKeyRef" in ref:
+                key = ref["configMapKeyRef"]
+                data = self.configmap(ns, key["name"], key.get("optional"))
+                if key["key"] in data:
+                    env[name] = data[key["key"]].decode(errors="replace")
+                elif not key.get("optional"):
+                    raise NotReady(f'couldn\'t find key {key["key"]} in ConfigMap {ns}/{key["name"]}',
+                                   podspec.CONFIG_ERROR)
+            elif "secretKeyRef" in ref:
+                key = ref["secretKeyRef"]
+                data = self.secret(ns, key["name"], key.get("optional"))
+                if key["key"] in data:
+                    env[name] = data[key["key"]].decode(errors="replace")
+                elif not key.get("optional"):
+                    raise NotReady(f'couldn\'t find key {key["key"]} in Secret {ns}/{key["name"]}',
+                                   podspec.CONFIG_ERROR)
         return env
 
-    # --- processes ----------------------------------------------------------------
+    # --- processes ----------------------------------------------------------------------------
     def argv(self, spec, env):
-        image = spec.get("image", "").split("@")[0].rsplit(":", 1)[0].rsplit("/", 1)[-1]
-        command = [expand(a, env) for a in spec.get("command", [])]
-        args = [expand(a, env) for a in spec.get("args", [])]
+        image = spec.get("image", "").split("@")[0].rsplit("/", 1)[-1].split(":")[0]
+        command = [expand(a, env) for a in spec.get("command") or []]
+        args = [expand(a, env) for a in spec.get("args") or []]
         if not command:
-            if image not in IMAGES:
-                raise NotReady(f"image {spec.get('image')} has no local program and the container no command")
-            command = list(IMAGES[image])
+            if image not in self.images:
+                raise NotReady(f"image {spec.get('image')} has no local program and the container no command",
+                               podspec.UNSUPPORTED)
+            command = list(self.images[image])
         program = shutil.which(command[0], path=env["PATH"]) or command[0]
         return [program, *command[1:], *args]
 
+    def mounts(self, local, c, env):
+        out = []
+        for m in c.spec.get("volumeMounts") or []:
+            src, read_only = local.volumes[m["name"]]
+            sub = m.get("subPath") or expand(m.get("subPathExpr", ""), env)
+            if sub:
+                src = src / sub
+                if not src.exists():
+                    src.mkdir(parents=True)
+                    os.chmod(src, 0o777)
+            out.append((str(src), m["mountPath"], read_only or bool(m.get("readOnly"))))
+        return out
+
     def start(self, local, c):
-        env = local.env[c.name]
+        sec = podspec.security(local.pod, c.spec)
+        if isinstance(sec, str):
+            raise NotReady(sec, podspec.CONFIG_ERROR)
+        env = self.environment(local, c.spec)
         argv = self.argv(c.spec, env)
-        script = ["set -e"]
-        for src, dst, read_only in local.mounts[c.name]:
+        mounts = self.mounts(local, c, env)
+        script = ["set -e", f"echo {shlex.quote(pod_hostname(local.pod))} > /proc/sys/kernel/hostname"]
+        for name in ("hosts", "resolv.conf"):
+            script.append(f"mount --bind {shlex.quote(str(local.root / 'etc' / name))} /etc/{name}")
+        for src, dst, read_only in mounts:
             q_src, q_dst = shlex.quote(src), shlex.quote(dst)
             if os.path.isdir(src):
                 script.append(f"mkdir -p {q_dst}")
@@ -379,105 +759,172 @@ class Runner:
             script.append(f"mount --bind {q_src} {q_dst}")
             if read_only:
                 script.append(f"mount -o remount,bind,ro {q_dst}")
+        if sec["uid"] not in (None, 0) and os.path.isabs(argv[0]) and not reachable_by_others(argv[0]):
+            # The program lives under a directory the user cannot enter (/root/...): show
+            # it to the container at a path it can reach.
+            shown = local.root / "bin" / os.path.basename(argv[0])
+            shown.touch()
+            script.append(f"mount --bind {shlex.quote(argv[0])} {shlex.quote(str(shown))}")
+            argv[0] = str(shown)
         workdir = c.spec.get("workingDir") or str(local.root)
+        script.append(f"mkdir -p {shlex.quote(workdir)}")
+        if sec["read_only_root"]:
+            for point in self.read_only_mounts:
+                script.append(f"mount -o remount,bind,ro {shlex.quote(point)}")
         script.append(f"cd {shlex.quote(workdir)}")
         script.append('exec "$@"')
-        local.root.mkdir(parents=True, exist_ok=True)
         out = open(local.root / f"{c.name}.log", "ab")
         c.process = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", "\n".join(script), "pod", *argv],
+            ["unshare", "--mount", "--uts", "--propagation", "private", "--", "sh", "-c", "\n".join(script), "pod",
+             *podspec.setpriv_args(sec), *argv],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         out.close()
+        c.env, c.security = env, sec
+        c.began = time.time()
         c.started_at = now_iso()
-        c.ready = False
-        c.failures = {"readiness": 0, "liveness": 0}
-        delay = {kind: c.spec.get(f"{kind}Probe", {}).get("initialDelaySeconds", 0) for kind in ("readiness", "liveness")}
-        c.probe_due = {kind: time.time() + d for kind, d in delay.items()}
+        c.ready = c.started = False
+        c.probes = {kind: Probe(c.spec[f"{kind}Probe"], c.began)
+                    for kind in ("startup", "readiness", "liveness") if c.spec.get(f"{kind}Probe")}
+        post_start = (c.spec.get("lifecycle") or {}).get("postStart")
+        c.post_start = self.pool.submit(self.run_handler, local, c, post_start, 30) if post_start else None
         log("started", local.namespace, local.name, c.name, "pid", c.process.pid, shlex.join(argv))
 
-    def supervise(self, local, pod, c):
-        policy = pod["spec"].get("restartPolicy", "Always")
-        if c.process is not None and c.process.poll() is not None:
-            code = c.process.returncode
-            c.last_exit = {"exitCode": code, "finishedAt": now_iso(), "reason": "Completed" if code == 0 else "Error"}
-            log("exited", local.namespace, local.name, c.name, code)
-            c.process = None
-            c.ready = False
-            if policy == "Never" or (policy == "OnFailure" and code == 0):
-                local.phase = "Succeeded" if code == 0 else "Failed"
+    # --- probes and hooks ----------------------------------------------------------------------
+    def check_health(self, local, c):
+        if c.post_start is not None:
+            if not c.post_start.done():
                 return
-            c.restarts += 1
-            c.next_start = time.time() + c.backoff
-            c.backoff = min(c.backoff * 2, BACKOFF_MAX)
-        if c.process is None and local.phase not in ("Succeeded", "Failed") and time.time() >= c.next_start:
-            try:
-                self.start(local, c)
-                local.phase = "Running"
-            except NotReady as e:
-                local.message = str(e)
-            return
-        if c.process is not None:
-            self.probe(local, c)
-
-    def probe(self, local, c):
-        for kind in ("readiness", "liveness"):
-            spec = c.spec.get(f"{kind}Probe")
-            if spec is None:
-                if kind == "readiness":
-                    c.ready = True
-                continue
-            if time.time() < c.probe_due[kind]:
-                continue
-            c.probe_due[kind] = time.time() + spec.get("periodSeconds", 10)
-            ok = self.check(local, c, spec)
-            if ok:
-                c.failures[kind] = 0
-                if kind == "readiness":
-                    c.ready = True
-                continue
-            c.failures[kind] += 1
-            if c.failures[kind] < spec.get("failureThreshold", 3):
-                continue
-            if kind == "readiness":
-                c.ready = False
+            ok, message = c.post_start.result()
+            c.post_start = None
+            if not ok:
+                self.event("Pod", local.pod, "Warning", "FailedPostStartHook", f"container {c.name}: {message}")
+                self.begin_stop(local, c, local.pod["spec"].get("terminationGracePeriodSeconds", 30))
+                return
+        if not c.started:
+            if "startup" not in c.probes:
+                c.started = True
+            elif self.probe(local, c, "startup"):
+                c.started = True
             else:
-                log("liveness failed; restarting", local.name, c.name)
-                kill_group(c.process, signal.SIGKILL)
+                return
+        if "readiness" not in c.probes:
+            c.ready = True
+        else:
+            self.probe(local, c, "readiness")
+        if "liveness" in c.probes:
+            self.probe(local, c, "liveness")
+
+    def probe(self, local, c, kind):
+        """Advances one probe; True once it has passed (its successThreshold in a row)."""
+        p = c.probes[kind]
+        spec = p.spec
+        if p.future is None:
+            if time.time() >= p.due:
+                p.future = self.pool.submit(self.run_handler, local, c, spec, spec.get("timeoutSeconds", 1))
+            return kind == "readiness" and c.ready
+        if not p.future.done():
+            return kind == "readiness" and c.ready
+        ok, message = p.future.result()
+        p.future = None
+        p.due = time.time() + spec.get("periodSeconds", 10)
+        if ok:
+            p.failures = 0
+            p.successes += 1
+            if kind == "readiness" and p.successes >= spec.get("successThreshold", 1):
+                c.ready = True
+            return kind != "readiness" or c.ready
+        p.successes = 0
+        p.failures += 1
+        if p.failures < spec.get("failureThreshold", 3):
+            return kind == "readiness" and c.ready
+        label = kind.capitalize()
+        self.event("Pod", local.pod, "Warning", "Unhealthy", f"{label} probe failed: {message}")
+        if kind == "readiness":
+            c.ready = False
+            return False
+        self.event("Pod", local.pod, "Normal", "Killing", f"Container {c.name} failed {kind} probe, will be restarted")
+        log(kind, "failed; restarting", local.name, c.name)
+        grace = spec.get("terminationGracePeriodSeconds", local.pod["spec"].get("terminationGracePeriodSeconds", 30))
+        self.begin_stop(local, c, grace)
+        return False
+
+    def run_handler(self, local, c, handler, timeout):
+        """Runs a probe or hook handler; (ok, message). In a worker thread."""
+        try:
+            if "exec" in handler:
+                out = subprocess.run(
+                    ["nsenter", f"--target={c.process.pid}", "--mount", "--uts", "--wd",
+                     *podspec.setpriv_args(c.security), *handler["exec"]["command"]],
+                    env=c.env, capture_output=True, timeout=timeout, check=False,
+                )
+                text = (out.stdout + out.stderr).decode(errors="replace").strip()[-300:]
+                return out.returncode == 0, f"exit code {out.returncode}: {text}"
+            if "httpGet" in handler:
+                get = handler["httpGet"]
+                scheme = get.get("scheme", "HTTP").lower()
+                host = get.get("host") or local.ip
+                url = f"{scheme}://{host}:{self.port(c, get['port'])}{get.get('path', '/')}"
+                request = urllib.request.Request(url, headers={h["name"]: h["value"] for h in get.get("httpHeaders") or []})
+                context = ssl._create_unverified_context() if scheme == "https" else None
+                with urllib.request.urlopen(request, timeout=timeout, context=context) as r:
+                    return 200 <= r.status < 400, f"HTTP {r.status}"
+            if "tcpSocket" in handler:
+                tcp = handler["tcpSocket"]
+                with socket.create_connection((tcp.get("host") or local.ip, self.port(c, tcp["port"])), timeout=timeout):
+                    return True, "connected"
+            if "sleep" in handler:
+                time.sleep(handler["sleep"]["seconds"])
+                return True, "slept"
+        except subprocess.TimeoutExpired:
+            return False, f"timed out after {timeout}s"
+        except Exception as e:  # the failure is the probe's result
+            return False, repr(e)
+        return False, "no handler"
 
     @staticmethod
-    def check(local, c, spec):
-        get = spec.get("httpGet")
-        if get is None:
-            return True
-        port = get["port"]
-        if isinstance(port, str):
-            port = next((p["containerPort"] for p in c.spec.get("ports", []) if p.get("name") == port), 0)
-        url = f"http://{get.get('host') or local.ip}:{port}{get.get('path', '/')}"
-        try:
-            with urllib.request.urlopen(url, timeout=spec.get("timeoutSeconds", 1)) as r:
-                return 200 <= r.status < 400
-        except Exception:
-            return False
+    def port(c, port):
+        if isinstance(port, int) or str(port).isdigit():
+            return int(port)
+        return next((p["containerPort"] for p in c.spec.get("ports") or [] if p.get("name") == port), 0)
 
-    def terminate(self, local, pod):
+    # --- stopping ---------------------------------------------------------------------------------
+    def begin_stop(self, local, c, grace):
+        hook = (c.spec.get("lifecycle") or {}).get("preStop")
+        future = self.pool.submit(self.run_handler, local, c, hook, grace) if hook and c.running() else None
+        c.stop = Stop(grace, future)
+        c.ready = False
+
+    def advance_stop(self, c):
+        stop, now = c.stop, time.time()
+        if not c.running():
+            return
+        if not stop.signalled and (stop.hook is None or stop.hook.done() or now >= stop.deadline):
+            name = (c.spec.get("lifecycle") or {}).get("stopSignal", "SIGTERM")
+            kill_group(c.process, getattr(signal, name, signal.SIGTERM))
+            stop.signalled = True
+            # A preStop hook that used up the grace period gets the kubelet's 2 s more.
+            stop.kill_at = stop.deadline if now < stop.deadline else now + 2
+        if stop.signalled and now >= stop.kill_at:
+            kill_group(c.process, signal.SIGKILL)
+
+    def terminate(self, local):
         if not local.terminating:
             local.terminating = True
-            grace = pod["metadata"].get("deletionGracePeriodSeconds", 30)
-            local.kill_at = time.time() + grace
-            for c in local.containers:
-                if c.process is not None:
-                    kill_group(c.process, signal.SIGTERM)
+            grace = local.pod["metadata"].get("deletionGracePeriodSeconds", 30)
+            for c in local.all_containers():
+                c.done = True
+                if c.running() and c.stop is None:
+                    self.begin_stop(local, c, grace)
             log("terminating", local.namespace, local.name, f"grace {grace}s")
-        alive = [c for c in local.containers if c.process is not None and c.process.poll() is None]
-        if alive and time.time() < local.kill_at:
-            return
+        alive = [c for c in local.all_containers() if c.running()]
         for c in alive:
-            kill_group(c.process, signal.SIGKILL)
-            c.process.wait()
+            self.advance_stop(c)
+        if alive:
+            return
         self.release(local)
         self.pods.pop(local.uid, None)
         try:
@@ -490,121 +937,165 @@ class Runner:
                 raise
         log("removed", local.namespace, local.name)
 
-    def kill(self, local, grace):
-        for c in local.containers:
-            if c.process is not None and c.process.poll() is None:
-                kill_group(c.process, signal.SIGTERM if grace else signal.SIGKILL)
-                try:
-                    c.process.wait(timeout=grace or 5)
-                except subprocess.TimeoutExpired:
-                    kill_group(c.process, signal.SIGKILL)
-                    c.process.wait()
+    @staticmethod
+    def kill_now(local):
+        for c in local.all_containers():
+            if c.running():
+                kill_group(c.process, signal.SIGKILL)
+                c.process.wait()
 
     def release(self, local):
-        if local.ip not in self.free_ips:
-            self.free_ips.append(local.ip)
+        if local.ip not in local.node.free_ips:
+            local.node.free_ips.append(local.ip)
         shutil.rmtree(local.root / "volumes", ignore_errors=True)
 
-    # --- status ------------------------------------------------------------------
-    def update_status(self, local, pod):
-        ready = local.phase == "Running" and all(c.ready for c in local.containers)
-        statuses = []
-        for c in local.containers:
-            if c.process is not None:
-                state = {"running": {"startedAt": c.started_at}}
-            elif c.last_exit is not None:
-                state = {"terminated": c.last_exit} if local.phase in ("Succeeded", "Failed") else {
-                    "waiting": {"reason": "CrashLoopBackOff"}}
-            else:
-                state = {"waiting": {"reason": "ContainerCreating", "message": local.message}}
-            statuses.append(
-                {
-                    "name": c.name,
-                    "image": c.spec.get("image", ""),
-                    "imageID": "",
-                    "ready": c.ready and c.process is not None,
-                    "started": c.process is not None,
-                    "restartCount": c.restarts,
-                    "state": state,
-                    **({"lastState": {"terminated": c.last_exit}} if c.last_exit else {}),
-                }
-            )
-        cond = lambda t, ok: {"type": t, "status": "True" if ok else "False"}  # noqa: E731
+    # --- status -----------------------------------------------------------------------------------
+    def container_status(self, local, c):
+        if c.running():
+            state = {"running": {"startedAt": c.started_at}}
+        elif local.refused:
+            state = {"waiting": {"reason": podspec.UNSUPPORTED, "message": local.refused}}
+        elif c.done and c.last_exit is not None:
+            state = {"terminated": c.last_exit}
+        elif c.waiting:
+            state = {"waiting": {"reason": c.waiting[0], "message": c.waiting[1]}}
+        elif local.waiting:
+            state = {"waiting": {"reason": local.waiting[0], "message": local.waiting[1]}}
+        elif c.last_exit is not None:
+            state = {"waiting": {"reason": "CrashLoopBackOff",
+                                 "message": f"back-off restarting failed container {c.name}"}}
+        elif not c.init and not local.initialized():
+            state = {"waiting": {"reason": "PodInitializing"}}
+        else:
+            state = {"waiting": {"reason": "ContainerCreating"}}
         status = {
-            "phase": local.phase,
-            "hostIP": "127.0.0.1",
+            "name": c.name,
+            "image": c.spec.get("image", ""),
+            "imageID": "",
+            "ready": c.ready and c.running(),
+            "started": c.started and c.running(),
+            "restartCount": c.restarts,
+            "state": state,
+        }
+        if c.running():
+            status["containerID"] = f"testbed://{c.process.pid}"
+        if c.last_exit and "terminated" not in state:
+            status["lastState"] = {"terminated": c.last_exit}
+        return status
+
+    def phase(self, local):
+        if local.failed:
+            return "Failed"
+        if local.refused or not local.initialized():
+            return "Pending"
+        if all(c.done for c in local.containers):
+            ok = all(c.last_exit and c.last_exit["exitCode"] == 0 for c in local.containers)
+            return "Succeeded" if ok else "Failed"
+        if any(c.running() or c.last_exit for c in local.containers):
+            return "Running"
+        return "Pending"
+
+    def update_status(self, local):
+        pod = local.pod
+        phase = self.phase(local)
+        containers_ready = phase == "Running" and all(c.ready and c.running() for c in local.containers)
+        have = {c["type"]: c.get("status") for c in (pod.get("status") or {}).get("conditions") or []}
+        gates = [g["conditionType"] for g in pod["spec"].get("readinessGates") or []]
+        ready = containers_ready and all(have.get(g) == "True" for g in gates)
+        conditions = {"PodScheduled": True, "Initialized": local.initialized(), "ContainersReady": containers_ready,
+                      "Ready": ready}
+        status = {
+            "phase": phase,
+            "hostIP": local.node.ip,
+            "hostIPs": [{"ip": local.node.ip}],
             "podIP": local.ip,
             "podIPs": [{"ip": local.ip}],
-            "conditions": [
-                cond("PodScheduled", True),
-                cond("Initialized", True),
-                cond("ContainersReady", ready),
-                cond("Ready", ready),
-            ],
-            "containerStatuses": statuses,
+            "conditions": [{"type": t, "status": "True" if ok else "False"} for t, ok in conditions.items()],
+            "containerStatuses": [self.container_status(local, c) for c in local.containers],
+            "initContainerStatuses": [self.container_status(local, c) for c in local.inits],
         }
+        if local.failed:
+            status["reason"], status["message"] = local.failed
+        elif local.refused:
+            status["reason"], status["message"] = podspec.UNSUPPORTED, local.refused
         key = json.dumps(status, sort_keys=True)
         if key == local.last_status:
             return
-        for c in status["conditions"]:
-            c["lastTransitionTime"] = now_iso()
-        status["startTime"] = pod.get("status", {}).get("startTime") or now_iso()
+        for condition in status["conditions"]:
+            old = local.transitions.get(condition["type"])
+            if old is None or old[0] != condition["status"]:
+                local.transitions[condition["type"]] = (condition["status"], now_iso())
+            condition["lastTransitionTime"] = local.transitions[condition["type"]][1]
+        if gates and not ready and containers_ready:
+            missing = [g for g in gates if have.get(g) != "True"]
+            status["conditions"][-1].update(reason="ReadinessGatesNotReady",
+                                             message=f"corresponding condition of pod readiness gate {missing} does not exist.")
+        status["startTime"] = (pod.get("status") or {}).get("startTime") or now_iso()
         try:
-            self.kube.patch_status(f"/api/v1/namespaces/{local.namespace}/pods/{local.name}/status", {"status": status})
+            self.kube.patch_strategic(f"/api/v1/namespaces/{local.namespace}/pods/{local.name}/status",
+                                      {"status": status})
             local.last_status = key
         except ApiError as e:
             if e.status != 404:
                 raise
 
-    # --- names -------------------------------------------------------------------
-    def write_hosts(self, pods):
-        lines = ["127.0.0.1 localhost", "127.0.0.1 kubernetes kubernetes.default kubernetes.default.svc kubernetes.default.svc.cluster.local"]
-        by_uid = {p["metadata"]["uid"]: p for p in pods}
-        for local in self.pods.values():
-            pod = by_uid.get(local.uid)
-            if pod is None:
-                continue
-            spec, ns = pod["spec"], local.namespace
-            names = [local.name]
-            if spec.get("subdomain"):
-                host = spec.get("hostname", local.name)
-                names = [f"{host}.{spec['subdomain']}.{ns}.svc.cluster.local", f"{host}.{spec['subdomain']}.{ns}.svc",
-                         f"{host}.{spec['subdomain']}.{ns}", f"{host}.{spec['subdomain']}", *names]
-            lines.append(f"{local.ip} {' '.join(names)}")
-        # EndpointSlices cannot hold loopback addresses (API validation), so Services are
-        # resolved here from their selectors: the name maps to one ready pod.
-        for svc in self.kube.get("/api/v1/services")["items"]:
-            selector = svc["spec"].get("selector")
-            ns, name = svc["metadata"]["namespace"], svc["metadata"]["name"]
-            if not selector:
-                continue
-            any_state = svc["spec"].get("publishNotReadyAddresses", False)
-            candidates = []
-            for local in self.pods.values():
-                pod = by_uid.get(local.uid)
-                if pod is None or local.namespace != ns or local.terminating:
-                    continue
-                labels = pod["metadata"].get("labels", {})
-                if all(labels.get(k) == v for k, v in selector.items()):
-                    if any_state or all(c.ready for c in local.containers):
-                        candidates.append(local.ip)
-            if candidates:
-                first = sorted(candidates, key=lambda ip: int(ip.rsplit(".", 1)[1]))[0]
-                lines.append(f"{first} {name}.{ns}.svc.cluster.local {name}.{ns}.svc {name}.{ns} {name}")
-        text = "\n".join(lines) + "\n"
-        if text != self.hosts_text:
-            # In place: `ip netns exec` bind-mounts this very inode over /etc/hosts.
-            with open(self.hosts, "r+" if self.hosts.exists() else "w") as f:
-                f.seek(0)
-                f.write(text)
-                f.truncate()
-            self.hosts_text = text
+    # --- events -------------------------------------------------------------------------------------
+    def event(self, kind, obj, etype, reason, message):
+        """Records a core/v1 Event about `obj` once per (object, reason, message)."""
+        meta = obj["metadata"]
+        key = (meta.get("uid"), reason, message)
+        if key in self.sent_events:
+            return
+        self.sent_events.add(key)
+        ns = meta.get("namespace") or "default"
+        body = {
+            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}", "namespace": ns},
+            "involvedObject": {"kind": kind, "apiVersion": "v1", "name": meta["name"], "namespace": meta.get("namespace"),
+                               "uid": meta.get("uid")},
+            "reason": reason,
+            "message": message[:1024],
+            "type": etype,
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": COMPONENT,
+            "firstTimestamp": now_iso(),
+            "lastTimestamp": now_iso(),
+            "count": 1,
+        }
+        try:
+            self.kube.post(f"/api/v1/namespaces/{ns}/events", body)
+        except ApiError as e:
+            log("event not recorded:", repr(e))
+
+    # --- names ----------------------------------------------------------------------------------------
+    def update_network(self):
+        self.services = self.kube.get("/api/v1/services")["items"]
+        slices = self.kube.get("/apis/discovery.k8s.io/v1/endpointslices")["items"]
+        names, routes = network.tables(self.services, slices)
+        self.dns.update(names)
+        self.proxy.update(routes)
+
+    def write_pod_files(self, local):
+        """The pod's /etc/hosts (itself and hostAliases, as the kubelet writes it) and
+        /etc/resolv.conf (cluster DNS with the pod's namespace first in the search list)."""
+        pod = local.pod
+        lines = ["# Kubernetes-managed hosts file (the test bed's pod runner).", "127.0.0.1\tlocalhost",
+                 "::1\tlocalhost ip6-localhost ip6-loopback"]
+        host = (pod["spec"].get("hostname") or pod["metadata"]["name"])[:63]
+        fqdn = pod_fqdn(pod)
+        lines.append(f"{local.ip}\t{fqdn}\t{host}" if fqdn else f"{local.ip}\t{host}")
+        for alias in pod["spec"].get("hostAliases") or []:
+            lines.append(f"{alias['ip']}\t{' '.join(alias.get('hostnames') or [])}")
+        (local.root / "etc" / "hosts").write_text("\n".join(lines) + "\n")
+        ns = local.namespace
+        (local.root / "etc" / "resolv.conf").write_text(
+            f"search {ns}.svc.{network.DOMAIN} svc.{network.DOMAIN} {network.DOMAIN}\n"
+            f"nameserver {DNS_ADDRESS}\noptions ndots:5\n")
+        for name in ("hosts", "resolv.conf"):
+            os.chmod(local.root / "etc" / name, 0o644)
 
 
-class NotReady(Exception):
-    pass
-
-
+# --- helpers ------------------------------------------------------------------------------------------
 def kill_group(process, sig):
     try:
         os.killpg(process.pid, sig)
@@ -612,20 +1103,130 @@ def kill_group(process, sig):
         pass
 
 
-def field(pod, path, ip):
+def claim_name(pod, volume):
+    if "persistentVolumeClaim" in volume:
+        return volume["persistentVolumeClaim"]["claimName"]
+    if "ephemeral" in volume:
+        return f"{pod['metadata']['name']}-{volume['name']}"
+    return None
+
+
+def give_group(path, gid):
+    """fsGroup: the volume's files belong to the group, which may read and write them."""
+    for root, dirs, files in os.walk(path):
+        for p in [root, *(os.path.join(root, f) for f in files)]:
+            os.chown(p, -1, gid)
+            mode = os.stat(p).st_mode
+            extra = stat.S_IRGRP | stat.S_IWGRP | ((stat.S_IXGRP | stat.S_ISGID) if os.path.isdir(p) else 0)
+            os.chmod(p, stat.S_IMODE(mode) | extra)
+
+
+def reachable_by_others(path):
+    """Whether every directory above `path` lets any user through."""
+    p = Path(path).resolve().parent
+    while True:
+        if not os.stat(p).st_mode & stat.S_IXOTH:
+            return False
+        if p.parent == p:
+            return True
+        p = p.parent
+
+
+def is_socket(p):
+    return os.path.exists(p) and stat.S_ISSOCK(os.stat(p).st_mode)
+
+
+def is_char_device(p):
+    return os.path.exists(p) and stat.S_ISCHR(os.stat(p).st_mode)
+
+
+def is_block_device(p):
+    return os.path.exists(p) and stat.S_ISBLK(os.stat(p).st_mode)
+
+
+def read_only_mount_points():
+    """Mount points to remount read-only for readOnlyRootFilesystem: all but the kernel's
+    (/proc, /sys, /dev); the pod's volumes are mounted on top of these afterwards and
+    keep their own flags."""
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].encode().decode("unicode_escape")
+        if any(point == p or point.startswith(p + "/") for p in ("/proc", "/sys", "/dev")):
+            continue
+        if point not in points:
+            points.append(point)
+    return points
+
+
+def pod_hostname(pod):
+    """The pod's hostname: the kernel's (UTS namespace) and $HOSTNAME."""
+    host = (pod["spec"].get("hostname") or pod["metadata"]["name"])[:63]
+    return (pod_fqdn(pod) or host) if pod["spec"].get("setHostnameAsFQDN") else host
+
+
+def pod_fqdn(pod):
+    """host.subdomain.ns.svc.cluster.local for a pod with a subdomain, else None."""
+    spec, meta = pod["spec"], pod["metadata"]
+    if not spec.get("subdomain"):
+        return None
+    host = (spec.get("hostname") or meta["name"])[:63]
+    return f"{host}.{spec['subdomain']}.{meta['namespace']}.svc.{network.DOMAIN}"
+
+
+def service_link_env(svc):
+    """The docker-link style variables the kubelet sets for a Service with a ClusterIP."""
+    ip = svc["spec"].get("clusterIP")
+    ports = svc["spec"].get("ports") or []
+    if ip in (None, "", "None") or not ports:
+        return {}
+    prefix = svc["metadata"]["name"].upper().replace("-", "_")
+    first = ports[0]
+    env = {f"{prefix}_SERVICE_HOST": ip, f"{prefix}_SERVICE_PORT": str(first["port"]),
+           f"{prefix}_PORT": f"{first.get('protocol', 'TCP').lower()}://{ip}:{first['port']}"}
+    for port in ports:
+        proto = port.get("protocol", "TCP")
+        if port.get("name"):
+            env[f"{prefix}_SERVICE_PORT_{port['name'].upper().replace('-', '_')}"] = str(port["port"])
+        base = f"{prefix}_PORT_{port['port']}_{proto}"
+        env.update({base: f"{proto.lower()}://{ip}:{port['port']}", f"{base}_PROTO": proto.lower(),
+                    f"{base}_PORT": str(port["port"]), f"{base}_ADDR": ip})
+    return env
+
+
+def field(pod, path, local, volume=False):
+    """A downward API fieldRef value."""
     meta = pod["metadata"]
     if path.startswith("metadata.labels['") or path.startswith("metadata.annotations['"):
         kind, key = path.split("['", 1)
-        return meta.get(kind.split(".")[1], {}).get(key.rstrip("']"), "")
+        return (meta.get(kind.split(".")[1]) or {}).get(key[:-2], "")
+    if path in ("metadata.labels", "metadata.annotations") and volume:
+        items = meta.get(path.split(".")[1]) or {}
+        return "\n".join(f'{k}="{v}"' for k, v in sorted(items.items()))
     return {
         "metadata.name": meta["name"],
         "metadata.namespace": meta["namespace"],
         "metadata.uid": meta["uid"],
-        "spec.nodeName": NODE,
+        "spec.nodeName": pod["spec"].get("nodeName", ""),
         "spec.serviceAccountName": pod["spec"].get("serviceAccountName", "default"),
-        "status.podIP": ip,
-        "status.hostIP": "127.0.0.1",
+        "status.podIP": local.ip,
+        "status.podIPs": local.ip,
+        "status.hostIP": local.node.ip,
+        "status.hostIPs": local.node.ip,
     }.get(path, "")
+
+
+def resource_field(pod, ref, default_container):
+    """A downward API resourceFieldRef: the container's limit or request over the divisor,
+    rounded up; an unset limit is the node's allocatable, an unset request 0."""
+    name = ref.get("containerName") or default_container
+    spec = next((c for c in pod["spec"]["containers"] + (pod["spec"].get("initContainers") or [])
+                 if c["name"] == name), {})
+    kind, _, resource = ref["resource"].partition(".")
+    value = ((spec.get("resources") or {}).get(kind) or {}).get(resource)
+    if value is None:
+        value = CAPACITY.get(resource, "0") if kind == "limits" else "0"
+    divisor = parse_quantity(ref.get("divisor") or "1")
+    return str(math.ceil(parse_quantity(value) / divisor))
 
 
 def expand(value, env):
@@ -651,13 +1252,13 @@ def main():
     parser.add_argument("--pki", required=True)
     parser.add_argument("--api-port", type=int, required=True)
     parser.add_argument("--state", required=True)
-    parser.add_argument("--hosts", required=True)
+    parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--bin", default="")
+    parser.add_argument("--image", action="append", default=[], help="NAME=PROGRAM: run PROGRAM for image NAME")
     a = parser.parse_args()
     pki = Path(a.pki)
     kube = Kube("127.0.0.1", a.api_port, str(pki / "ca.crt"), str(pki / "runner.crt"), str(pki / "runner.key"))
-    runner = Runner(kube, a.state, a.hosts, a.bin)
-    os.environ["TESTBED_API_PORT"] = str(a.api_port)
+    runner = Runner(kube, a)
 
     def stop(*_):
         runner.stopping = True

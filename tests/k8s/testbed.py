@@ -1,12 +1,15 @@
-"""A real Kubernetes control plane for tests, on loopback inside a network namespace.
+"""A real Kubernetes control plane for tests, inside a network namespace of its own.
 
-`Testbed.start()` creates a network namespace (its own loopback; /etc/netns/NAME/hosts
-becomes its /etc/hosts), a PKI (CA, serving certificate whose names include
-kubernetes.default.svc, client certificates, service-account keys), and runs inside the
-namespace: etcd, kube-apiserver (RBAC, service-account issuer, a service cluster IP
-range), kube-controller-manager (the controllers a StatefulSet world needs) and the pod
-runner. `stop()` tears all of it down. `kubectl()` and `run()` execute inside the
-namespace, so names that only the hosts file knows resolve.
+`Testbed.start()` creates a network namespace whose loopback also carries, as local
+(AnyIP) routes, the Service range 10.96.0.0/24, the node addresses 10.240.0.0/24 and the
+pod range 10.244.0.0/16; /etc/netns/NAME/resolv.conf (the cluster DNS the pod runner
+serves on 10.96.0.10) and hosts become the namespace's own. Then a PKI (CA, serving
+certificate whose names include kubernetes.default.svc and 10.96.0.1, client
+certificates, service-account keys), and inside the namespace: etcd, kube-apiserver
+(RBAC, service-account issuer, advertised at 10.240.0.1), kube-controller-manager (the
+controllers a StatefulSet world needs) and the pod runner with its N nodes; finally the
+kube-dns Service and the hostPath StorageClasses. `stop()` tears all of it down.
+`kubectl()` and `run()` execute inside the namespace, so cluster names resolve.
 
 `python3 testbed.py up` brings one up for a person and prints how to use it.
 """
@@ -31,6 +34,42 @@ from cryptography.x509.oid import NameOID
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
+# Routed to lo inside the namespace as local, so any address in them can be bound.
+LOCAL_RANGES = ["10.96.0.0/24", "10.240.0.0/24", "10.244.0.0/16"]
+APISERVER_ADDRESS = "10.240.0.1"
+DNS_ADDRESS = "10.96.0.10"
+
+CLUSTER_OBJECTS = f"""
+apiVersion: v1
+kind: Service
+metadata:
+  name: kube-dns
+  namespace: kube-system
+  labels: {{k8s-app: kube-dns}}
+spec:
+  clusterIP: {DNS_ADDRESS}
+  ports: [{{name: dns, port: 53, protocol: UDP}}]
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: hostpath
+  annotations: {{storageclass.kubernetes.io/is-default-class: "true"}}
+provisioner: runnel.dev/hostpath
+reclaimPolicy: Delete
+volumeBindingMode: Immediate
+allowVolumeExpansion: true
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: hostpath-retain
+provisioner: runnel.dev/hostpath
+reclaimPolicy: Retain
+volumeBindingMode: Immediate
+allowVolumeExpansion: true
+"""
+
 CONTROLLERS = ",".join(
     [
         "statefulset-controller",
@@ -48,6 +87,11 @@ CONTROLLERS = ",".join(
         "persistentvolume-protection-controller",
         "persistentvolumeclaim-protection-controller",
         "clusterrole-aggregation-controller",
+        "ephemeral-volume-controller",
+        # Lifts the not-ready taint a new Node gets once the runner reports it Ready
+        # (and would taint a node whose Lease stopped being renewed).
+        "node-lifecycle-controller",
+        "taint-eviction-controller",
     ]
 )
 
@@ -126,7 +170,7 @@ def make_pki(d):
         "apiserver",
         "kube-apiserver",
         dns=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"],
-        ips=["127.0.0.1", "10.96.0.1"],
+        ips=["127.0.0.1", "10.96.0.1", APISERVER_ADDRESS],
         server=True,
     )
     issue("admin", "admin", org="system:masters")
@@ -164,15 +208,22 @@ current-context: testbed
 class Testbed:
     __test__ = False
 
-    def __init__(self, base=None, bin_dir=None):
+    def __init__(self, base=None, bin_dir=None, nodes=3, images=()):
+        """`nodes`: how many Nodes the runner registers; `images`: extra NAME=PROGRAM
+        image mappings for the runner."""
         self.bin = Path(bin_dir) if bin_dir else binaries()
         self.base = Path(base) if base else Path(tempfile.mkdtemp(prefix="runnel-k8s-"))
+        # Pods running as other users reach their directories (HOME, logs) under it.
+        os.chmod(self.base, 0o755)
+        self.nodes = [f"testbed-node-{i}" for i in range(nodes)]
+        self.images = list(images)
         self.netns = f"runnel-tb-{os.getpid()}"
         self.pki = self.base / "pki"
         self.api_port = free_port()
         self.processes = {}
         self.kubeconfig = self.base / "admin.kubeconfig"
         self.hosts = Path(f"/etc/netns/{self.netns}/hosts")
+        self.volumes = self.base / "volumes"
 
     # --- namespace ----------------------------------------------------------------
     def ns(self, *cmd):
@@ -189,8 +240,12 @@ class Testbed:
         started = time.time()
         self.hosts.parent.mkdir(parents=True, exist_ok=True)
         self.hosts.write_text("127.0.0.1 localhost\n")
+        (self.hosts.parent / "resolv.conf").write_text(
+            f"search svc.cluster.local cluster.local\nnameserver {DNS_ADDRESS}\noptions ndots:5\n")
         subprocess.run(["ip", "netns", "add", self.netns], check=True)
         subprocess.run(self.ns("ip", "link", "set", "lo", "up"), check=True)
+        for cidr in LOCAL_RANGES:
+            subprocess.run(self.ns("ip", "route", "add", "local", cidr, "dev", "lo"), check=True)
         make_pki(self.pki)
         for user in ("admin", "controller-manager", "runner"):
             kubeconfig(self.base / f"{user}.kubeconfig", self.pki, self.api_port, user)
@@ -215,8 +270,10 @@ class Testbed:
             [
                 str(self.bin / "kube-apiserver"),
                 f"--etcd-servers=http://127.0.0.1:{etcd_client}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                # All addresses of the namespace: 127.0.0.1 for kubeconfigs, the advertised
+                # one behind the kubernetes Service (10.96.0.1:443) for pods.
+                "--bind-address=0.0.0.0",
+                f"--advertise-address={APISERVER_ADDRESS}",
                 f"--secure-port={self.api_port}",
                 f"--tls-cert-file={p / 'apiserver.crt'}",
                 f"--tls-private-key-file={p / 'apiserver.key'}",
@@ -251,6 +308,8 @@ class Testbed:
         )
         state = self.base / "runner"
         state.mkdir(exist_ok=True)
+        os.chmod(state, 0o755)
+        self.volumes.mkdir(exist_ok=True)
         self.spawn(
             "podrunner",
             [
@@ -258,15 +317,22 @@ class Testbed:
                 "--pki", str(self.pki),
                 "--api-port", str(self.api_port),
                 "--state", str(state),
-                "--hosts", str(self.hosts),
+                "--nodes", str(len(self.nodes)),
                 "--bin", f"{ROOT / 'target' / 'debug'}:{self.bin}",
+                *(f"--image={i}" for i in self.images),
             ],
         )
-        ready = "jsonpath={.status.conditions[?(@.type=='Ready')].status}"
+        self.kubectl("apply", "-f", "-", stdin=CLUSTER_OBJECTS)
+        ready = "jsonpath={range .items[*]}{.status.conditions[?(@.type=='Ready')].status}{\"\\n\"}{end}"
         self.wait_for(
-            lambda: self.kubectl("get", "node", "testbed-node", "-o", ready, check=False).strip() == "True",
+            lambda: self.kubectl("get", "nodes", "-o", ready, check=False).split() == ["True"] * len(self.nodes),
             timeout - (time.time() - started),
-            "the node to be Ready",
+            "the nodes to be Ready",
+        )
+        self.wait_for(
+            lambda: self.kubectl("get", "nodes", "-o", "jsonpath={.items[*].spec.taints}", check=False).strip() == "",
+            timeout - (time.time() - started),
+            "the node lifecycle controller to lift the not-ready taints",
         )
         self.wait_for(lambda: self.kubectl("get", "serviceaccount", "default", check=False) != "",
                       timeout - (time.time() - started), "the default service account")
@@ -292,14 +358,19 @@ class Testbed:
             time.sleep(0.25)
         raise RuntimeError(f"timed out waiting for {what}")
 
-    def kubectl(self, *args, stdin=None, check=True, kubeconfig=None):
-        out = subprocess.run(
+    def kubectl_run(self, *args, stdin=None, kubeconfig=None):
+        """kubectl inside the namespace: the CompletedProcess, whatever its exit status."""
+        return subprocess.run(
             self.ns(str(self.bin / "kubectl"), f"--kubeconfig={kubeconfig or self.kubeconfig}", *args),
             input=stdin,
             capture_output=True,
             text=True,
             timeout=120,
         )
+
+    def kubectl(self, *args, stdin=None, check=True, kubeconfig=None):
+        """kubectl's stdout; with check=False, "" when it fails."""
+        out = self.kubectl_run(*args, stdin=stdin, kubeconfig=kubeconfig)
         if check and out.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)} failed: {out.stderr}")
         return out.stdout if out.returncode == 0 else ""
@@ -336,7 +407,7 @@ def main():
         return 2
     bed = Testbed().start()
     print(f"test bed up in {bed.base}")
-    print(f"  sudo ip netns exec {bed.netns} {bed.bin / 'kubectl'} --kubeconfig={bed.kubeconfig} get nodes")
+    print(f"  sudo ip netns exec {bed.netns} {bed.bin / 'kubectl'} --kubeconfig={bed.kubeconfig} get nodes -L topology.kubernetes.io/zone")
     print("  Ctrl-C tears it down")
     try:
         while True:
