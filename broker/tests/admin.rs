@@ -777,5 +777,6 @@ async fn list_offsets_max_timestamp_finds_the_newest_record() {
     // Before v7 the special value is not defined.
     let r: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 6, &request).await;
     assert_ne!(r.topics[0].partitions[0].error_code, 0);
+
     b.shutdown().await.unwrap();
 }

@@ -356,3 +356,76 @@ async fn lowering_the_request_size_limit_keeps_larger_stored_batches() {
         broker.kill9();
     }
 }
+
+/// ListOffsets MAX_TIMESTAMP names the record with the newest timestamp, not its batch,
+/// also after kill -9 made recovery rebuild the indexes from batch headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_timestamp_names_the_record_after_recovery() {
+    use proto_kafka::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use proto_kafka::messages::{BrokerId, ListOffsetsRequest, ListOffsetsResponse};
+    use proto_kafka::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let broker = Process::start(&data, &[]).await;
+    let mut client = Client::connect(broker.kafka).await;
+    assert_eq!(client.create_topic(TOPIC, 1).await, 0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // One batch whose newest record is its second.
+    let records: Vec<Record> = [now - 100, now + 5000, now - 50]
+        .into_iter()
+        .enumerate()
+        .map(|(i, ts)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon_ms: None,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: ts,
+            key: None,
+            value: Some(Bytes::from(format!("m{i}"))),
+            headers: Vec::new(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::Lz4,
+        },
+    )
+    .unwrap();
+    let r = client.produce(TOPIC, 0, buf.freeze(), -1).await;
+    assert_eq!((r.error_code, r.base_offset), (0, 0));
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(common::topic_name(TOPIC))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(-3)])]);
+    let max_timestamp = |r: ListOffsetsResponse| {
+        let p = &r.topics[0].partitions[0];
+        (p.error_code, p.offset, p.timestamp)
+    };
+    let r = client.call(ApiKey::ListOffsets, 7, &request).await;
+    assert_eq!(max_timestamp(r), (0, 1, now + 5000));
+    broker.kill9();
+    let broker = Process::start(&data, &[]).await;
+    let mut client = Client::connect(broker.kafka).await;
+    let r = client.call(ApiKey::ListOffsets, 7, &request).await;
+    assert_eq!(
+        max_timestamp(r),
+        (0, 1, now + 5000),
+        "the record, not its batch, after recovery"
+    );
+}

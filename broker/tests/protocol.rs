@@ -604,3 +604,22 @@ async fn idempotent_producers_get_sequence_checks_and_retries_are_not_written_tw
     );
     b.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_assignment_obeys_the_partition_limit_too() {
+    use proto_kafka::messages::create_topics_request::CreatableReplicaAssignment;
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path(), &[]).await;
+    let mut c = Client::connect(b.kafka_addrs[0]).await;
+    let assignments = (0..10_001)
+        .map(|p| {
+            CreatableReplicaAssignment::default()
+                .with_partition_index(p)
+                .with_broker_ids(vec![BrokerId(0)])
+        })
+        .collect();
+    let spec = topic("many", -1, -1).with_assignments(assignments);
+    let (error, message) = create(&mut c, spec, true).await;
+    assert_eq!(error, 37, "INVALID_PARTITIONS: {message:?}");
+    b.abort();
+}

@@ -381,6 +381,12 @@ impl Controller {
                     "a replica assignment cannot be combined with a partition count or replication factor".into(),
                 ));
             }
+            if spec.assignments.len() > MAX_PARTITIONS_PER_TOPIC as usize {
+                return Err(AdminError::InvalidPartitions(format!(
+                    "{} partitions is more than the {MAX_PARTITIONS_PER_TOPIC} one topic may have",
+                    spec.assignments.len()
+                )));
+            }
             assignment::check_manual(&spec.assignments, live)
                 .map_err(AdminError::InvalidReplicaAssignment)?
         };

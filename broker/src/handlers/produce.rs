@@ -167,7 +167,7 @@ pub fn append(ctx: &Context, request: ProduceRequest, version: i16) -> Pending {
     }
 }
 
-async fn settle(outcome: Outcome, acks: i16, timeout: Duration) -> Outcome {
+async fn settle(outcome: Outcome, acks: i16, deadline: tokio::time::Instant) -> Outcome {
     let Outcome::Appended {
         partition,
         end_offset,
@@ -177,8 +177,8 @@ async fn settle(outcome: Outcome, acks: i16, timeout: Duration) -> Outcome {
     else {
         return outcome;
     };
-    let waited = tokio::time::timeout(
-        timeout,
+    let waited = tokio::time::timeout_at(
+        deadline,
         partition.wait_for_acks(*end_offset, acks, *leader_epoch),
     )
     .await;
@@ -200,23 +200,30 @@ pub async fn complete(ctx: &Context, pending: Pending) -> Option<ProduceResponse
         timeout,
         topics,
     } = pending;
-    let mut responses = Vec::with_capacity(topics.len());
-    for (name, partitions) in topics {
+    // One deadline for the whole request, as Kafka's timeout_ms means: every partition
+    // of every topic waits at the same time.
+    let deadline = tokio::time::Instant::now() + timeout;
+    let settled = join_all(topics.into_iter().map(|(name, partitions)| async move {
         let settled =
             join_all(partitions.into_iter().map(|(index, outcome)| async move {
-                (index, settle(outcome, acks, timeout).await)
+                (index, settle(outcome, acks, deadline).await)
             }))
             .await;
-        let partition_responses = settled
-            .into_iter()
-            .map(|(index, outcome)| partition_response(ctx, index, outcome, version))
-            .collect();
-        responses.push(
+        (name, settled)
+    }))
+    .await;
+    let responses = settled
+        .into_iter()
+        .map(|(name, settled)| {
+            let partition_responses = settled
+                .into_iter()
+                .map(|(index, outcome)| partition_response(ctx, index, outcome, version))
+                .collect();
             TopicProduceResponse::default()
                 .with_name(name)
-                .with_partition_responses(partition_responses),
-        );
-    }
+                .with_partition_responses(partition_responses)
+        })
+        .collect();
     Some(ProduceResponse::default().with_responses(responses))
 }
 

@@ -570,4 +570,79 @@ mod tests {
         assert_eq!(unknown.stats.volume_syncs.load(Ordering::SeqCst), 0);
         assert_eq!(unknown.stats.file_syncs.load(Ordering::SeqCst), 3);
     }
+
+    /// The race the review found: a bulk flush's syncfs consumes the writeback error of
+    /// a file that belongs to another batch; that batch's own syncfs would then succeed
+    /// over pages the kernel dropped. After the first failure the volume is synced file
+    /// by file, and the file's own handle still reports the error.
+    #[test]
+    fn a_syncfs_error_consumed_by_one_batch_is_never_lost_to_another() {
+        use crate::log::io::{FileSystem, OpenMode};
+        use crate::log::sim::{CutMode, Fault, FaultEffect, FaultOp, FaultTarget, SimFs};
+        let sim = SimFs::new();
+        let dir = PathBuf::from("/data");
+        sim.create_dir_all(&dir).unwrap();
+        sim.sync_dir(Path::new("/")).unwrap();
+        let probe = |name: &str| {
+            let file = sim.open(&dir.join(name), OpenMode::Create).unwrap();
+            file.write_all_at(name.as_bytes(), 0).unwrap();
+            Arc::new(FileProbe {
+                file,
+                partition_dir: dir.join(name),
+                finished_ok: AtomicU64::new(0),
+            })
+        };
+        let (a, c, bad, d) = (probe("a-0"), probe("c-0"), probe("bad-0"), probe("d-0"));
+        sim.sync_dir(&dir).unwrap();
+        let inner = Inner {
+            fs: Arc::new(sim.clone()),
+            volumes: [(
+                dir.clone(),
+                SharedVolume {
+                    volume: sim.open_volume(&dir).unwrap().unwrap(),
+                    poisoned: Mutex::new(false),
+                },
+            )]
+            .into(),
+            bulk_threshold: 2,
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            stats: Arc::new(FlushStats::default()),
+            running: AtomicUsize::new(0),
+        };
+        // The bad file's writeback fails during the first batch's syncfs.
+        sim.inject(Fault {
+            op: FaultOp::Sync,
+            target: FaultTarget::Path(dir.join("bad-0")),
+            effect: FaultEffect::Fail,
+            times: Some(1),
+        });
+        let first: Vec<Arc<dyn FlushTarget>> = vec![a.clone(), c.clone()];
+        flush(&inner, &first);
+        assert_eq!(
+            a.finished_ok.load(Ordering::SeqCst),
+            1,
+            "its own files were fine"
+        );
+        assert_eq!(c.finished_ok.load(Ordering::SeqCst), 1);
+        let second: Vec<Arc<dyn FlushTarget>> = vec![bad.clone(), d.clone()];
+        flush(&inner, &second);
+        assert_eq!(
+            bad.finished_ok.load(Ordering::SeqCst),
+            0,
+            "the file whose pages were dropped is never acknowledged"
+        );
+        assert_eq!(d.finished_ok.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            inner.stats.volume_syncs.load(Ordering::SeqCst),
+            1,
+            "no syncfs is trusted after the first failure"
+        );
+        let after = sim.power_cut(CutMode::LoseUnsynced);
+        assert_eq!(
+            after.read(&dir.join("bad-0")).unwrap(),
+            b"",
+            "its bytes were lost"
+        );
+    }
 }

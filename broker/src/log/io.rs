@@ -276,15 +276,16 @@ pub fn write_atomic(fs: &dyn FileSystem, path: &Path, contents: &[u8]) -> Result
     sync_parent(fs, path)
 }
 
-/// Creates `dir` (and missing parents) and makes its entry durable in its parent.
+/// Creates `dir` (and missing parents) and makes every created entry durable: each new
+/// directory's entry in its parent, from the outermost new one in.
 pub fn create_dir_durable(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
-    let existed = fs.exists(dir);
+    let missing: Vec<&Path> = dir.ancestors().take_while(|a| !fs.exists(a)).collect();
     fs.create_dir_all(dir).map_err(|source| Error::CreateDir {
         path: dir.to_path_buf(),
         source,
     })?;
-    if !existed {
-        sync_parent(fs, dir)?;
+    for created in missing.into_iter().rev() {
+        sync_parent(fs, created)?;
     }
     Ok(())
 }
@@ -329,5 +330,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let _first = RealFs.lock_dir(dir.path()).unwrap();
         assert!(RealFs.lock_dir(dir.path()).is_err());
+    }
+
+    #[test]
+    fn create_dir_durable_makes_every_new_level_durable() {
+        use crate::log::sim::{CutMode, SimFs};
+        let fs = SimFs::new();
+        create_dir_durable(&fs, Path::new("/a/b/c")).unwrap();
+        let after = fs.power_cut(CutMode::LoseUnsynced);
+        assert!(
+            after.exists(Path::new("/a/b/c")),
+            "all three levels survive a cut"
+        );
     }
 }

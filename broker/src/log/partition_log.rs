@@ -539,6 +539,9 @@ impl PartitionLog {
             log_append_time_ms = now_ms;
             (now_ms, base_offset)
         } else {
+            // The producer's claim drives ListOffsets, retention and segment.ms: store
+            // what the records say (validation walked them all).
+            batch::set_max_timestamp(batch, valid.max_timestamp);
             (
                 valid.max_timestamp,
                 base_offset + i64::from(valid.offset_delta_of_max_timestamp),
@@ -607,20 +610,54 @@ impl PartitionLog {
         Ok(segment.map(|s| s.read_plan(offset)))
     }
 
-    /// The largest record timestamp in the log and the offset holding it (the first
-    /// segment's, on a tie), for ListOffsets MAX_TIMESTAMP.
-    pub fn max_timestamp_offset(&self) -> Option<(i64, i64)> {
-        self.segments
-            .values()
-            .filter(|s| {
-                !s.is_empty()
-                    && s.max_timestamp() >= 0
-                    && s.offset_of_max_timestamp() >= self.log_start_offset
-            })
-            .fold(None, |best: Option<(i64, i64)>, s| match best {
-                Some((ts, _)) if ts >= s.max_timestamp() => best,
-                _ => Some((s.max_timestamp(), s.offset_of_max_timestamp())),
-            })
+    /// The largest record timestamp below `upto` (the high watermark) and where to look
+    /// for its record, for ListOffsets MAX_TIMESTAMP: (timestamp, an offset at or before
+    /// that record within its batch, the segment's read plan). The earliest wins a tie.
+    /// The offset is exact when the segment was appended to in this process and the
+    /// batch's base offset after recovery; the caller walks the batch's records from it.
+    pub fn max_timestamp_below(&self, upto: i64) -> Result<Option<(i64, i64, ReadPlan)>> {
+        let mut best: Option<(i64, i64, ReadPlan)> = None;
+        for segment in self.segments.values() {
+            if segment.is_empty() || segment.base_offset() >= upto {
+                break;
+            }
+            let candidate = if segment.next_offset() <= upto {
+                (segment.max_timestamp() >= 0)
+                    .then(|| (segment.max_timestamp(), segment.offset_of_max_timestamp()))
+            } else {
+                // The segment holding the high watermark: only its batches below it.
+                let plan = segment.read_plan(segment.base_offset());
+                let mut max: Option<(i64, i64)> = None;
+                scan_batches(
+                    plan.file.as_ref(),
+                    0,
+                    plan.end_pos,
+                    false,
+                    &mut |_, header, _| {
+                        if header.next_offset() > upto {
+                            return Ok(false);
+                        }
+                        if max.is_none_or(|(ts, _)| header.max_timestamp > ts) {
+                            max = Some((header.max_timestamp, header.base_offset));
+                        }
+                        Ok(true)
+                    },
+                )
+                .map_err(|source| Error::ReadFile {
+                    path: self.dir.clone(),
+                    source,
+                })?;
+                max.filter(|(ts, _)| *ts >= 0)
+            };
+            let Some((timestamp, offset)) = candidate else {
+                continue;
+            };
+            if offset < self.log_start_offset || best.as_ref().is_some_and(|b| b.0 >= timestamp) {
+                continue;
+            }
+            best = Some((timestamp, offset, segment.read_plan(offset)));
+        }
+        Ok(best)
     }
 
     /// Plans for finding the first record at or after `timestamp`: every segment that
@@ -1470,5 +1507,28 @@ mod tests {
         let plan = log.read_plan(0).unwrap().unwrap();
         let read = read_batches(&plan, 0, 1 << 20, true, durable).unwrap();
         assert!(!read.bytes.is_empty());
+    }
+
+    #[test]
+    fn a_wrong_max_timestamp_claim_is_rewritten_from_the_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs: Arc<dyn FileSystem> = Arc::new(RealFs);
+        let mut log =
+            PartitionLog::create(fs, &dir.path().join("t-0"), Uuid::new_v4(), config()).unwrap();
+        let mut batch = uncompressed(&[b"a", b"b"], 5_000);
+        // The header claims 0; the records say 5 000.
+        batch[35..43].copy_from_slice(&0i64.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[21..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        let valid = validate_produce_batch(&batch, &limits()).unwrap();
+        log.append_as_leader(&mut batch, &valid, 0, 6_000, false)
+            .unwrap();
+        let plan = log.read_plan(0).unwrap().unwrap();
+        let read = read_batches(&plan, 0, 1 << 20, true, 2).unwrap();
+        let stored = BatchHeader::parse(&read.bytes).unwrap();
+        assert_eq!(stored.max_timestamp, 5_000);
+        assert!(crate::records::batch::BatchWalker::new(&read.bytes, true)
+            .all(|s| matches!(s, crate::records::batch::Step::Batch { .. })));
+        assert_eq!(log.timestamp_plans(4_000).len(), 1, "found by timestamp");
     }
 }

@@ -754,4 +754,35 @@ mod tests {
             }
         }
     }
+
+    /// A slow disk delays writes, never the lease keep-alive that keeps a broker
+    /// registered: it takes no lock a WAL fsync holds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_keep_alive_never_waits_for_a_slow_wal_fsync() {
+        use crate::log::sim::{Fault, FaultEffect, FaultOp, FaultTarget};
+        let sim = SimFs::new();
+        sim.create_dir_all(Path::new("/meta")).unwrap();
+        let store = EmbeddedStore::open(Arc::new(sim.clone()), Path::new("/meta")).unwrap();
+        let lease = store.grant_lease(Duration::from_secs(10)).await.unwrap();
+        sim.inject(Fault {
+            op: FaultOp::Sync,
+            target: FaultTarget::Path(PathBuf::from("/meta").join(WAL)),
+            effect: FaultEffect::Delay(Duration::from_secs(2)),
+            times: Some(1),
+        });
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move { store.put("/k", b"v".to_vec(), None).await })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let started = Instant::now();
+        store.keep_alive(lease).await.unwrap();
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(200),
+            "keep-alive took {took:?}"
+        );
+        assert!(!writer.is_finished(), "the write was still in its fsync");
+        writer.await.unwrap().unwrap();
+    }
 }

@@ -512,18 +512,37 @@ impl Partition {
                     leader_epoch: log.epoch_of(start).unwrap_or(state.leader_epoch),
                 })
             }
-            MAX_TIMESTAMP => Ok(match log.max_timestamp_offset() {
-                Some((timestamp, offset)) => OffsetAnswer {
-                    offset,
-                    timestamp,
-                    leader_epoch: log.epoch_of(offset).unwrap_or(-1),
-                },
-                None => OffsetAnswer {
+            MAX_TIMESTAMP => {
+                let none = OffsetAnswer {
                     offset: -1,
                     timestamp: -1,
                     leader_epoch: -1,
-                },
-            }),
+                };
+                let found = log
+                    .max_timestamp_below(high_watermark)
+                    .map_err(|_| ReplicaError::Storage)?;
+                let Some((timestamp, hint, plan)) = found else {
+                    return Ok(none);
+                };
+                let budget = log.config().decompression_budget;
+                let epochs = log.epochs().entries().to_vec();
+                drop(log);
+                // The record itself, not its batch: walk the batch from the hint.
+                let found = find_by_timestamp(&plan, hint, timestamp, high_watermark, budget)
+                    .map_err(|_| ReplicaError::Storage)?;
+                Ok(match found {
+                    Some((offset, timestamp)) => OffsetAnswer {
+                        offset,
+                        timestamp,
+                        leader_epoch: epochs
+                            .iter()
+                            .rev()
+                            .find(|e| e.start_offset <= offset)
+                            .map_or(-1, |e| e.epoch),
+                    },
+                    None => none,
+                })
+            }
             ts if ts >= 0 => {
                 let plans = log.timestamp_plans(ts);
                 let config = *log.config();

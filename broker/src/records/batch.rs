@@ -193,6 +193,19 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Sets the batch's CreateTime max timestamp to what its records hold (Kafka rewrites a
+/// wrong claim the same way): the field is under the CRC, which is recomputed. Returns
+/// whether the batch changed.
+pub fn set_max_timestamp(batch: &mut [u8], max_timestamp: i64) -> bool {
+    if be_i64(batch, MAX_TIMESTAMP) == max_timestamp {
+        return false;
+    }
+    batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&max_timestamp.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES..]);
+    batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    true
+}
+
 /// Sets the batch's last offset (base offset + delta), as compaction keeps it when it
 /// removes the batch's last records (KIP-98: the next offset and an idempotent producer's
 /// last sequence must not move). `lastOffsetDelta` is under the CRC, which is recomputed.

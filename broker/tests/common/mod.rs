@@ -242,7 +242,6 @@ impl Client {
         response.topics[0].partitions[0].clone()
     }
 
-    /// Reads every record from `offset` up to the high watermark.
     /// DeleteRecords (v2) on one partition: (error code, low watermark).
     pub async fn delete_records(&mut self, topic: &str, partition: i32, offset: i64) -> (i16, i64) {
         use proto_kafka::messages::delete_records_request::{
@@ -272,6 +271,7 @@ impl Client {
         r.responses[0].error_code
     }
 
+    /// Reads every record from `offset` up to the high watermark.
     pub async fn read_all(&mut self, topic: &str, partition: i32, from: i64) -> Vec<(i64, Bytes)> {
         let mut out = Vec::new();
         let mut offset = from;
