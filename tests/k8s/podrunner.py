@@ -65,6 +65,8 @@ BACKOFF_RESET = 60.0
 HEARTBEAT = 10.0
 COMPONENT = "testbed-runner"
 STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# The first line of a container's setup script, by which a process still in setup is known.
+SETUP_MARK = "# testbed container setup"
 
 # image (without registry and tag) -> program run when the container gives no command;
 # extend with --image NAME=PROGRAM. A program is looked up on the pod's PATH: the --bin
@@ -150,12 +152,25 @@ class Container:
         self.waiting = None  # (reason, message) while it cannot start
         self.ready = False
         self.started = False  # startup probe passed and postStart finished
-        self.post_start = None
+        self.post_start = None  # the postStart handler until it is submitted, then its Future
         self.probes = {}
         self.stop = None
+        self.ready_for_exec = False
 
     def running(self):
         return self.process is not None and self.process.poll() is None
+
+    def set_up(self):
+        """Whether the container's namespaces are ready (mounts, hostname), i.e. its setup
+        script has exec'd the program: only then may exec handlers enter them."""
+        if self.ready_for_exec:
+            return True
+        try:
+            cmdline = Path(f"/proc/{self.process.pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+        self.ready_for_exec = not cmdline.startswith(b"unshare\0") and SETUP_MARK.encode() not in cmdline
+        return self.ready_for_exec
 
 
 class LocalPod:
@@ -174,6 +189,7 @@ class LocalPod:
         self.admitted = time.time()
         self.last_status = None
         self.transitions = {}
+        self.made = set()  # host paths the runner created for this pod's mounts
 
     def all_containers(self):
         return self.inits + self.containers
@@ -210,6 +226,8 @@ class Runner:
         self.services = []
         self.unschedulable = {}
         self.sent_events = set()
+        self.errors = {}
+        self.made = {}  # mount points the runner created on the host -> uids of the pods using them
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="check")
         self.dns = network.Dns(DNS_ADDRESS)
         self.proxy = network.Proxy(log)
@@ -284,40 +302,56 @@ class Runner:
         self.started_at = now_iso()
         self.register()
         while not self.stopping:
-            try:
-                self.tick()
-            except Exception as e:  # keep the nodes alive through API hiccups
-                log("reconcile failed:", repr(e))
+            self.tick()
             time.sleep(0.2)
         for local in list(self.pods.values()):
             self.kill_now(local)
+            self.release(local)
+
+    def attempt(self, what, fn, *args):
+        """Runs one step of a tick; a failure (an API hiccup, a bug tripped by one object)
+        is logged, once a minute per distinct error, and the other steps go on."""
+        try:
+            fn(*args)
+            return True
+        except Exception as e:
+            key = (what, repr(e))
+            if time.time() - self.errors.get(key, 0) > 60:
+                self.errors[key] = time.time()
+                log(f"{what} failed:", repr(e))
+            return False
 
     def tick(self):
         now = time.time()
         if now - self.last_heartbeat > HEARTBEAT:
-            self.heartbeat()
+            self.attempt("heartbeat", self.heartbeat)
         if now - self.last_network > 0.5:
-            self.update_network()
+            self.attempt("network", self.update_network)
             self.last_network = now
         if now - self.last_storage > 1.0:
-            claims = self.kube.get("/api/v1/persistentvolumeclaims")["items"]
-            volumes = self.kube.get("/api/v1/persistentvolumes")["items"]
-            self.provisioner.reconcile(claims, volumes)
+            self.attempt("storage", self.update_storage)
             self.last_storage = now
-        pods = self.kube.get("/api/v1/pods")["items"]
+        pods = []
+        if not self.attempt("listing pods", lambda: pods.extend(self.kube.get("/api/v1/pods")["items"])):
+            return
         pending = [p for p in pods if not p["spec"].get("nodeName") and not p["metadata"].get("deletionTimestamp")
                    and p["spec"].get("schedulerName", "default-scheduler") == "default-scheduler"]
         if pending:
-            self.schedule(pending, pods)
+            self.attempt("scheduling", self.schedule, pending, pods)
         seen = set()
         for pod in pods:
             if pod["spec"].get("nodeName") in self.nodes:
                 seen.add(pod["metadata"]["uid"])
-                self.handle(pod)
+                self.attempt(f"pod {pod['metadata']['namespace']}/{pod['metadata']['name']}", self.handle, pod)
         for uid in [u for u in self.pods if u not in seen]:
             local = self.pods.pop(uid)
             self.kill_now(local)
             self.release(local)
+
+    def update_storage(self):
+        claims = self.kube.get("/api/v1/persistentvolumeclaims")["items"]
+        volumes = self.kube.get("/api/v1/persistentvolumes")["items"]
+        self.provisioner.reconcile(claims, volumes)
 
     # --- scheduling --------------------------------------------------------------------
     def schedule(self, pending, pods):
@@ -740,6 +774,49 @@ class Runner:
             out.append((str(src), m["mountPath"], read_only or bool(m.get("readOnly"))))
         return out
 
+    def make_mount_point(self, local, path, is_dir):
+        """Creates a missing mount point (or working directory) on the host, where a bind
+        mount needs it, and notes what it created so that the last pod relying on it
+        removes it again (`release`)."""
+        missing, p = [], Path(path)
+        while not os.path.lexists(p):
+            missing.append(p)
+            p = p.parent
+        for i, q in enumerate(reversed(missing)):
+            try:
+                if i == len(missing) - 1 and not is_dir:
+                    q.touch()
+                else:
+                    q.mkdir()
+            except OSError:
+                break
+            self.made.setdefault(str(q), set())
+        p = Path(path)
+        while p != p.parent:
+            if str(p) in self.made:
+                self.made[str(p)].add(local.uid)
+                local.made.add(str(p))
+            p = p.parent
+
+    def forget_mount_points(self, local):
+        # Deepest first; only what is still empty, and only once no pod relies on it.
+        for path in sorted(local.made, key=len, reverse=True):
+            users = self.made.get(path)
+            if users is None:
+                continue
+            users.discard(local.uid)
+            if users:
+                continue
+            del self.made[path]
+            try:
+                if os.path.isdir(path) and not os.path.islink(path):
+                    os.rmdir(path)
+                elif os.path.getsize(path) == 0:
+                    os.unlink(path)
+            except OSError:
+                pass
+        local.made.clear()
+
     def start(self, local, c):
         sec = podspec.security(local.pod, c.spec)
         if isinstance(sec, str):
@@ -747,11 +824,13 @@ class Runner:
         env = self.environment(local, c.spec)
         argv = self.argv(c.spec, env)
         mounts = self.mounts(local, c, env)
-        script = ["set -e", f"echo {shlex.quote(pod_hostname(local.pod))} > /proc/sys/kernel/hostname"]
+        script = [SETUP_MARK, "set -e", f"echo {shlex.quote(pod_hostname(local.pod))} > /proc/sys/kernel/hostname"]
         for name in ("hosts", "resolv.conf"):
             script.append(f"mount --bind {shlex.quote(str(local.root / 'etc' / name))} /etc/{name}")
         for src, dst, read_only in mounts:
+            self.make_mount_point(local, dst, os.path.isdir(src))
             q_src, q_dst = shlex.quote(src), shlex.quote(dst)
+            # Again inside the namespace: a mount point may lie inside an earlier volume.
             if os.path.isdir(src):
                 script.append(f"mkdir -p {q_dst}")
             else:
@@ -767,6 +846,7 @@ class Runner:
             script.append(f"mount --bind {shlex.quote(argv[0])} {shlex.quote(str(shown))}")
             argv[0] = str(shown)
         workdir = c.spec.get("workingDir") or str(local.root)
+        self.make_mount_point(local, workdir, True)
         script.append(f"mkdir -p {shlex.quote(workdir)}")
         if sec["read_only_root"]:
             for point in self.read_only_mounts:
@@ -784,17 +864,21 @@ class Runner:
         )
         out.close()
         c.env, c.security = env, sec
+        c.ready_for_exec = False
         c.began = time.time()
         c.started_at = now_iso()
         c.ready = c.started = False
         c.probes = {kind: Probe(c.spec[f"{kind}Probe"], c.began)
                     for kind in ("startup", "readiness", "liveness") if c.spec.get(f"{kind}Probe")}
-        post_start = (c.spec.get("lifecycle") or {}).get("postStart")
-        c.post_start = self.pool.submit(self.run_handler, local, c, post_start, 30) if post_start else None
+        c.post_start = (c.spec.get("lifecycle") or {}).get("postStart")
         log("started", local.namespace, local.name, c.name, "pid", c.process.pid, shlex.join(argv))
 
     # --- probes and hooks ----------------------------------------------------------------------
     def check_health(self, local, c):
+        if not c.set_up():
+            return
+        if isinstance(c.post_start, dict):
+            c.post_start = self.pool.submit(self.run_handler, local, c, c.post_start, 30)
         if c.post_start is not None:
             if not c.post_start.done():
                 return
@@ -894,7 +978,8 @@ class Runner:
     # --- stopping ---------------------------------------------------------------------------------
     def begin_stop(self, local, c, grace):
         hook = (c.spec.get("lifecycle") or {}).get("preStop")
-        future = self.pool.submit(self.run_handler, local, c, hook, grace) if hook and c.running() else None
+        future = self.pool.submit(self.run_handler, local, c, hook, grace) if hook and c.running() and c.set_up() \
+            else None
         c.stop = Stop(grace, future)
         c.ready = False
 
@@ -948,6 +1033,7 @@ class Runner:
         if local.ip not in local.node.free_ips:
             local.node.free_ips.append(local.ip)
         shutil.rmtree(local.root / "volumes", ignore_errors=True)
+        self.forget_mount_points(local)
 
     # --- status -----------------------------------------------------------------------------------
     def container_status(self, local, c):

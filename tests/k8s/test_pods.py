@@ -344,3 +344,80 @@ def test_a_pod_has_its_own_empty_home_and_no_kubeconfig_and_no_token_means_no_ac
     assert lines["entries"] == "[]"
     assert lines["kubeconfig"] == "False None"
     assert lines["anonymous"] in ("401", "403"), lines
+
+
+EXTRAS = """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: extra}
+data: {ALPHA: one, BETA: two}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: post-start}
+spec:
+  containers:
+    - name: main
+      image: busybox
+      command: ["sh", "-c", "while [ ! -f /work/hooked ]; do sleep 0.1; done; echo hooked $(cat /work/hooked); exec sleep 3600"]
+      lifecycle: {postStart: {exec: {command: ["sh", "-c", "echo yes > /work/hooked"]}}}
+      volumeMounts: [{name: work, mountPath: /work}]
+  volumes: [{name: work, emptyDir: {}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: gated}
+spec:
+  readinessGates: [{conditionType: example.com/go}]
+  containers:
+    - {name: main, image: busybox, command: ["sleep", "3600"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: deadline}
+spec:
+  activeDeadlineSeconds: 2
+  containers:
+    - {name: main, image: busybox, command: ["sleep", "3600"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: environment}
+spec:
+  restartPolicy: Never
+  hostAliases: [{ip: 10.1.2.3, hostnames: [alias.example]}]
+  containers:
+    - name: main
+      image: busybox
+      securityContext: {capabilities: {drop: [ALL]}}
+      envFrom: [{configMapRef: {name: extra}, prefix: X_}]
+      command:
+        - sh
+        - -c
+        - |
+          echo "env $X_ALPHA $X_BETA $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT"
+          grep alias.example /etc/hosts
+          grep CapEff /proc/self/status
+          echo "hostname $(hostname)"
+"""
+
+
+def test_post_start_readiness_gates_deadlines_and_the_environment(ns):
+    ns.apply(EXTRAS)
+    hooked = ns.wait_pod("post-start", lambda p: p["status"].get("phase") == "Running", "to run")
+    wait_for(lambda: "hooked yes" in ns.log(hooked, "main"), what="the postStart hook's file")
+
+    gated = ns.wait_pod("gated", lambda p: (p["status"].get("containerStatuses") or [{}])[0].get("ready"),
+                        "its container to be ready")
+    assert not ready(gated), "the readiness gate holds the pod back"
+    ns.kubectl("patch", "pod", "gated", "--subresource=status",
+               "-p", '{"status": {"conditions": [{"type": "example.com/go", "status": "True"}]}}')
+    ns.wait_pod("gated", ready, "to be Ready once its gate is True")
+
+    failed = ns.wait_pod("deadline", lambda p: p["status"].get("phase") == "Failed", "to fail")
+    assert failed["status"]["reason"] == "DeadlineExceeded"
+
+    done = ns.wait_pod("environment", lambda p: p["status"].get("phase") in ("Succeeded", "Failed"), "to finish")
+    log = ns.log(done, "main").splitlines()
+    assert log == ["env one two 10.96.0.1:443", "10.1.2.3\talias.example", "CapEff:\t0000000000000000",
+                   "hostname environment"], log
