@@ -448,6 +448,8 @@ class Runner:
             return
         if local.refused is None and local.failed is None:
             self.run_pod(local)
+        elif local.failed is not None:
+            self.wind_down(local)
         self.update_status(local)
 
     def admit(self, local):
@@ -486,6 +488,14 @@ class Runner:
             return
         for c in local.containers:
             self.supervise(local, c)
+
+    def wind_down(self, local):
+        """A failed pod's containers: stopped (preStop, signal, grace), exits recorded."""
+        for c in local.all_containers():
+            if c.running():
+                self.advance_stop(c)
+            elif c.process is not None:
+                self.exited(local, c)
 
     def fail_pod(self, local, reason, message):
         local.failed = (reason, message)

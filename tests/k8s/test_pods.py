@@ -140,7 +140,7 @@ spec:
   containers:
     - name: main
       image: busybox
-      command: ["sh", "-c", "touch /work/dead; sleep 3; rm /work/dead; touch /work/started; sleep 2; touch /work/ready; exec sleep 3600"]
+      command: ["sh", "-c", "touch /work/dead; sleep 4; rm /work/dead; touch /work/started; sleep 2; touch /work/ready; exec sleep 3600"]
       startupProbe: {exec: {command: ["test", "-f", "/work/started"]}, periodSeconds: 1, failureThreshold: 30}
       livenessProbe: {exec: {command: ["test", "!", "-f", "/work/dead"]}, periodSeconds: 1, failureThreshold: 1}
       readinessProbe: {exec: {command: ["test", "-f", "/work/ready"]}, periodSeconds: 1}
@@ -151,11 +151,17 @@ spec:
 
 def test_tcp_socket_and_exec_probes_gate_readiness_and_a_startup_probe_holds_liveness_back(ns):
     ns.apply(TCP_PROBE)
-    running = ns.wait_pod("tcp-ready", lambda p: p["status"].get("phase") == "Running", "to run")
-    assert "listening" not in ns.log(running, "main")
-    assert not ready(ns.pod("tcp-ready")), "no listener, not Ready"
-    pod = ns.wait_pod("tcp-ready", ready, "the tcpSocket probe to pass")
-    assert "listening" in ns.log(pod, "main")
+    samples = []
+
+    def tcp_pod_ready():
+        p = ns.pod("tcp-ready")
+        # The log is read after the pod: a Ready pod must already have said "listening".
+        samples.append((ready(p), p["status"].get("phase"), "listening" in ns.log(p, "main")))
+        return ready(p)
+
+    wait_for(tcp_pod_ready, what="the tcpSocket probe to pass", interval=0.3)
+    assert (False, "Running", False) in samples, "running without a listener, not Ready"
+    assert all(listening for is_ready, _, listening in samples if is_ready), samples
 
     ns.apply(EXEC_PROBES)
     observed = []
@@ -414,8 +420,10 @@ def test_post_start_readiness_gates_deadlines_and_the_environment(ns):
                "-p", '{"status": {"conditions": [{"type": "example.com/go", "status": "True"}]}}')
     ns.wait_pod("gated", ready, "to be Ready once its gate is True")
 
-    failed = ns.wait_pod("deadline", lambda p: p["status"].get("phase") == "Failed", "to fail")
+    failed = ns.wait_pod("deadline", lambda p: p["status"].get("phase") == "Failed"
+                         and "terminated" in p["status"]["containerStatuses"][0]["state"], "to fail and stop")
     assert failed["status"]["reason"] == "DeadlineExceeded"
+    assert failed["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 143, "SIGTERM ended it"
 
     done = ns.wait_pod("environment", lambda p: p["status"].get("phase") in ("Succeeded", "Failed"), "to finish")
     log = ns.log(done, "main").splitlines()
