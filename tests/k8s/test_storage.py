@@ -133,3 +133,32 @@ def test_retain_keeps_the_volume_and_a_class_without_expansion_refuses_a_resize(
     out = bed.kubectl_run("-n", ns.name, "patch", "pvc", "fixed", "-p",
                           '{"spec": {"resources": {"requests": {"storage": "2Gi"}}}}')
     assert out.returncode != 0 and "storageclass that provisions the pvc must support resize" in out.stderr, out.stderr
+
+
+EPHEMERAL = """
+apiVersion: v1
+kind: Pod
+metadata: {name: scratch}
+spec:
+  containers:
+    - {name: main, image: busybox, command: ["sh", "-c", "echo kept > /scratch/file; exec sleep 3600"],
+       volumeMounts: [{name: work, mountPath: /scratch}]}
+  volumes:
+    - name: work
+      ephemeral:
+        volumeClaimTemplate:
+          spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+"""
+
+
+def test_a_generic_ephemeral_volume_lives_and_dies_with_its_pod(bed, ns):
+    ns.apply(EPHEMERAL)
+    ns.wait_pod("scratch", ready, "to be ready")
+    claim = claims(ns)["scratch-work"]
+    assert claim["spec"]["storageClassName"] == "hostpath", "the default class"
+    path = bed.volumes / claim["spec"]["volumeName"]
+    assert wait_for(lambda: (path / "file").exists() and (path / "file").read_text() == "kept\n", what="the file")
+    ns.delete("pod", "scratch")
+    wait_for(lambda: "scratch-work" not in claims(ns), what="the claim to be collected with its pod")
+    wait_for(lambda: volume(bed, claim["spec"]["volumeName"]) is None, what="the volume to be deleted")
+    assert not path.exists()
