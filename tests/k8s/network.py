@@ -229,6 +229,7 @@ def pipe(src, dst):
 class Proxy:
     def __init__(self, log):
         self.listeners = {}
+        self.failed = set()  # addresses that could not be bound, logged once
         self.log = log
 
     def update(self, routes):
@@ -243,5 +244,8 @@ class Proxy:
                 continue
             try:
                 self.listeners[address] = Listener(address, backends)
+                self.failed.discard(address)
             except OSError as e:
-                self.log("cannot proxy", address, repr(e))
+                if address not in self.failed:
+                    self.failed.add(address)
+                    self.log("cannot proxy", address, repr(e))
