@@ -405,11 +405,15 @@ def main():
     if len(sys.argv) < 2 or sys.argv[1] != "up":
         print("usage: testbed.py up", file=sys.stderr)
         return 2
-    bed = Testbed().start()
-    print(f"test bed up in {bed.base}")
-    print(f"  sudo ip netns exec {bed.netns} {bed.bin / 'kubectl'} --kubeconfig={bed.kubeconfig} get nodes -L topology.kubernetes.io/zone")
-    print("  Ctrl-C tears it down")
+    # SIGTERM tears down like Ctrl-C (a background job ignores SIGINT).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    bed = Testbed()
     try:
+        bed.start()
+        print(f"test bed up in {bed.base}")
+        print(f"  sudo ip netns exec {bed.netns} {bed.bin / 'kubectl'} --kubeconfig={bed.kubeconfig} "
+              "get nodes -L topology.kubernetes.io/zone")
+        print("  Ctrl-C (or SIGTERM) tears it down", flush=True)
         while True:
             time.sleep(1)
     except KeyboardInterrupt:
