@@ -74,6 +74,27 @@ def tables(services, slices):
     return names, routes
 
 
+def service_limits(svc):
+    """What of a Service the test bed does not do, worded for a Warning Event."""
+    spec, out = svc["spec"], []
+    if spec.get("type") == "ExternalName":
+        out.append("type ExternalName: no DNS record (no CNAME support)")
+    if spec.get("type") == "LoadBalancer":
+        out.append("type LoadBalancer: no load balancer address (node ports work)")
+    if spec.get("sessionAffinity", "None") != "None":
+        out.append(f"sessionAffinity {spec['sessionAffinity']}: connections are spread round-robin")
+    if spec.get("externalIPs"):
+        out.append("externalIPs are not served")
+    for key in ("externalTrafficPolicy", "internalTrafficPolicy"):
+        if spec.get(key) == "Local":
+            out.append(f"{key} Local: all nodes share one network namespace")
+    for port in spec.get("ports") or []:
+        if port.get("protocol", "TCP") != "TCP" and not (svc["metadata"]["name"] == "kube-dns"
+                                                          and svc["metadata"]["namespace"] == "kube-system"):
+            out.append(f"port {port['port']}/{port['protocol']}: only TCP is proxied")
+    return out
+
+
 def ip_key(ip):
     return tuple(int(x) for x in ip.split("."))
 

@@ -1170,6 +1170,10 @@ class Runner:
         names, routes = network.tables(self.services, slices)
         self.dns.update(names)
         self.proxy.update(routes)
+        for svc in self.services:
+            limits = network.service_limits(svc)
+            if limits:
+                self.event("Service", svc, "Warning", podspec.UNSUPPORTED, "the test bed: " + "; ".join(limits))
 
     def write_pod_files(self, local):
         """The pod's /etc/hosts (itself and hostAliases, as the kubelet writes it) and

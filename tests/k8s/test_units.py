@@ -194,6 +194,18 @@ def test_tables_follow_services_and_endpoint_slices():
     assert routes[("127.0.0.1", 30080)] == [("10.244.0.2", 8080)]
 
 
+def test_service_features_the_bed_does_not_serve_are_named():
+    svc = {"metadata": {"namespace": "ns", "name": "s"},
+           "spec": {"type": "LoadBalancer", "sessionAffinity": "ClientIP", "externalTrafficPolicy": "Local",
+                    "ports": [{"port": 53, "protocol": "UDP"}, {"port": 80, "protocol": "TCP"}]}}
+    limits = " | ".join(network.service_limits(svc))
+    for what in ("LoadBalancer", "sessionAffinity ClientIP", "externalTrafficPolicy Local", "53/UDP"):
+        assert what in limits
+    plain = {"metadata": {"namespace": "ns", "name": "p"}, "spec": {"type": "ClusterIP", "sessionAffinity": "None",
+                                                                    "ports": [{"port": 80, "protocol": "TCP"}]}}
+    assert network.service_limits(plain) == []
+
+
 def query(name, qtype=1):
     labels = b"".join(bytes([len(p)]) + p.encode() for p in name.split("."))
     return struct.pack("!HHHHHH", 7, 0x0100, 1, 0, 0, 0) + labels + b"\0" + struct.pack("!HH", qtype, 1)
