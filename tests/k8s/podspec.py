@@ -8,10 +8,12 @@ accepted.
 - ignored: fields that only matter to a real node's enforcement (resource limits,
   seccomp, SELinux, image pull secrets). The pod runs; a Warning Event `Ignored` lists
   them once.
-Fields the apiserver defaults on every pod (imagePullPolicy, terminationMessagePath,
-dnsPolicy ClusterFirst, schedulerName, priority...) are accepted without a word when they
-hold their defaults. Anything not named here, including fields of future API versions,
-is refused.
+Fields the apiserver defaults on every pod pass without a word: imagePullPolicy (nothing
+is pulled, whatever it says), terminationMessagePath/Policy at their defaults (no
+termination message is collected; other values are reported as ignored), dnsPolicy
+ClusterFirst, schedulerName (a pod for another scheduler is left to it), priority and
+preemptionPolicy. Anything not named here, including fields of future API versions, is
+refused.
 
 `security(pod, container)` resolves the user, groups and capabilities a container runs
 with, or the kubelet's CreateContainerConfigError message when they cannot be honoured.
@@ -137,6 +139,9 @@ def review_container(r, where, c, init):
         r.ignore(f"{where}.resources", "resources are not enforced")
     if c.get("resizePolicy"):
         r.ignore(f"{where}.resizePolicy", "resources are not enforced")
+    if c.get("terminationMessagePath", "/dev/termination-log") != "/dev/termination-log" or c.get(
+            "terminationMessagePolicy", "File") != "File":
+        r.ignore(f"{where}.terminationMessagePath", "termination messages are not collected")
     for key in ("stdin", "stdinOnce", "tty"):
         if c.get(key):
             r.refuse(f"{where}.{key}", "no terminal or stdin is attached")
