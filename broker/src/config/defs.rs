@@ -114,6 +114,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     BrokerKey { name: "group.max.session.timeout.ms", kind: Kind::Int { min: 0, max: I32 }, default: Some("1800000"), doc: "The longest session timeout a member may ask for." },
     BrokerKey { name: "group.max.size", kind: Kind::Int { min: 1, max: I32 }, default: Some("2147483647"), doc: "The most members one group may have." },
     BrokerKey { name: "log.cleaner.enable", kind: Kind::Bool, default: Some("true"), doc: "Run the log cleaner for topics whose cleanup.policy includes compact." },
+    BrokerKey { name: "log.cleaner.dedupe.buffer.size", kind: Kind::Long { min: 1024 }, default: Some("134217728"), doc: "Memory for the cleaner's key map (32 bytes a key): a pass maps the dirty segments that fit and cleans up to them; the next pass goes on from there. At least one segment is always mapped." },
     BrokerKey { name: "log.cleaner.backoff.ms", kind: Kind::Long { min: 0 }, default: Some("15000"), doc: "How often the cleaner looks for logs to compact." },
     BrokerKey { name: "log.cleaner.delete.retention.ms", kind: Kind::Long { min: 0 }, default: Some("86400000"), doc: "How long a tombstone is kept in a compacted log, counted from its timestamp." },
     BrokerKey { name: "log.cleaner.min.cleanable.ratio", kind: Kind::Double { min: 0.0, max: 1.0 }, default: Some("0.5"), doc: "Compact a log once the share of its closed segments written since the last cleaning reaches this." },

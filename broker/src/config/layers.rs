@@ -95,11 +95,11 @@ mod tests {
 
     #[test]
     fn dynamic_layers_win_over_static_ones_in_order() {
-        let config = Config::from_pairs([("log.segment.bytes", "1000")]).unwrap();
+        let config = Config::from_pairs([("log.segment.bytes", "1000000000")]).unwrap();
         let cluster: BTreeMap<String, String> =
-            [("log.segment.bytes".to_string(), "2000".to_string())].into();
+            [("log.segment.bytes".to_string(), "2000000000".to_string())].into();
         let broker: BTreeMap<String, String> =
-            [("log.segment.bytes".to_string(), "3000".to_string())].into();
+            [("log.segment.bytes".to_string(), "1500000000".to_string())].into();
         let view = BrokerView {
             config: &config,
             per_broker: Some(&broker),
@@ -119,13 +119,13 @@ mod tests {
                 BrokerSource::Default
             ]
         );
-        assert_eq!(view.value("log.segment.bytes").unwrap().0, "3000");
+        assert_eq!(view.value("log.segment.bytes").unwrap().0, "1500000000");
         assert_eq!(
             BrokerView::static_only(&config)
                 .value("log.segment.bytes")
                 .unwrap()
                 .0,
-            "1000"
+            "1000000000"
         );
         assert!(is_dynamic("log.retention.ms"));
         assert!(!is_dynamic("listeners"));

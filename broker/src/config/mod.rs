@@ -116,6 +116,8 @@ pub struct Config {
     pub write_timeout: Duration,
     /// The most record bytes in one Fetch response.
     pub fetch_max_bytes: usize,
+    /// `log.cleaner.dedupe.buffer.size`: memory for one pass's key map.
+    pub cleaner_dedupe_buffer_size: usize,
     pub queued_max_request_bytes: usize,
     pub max_connections: usize,
     pub connections_max_idle: Duration,
@@ -357,6 +359,7 @@ impl Config {
             request_read_timeout: Duration::ZERO,
             write_timeout: Duration::ZERO,
             fetch_max_bytes: 0,
+            cleaner_dedupe_buffer_size: 0,
             queued_max_request_bytes: 0,
             max_connections: 0,
             connections_max_idle: Duration::ZERO,
@@ -423,6 +426,7 @@ impl Config {
         self.request_read_timeout = self.millis("socket.request.read.timeout.ms")?;
         self.write_timeout = self.millis("socket.write.timeout.ms")?;
         self.fetch_max_bytes = self.int("fetch.max.bytes")? as usize;
+        self.cleaner_dedupe_buffer_size = self.int("log.cleaner.dedupe.buffer.size")? as usize;
         self.queued_max_request_bytes = self.int("queued.max.request.bytes")? as usize;
         if self.queued_max_request_bytes < self.socket_request_max_bytes {
             return Err(self.invalid(

@@ -204,21 +204,23 @@ mod tests {
 
     #[test]
     fn overrides_win_and_broker_keys_supply_defaults() {
-        let config =
-            Config::from_pairs([("log.segment.bytes", "2048"), ("log.retention.hours", "2")])
-                .unwrap();
+        let config = Config::from_pairs([
+            ("log.segment.bytes", "2097152"),
+            ("log.retention.hours", "2"),
+        ])
+        .unwrap();
         let broker = BrokerView::static_only(&config);
         let mut overrides = BTreeMap::new();
         overrides.insert("max.message.bytes".to_string(), "500".to_string());
         let topic = TopicConfig::resolve(&overrides, &broker);
         assert_eq!(topic.max_message_bytes, 500);
-        assert_eq!(topic.segment_bytes, 2048);
+        assert_eq!(topic.segment_bytes, 2_097_152);
         assert_eq!(topic.retention_ms, 7_200_000);
         assert!(topic.delete && !topic.compact);
         assert_eq!(
             effective("segment.bytes", &overrides, &broker),
             Some((
-                "2048".to_string(),
+                "2097152".to_string(),
                 TopicSource::Broker(BrokerSource::Static)
             ))
         );

@@ -1,10 +1,15 @@
 //! Log compaction: keeps the latest record per key in a log's closed segments, offsets
-//! preserved, tombstones dropped once older than `delete.retention.ms`.
+//! preserved, tombstones dropped `delete.retention.ms` after the pass that first kept
+//! them (KIP-534: that pass writes the delete horizon into the batch's base timestamp
+//! and sets its delete-horizon attribute, which clients read transparently).
 //!
-//! A pass reads closed segments below the persisted recovery point (so recovery never
-//! mistakes a compacted segment's shorter end for a torn tail), builds a map from each
-//! key to its latest offset, and rewrites consecutive segments, grouped up to
-//! `segment.bytes`, into one new segment each. The new segment is written and fsynced in
+//! A pass reads closed segments below the persisted recovery point, builds a map from
+//! each key of the dirty section (the segments written since the last pass) to its
+//! latest offset, bounded by `log.cleaner.dedupe.buffer.size` (when the map is full, the
+//! pass stops at that segment and the next pass continues from there), and rewrites the
+//! segments up to the map's end, grouped up to `segment.bytes`, into one new segment
+//! each. A cleaned segment gets a `.cleaned` marker, so that recovery takes the gap
+//! after it for compaction's, never for a lost tail. The new segment is written and fsynced in
 //! the partition's `cleaner/` directory, then moved in as `<base>.log.swap`: that rename
 //! is the commit point. The old segments are then deleted and the swap renamed to
 //! `<base>.log`. Start-up completes a committed swap and discards anything uncommitted
@@ -40,6 +45,8 @@ pub const SWAP_SUFFIX: &str = ".swap";
 /// The topic settings a cleaning pass follows.
 #[derive(Debug, Clone, Copy)]
 pub struct CleanPolicy {
+    /// Keys one pass may map (`log.cleaner.dedupe.buffer.size` / [`MAP_ENTRY_BYTES`]).
+    pub map_capacity: usize,
     pub min_cleanable_ratio: f64,
     pub delete_retention_ms: i64,
     pub min_compaction_lag_ms: i64,
@@ -61,8 +68,12 @@ pub struct CleanPlan {
     pub dir: PathBuf,
     /// Consecutive segments, each group becoming one new segment.
     pub groups: Vec<Vec<Input>>,
-    /// The offset after the last input: the log is clean up to here afterwards.
+    /// The offset after the last input.
     pub end: i64,
+    /// Segments from this base offset on are dirty: the key map is built from them.
+    pub first_dirty: i64,
+    /// The most keys the map may hold (`log.cleaner.dedupe.buffer.size`).
+    pub map_capacity: usize,
     pub index_interval: u64,
 }
 
@@ -85,10 +96,18 @@ pub struct CleanReport {
     pub bytes_out: u64,
     pub records_removed: u64,
     pub tombstones_removed: u64,
-    /// The oldest timestamp of a tombstone the pass kept: the log is due again once it
-    /// passes `delete.retention.ms`, dirty or not.
-    pub oldest_tombstone_kept: Option<i64>,
+    /// The earliest delete horizon of a tombstone the pass kept: the log is due again
+    /// then, dirty or not.
+    pub next_tombstone_horizon: Option<i64>,
+    /// The offset the pass cleaned up to (the key map's end): the log is clean below it.
+    pub end: i64,
+    /// The key map filled before the dirty section ended; another pass continues.
+    pub map_full: bool,
 }
+
+/// Bytes one key map entry takes, for `log.cleaner.dedupe.buffer.size`: a 128-bit hash
+/// and an offset, with the hash table's control byte and load factor.
+pub const MAP_ENTRY_BYTES: usize = 32;
 
 /// Key → latest offset over the inputs, keyed by a 128-bit hash (two independently
 /// seeded SipHashes) so memory does not grow with key sizes.
@@ -134,33 +153,62 @@ fn scan_inputs(
     Ok(())
 }
 
-fn build_key_map(plan: &CleanPlan) -> io::Result<KeyMap> {
+/// The key map over the dirty section, and the offset it ends at: the end of the last
+/// segment mapped. It maps whole segments until one would not fit, but always at least
+/// the first dirty one (a bound of one segment's keys past the buffer, as Kafka needs).
+fn build_key_map(plan: &CleanPlan) -> io::Result<(KeyMap, i64)> {
     let mut map = KeyMap {
         seeds: (RandomState::new(), RandomState::new()),
         latest: HashMap::new(),
         producer_last: HashMap::new(),
     };
-    for group in &plan.groups {
-        scan_inputs(group, &mut |header, bytes| {
+    let inputs: Vec<&Input> = plan.groups.iter().flatten().collect();
+    let mut end = plan.end;
+    let mut mapped_any = false;
+    for (i, input) in inputs.iter().enumerate() {
+        let next = inputs.get(i + 1).map_or(plan.end, |n| n.base);
+        if next <= plan.first_dirty {
+            continue;
+        }
+        let mut latest: HashMap<u128, i64> = HashMap::new();
+        scan_inputs(std::slice::from_ref(*input), &mut |header, bytes| {
             if header.is_control() {
                 return Ok(());
-            }
-            if header.has_producer_id() {
-                map.producer_last
-                    .insert(header.producer_id, header.base_offset);
             }
             let set = RecordBatchDecoder::decode(&mut Bytes::copy_from_slice(bytes))
                 .map_err(decode_error)?;
             for r in &set.records {
                 if let Some(key) = &r.key {
-                    let h = map.hash(key);
-                    map.latest.insert(h, r.offset);
+                    latest.insert(map.hash(key), r.offset);
                 }
             }
             Ok(())
         })?;
+        let new_keys = latest
+            .keys()
+            .filter(|k| !map.latest.contains_key(*k))
+            .count();
+        if mapped_any && map.latest.len() + new_keys > plan.map_capacity {
+            end = input.base;
+            break;
+        }
+        map.latest.extend(latest);
+        mapped_any = true;
     }
-    Ok(map)
+    // Every producer's last batch below the end, clean section included (headers only).
+    let cleaned: Vec<Input> = inputs
+        .iter()
+        .filter(|i| i.base < end)
+        .map(|i| (*i).clone())
+        .collect();
+    scan_inputs(&cleaned, &mut |header, _| {
+        if header.has_producer_id() && !header.is_control() {
+            map.producer_last
+                .insert(header.producer_id, header.base_offset);
+        }
+        Ok(())
+    })?;
+    Ok((map, end))
 }
 
 enum Kept {
@@ -173,7 +221,8 @@ fn filter_batch(
     header: &BatchHeader,
     bytes: &[u8],
     map: &KeyMap,
-    tombstone_horizon: i64,
+    now_ms: i64,
+    delete_retention_ms: i64,
     report: &mut CleanReport,
 ) -> io::Result<Kept> {
     if header.is_control() {
@@ -182,28 +231,44 @@ fn filter_batch(
     let set =
         RecordBatchDecoder::decode(&mut Bytes::copy_from_slice(bytes)).map_err(decode_error)?;
     let total = set.records.len();
-    let kept: Vec<_> = set
+    // KIP-534: a batch whose tombstones a pass already kept carries their horizon.
+    let horizon = set.records.first().and_then(|r| r.delete_horizon_ms);
+    let mut kept_tombstones = false;
+    let mut kept: Vec<_> = set
         .records
         .into_iter()
         .filter(|r| {
             let Some(key) = &r.key else {
                 return true;
             };
-            if map.latest.get(&map.hash(key)) != Some(&r.offset) {
+            if map
+                .latest
+                .get(&map.hash(key))
+                .is_some_and(|latest| *latest > r.offset)
+            {
                 return false;
             }
             if r.value.is_none() {
-                if r.timestamp < tombstone_horizon {
+                if horizon.is_some_and(|h| now_ms >= h) {
                     report.tombstones_removed += 1;
                     return false;
                 }
-                let oldest = report.oldest_tombstone_kept.get_or_insert(r.timestamp);
-                *oldest = (*oldest).min(r.timestamp);
+                kept_tombstones = true;
             }
             true
         })
         .collect();
-    if kept.len() == total {
+    let mut stamp = None;
+    if kept_tombstones {
+        let due = horizon.unwrap_or_else(|| now_ms.saturating_add(delete_retention_ms));
+        let next = report.next_tombstone_horizon.get_or_insert(due);
+        *next = (*next).min(due);
+        if horizon.is_none() {
+            // The first pass to keep these tombstones starts their retention now.
+            stamp = Some(due);
+        }
+    }
+    if kept.len() == total && stamp.is_none() {
         return Ok(Kept::All);
     }
     if kept.is_empty() {
@@ -218,6 +283,11 @@ fn filter_batch(
         return Ok(Kept::Nothing);
     }
     report.records_removed += (total - kept.len()) as u64;
+    if let Some(due) = stamp {
+        for r in &mut kept {
+            r.delete_horizon_ms = Some(due);
+        }
+    }
     let mut out = BytesMut::new();
     RecordBatchEncoder::encode(
         &mut out,
@@ -251,23 +321,32 @@ pub fn write_cleaned(
     now_ms: i64,
     policy: &CleanPolicy,
 ) -> io::Result<(Vec<Output>, CleanReport)> {
-    let map = build_key_map(plan)?;
+    let (map, end) = build_key_map(plan)?;
     let staging = plan.dir.join(STAGING_DIR);
     if plan.fs.exists(&staging) {
         plan.fs.remove_dir_all(&staging)?;
     }
     plan.fs.create_dir_all(&staging)?;
-    let horizon = now_ms.saturating_sub(policy.delete_retention_ms);
-    let mut report = CleanReport::default();
+    let mut report = CleanReport {
+        end,
+        map_full: end < plan.end,
+        ..CleanReport::default()
+    };
     let mut outputs = Vec::new();
+    let retention = policy.delete_retention_ms;
     for group in &plan.groups {
-        let base = group[0].base;
+        // Only segments below the map's end: the rest wait for the next pass.
+        let group: Vec<Input> = group.iter().filter(|i| i.base < end).cloned().collect();
+        let Some(base) = group.first().map(|i| i.base) else {
+            break;
+        };
         let mut segment = Segment::create(plan.fs.as_ref(), &staging, base)?;
-        scan_inputs(group, &mut |header, bytes| match filter_batch(
+        scan_inputs(&group, &mut |header, bytes| match filter_batch(
             header,
             bytes,
             &map,
-            horizon,
+            now_ms,
+            retention,
             &mut report,
         )? {
             Kept::All => append(&mut segment, bytes, plan.index_interval),
@@ -416,6 +495,7 @@ mod tests {
 
     fn policy() -> CleanPolicy {
         CleanPolicy {
+            map_capacity: 1 << 20,
             min_cleanable_ratio: 0.0,
             delete_retention_ms: 1_000,
             min_compaction_lag_ms: 0,
@@ -550,6 +630,8 @@ mod tests {
     }
 
     /// What a pass over offsets below `end` must leave.
+    /// What a first pass over offsets below `end` must leave: the latest record per key,
+    /// tombstones included (their retention starts with this pass, KIP-534).
     fn expected(original: &[Row], end: i64) -> Vec<Row> {
         let mut latest: BTreeMap<&[u8], i64> = BTreeMap::new();
         for (offset, key, _) in original.iter().filter(|r| r.0 < end) {
@@ -557,27 +639,32 @@ mod tests {
         }
         original
             .iter()
-            .filter(|(offset, key, value)| {
-                *offset >= end
-                    || (latest.get(key.as_slice()) == Some(offset)
-                        && !(value.is_none() && key.as_slice() == b"k3"))
-            })
+            .filter(|(offset, key, _)| *offset >= end || latest.get(key.as_slice()) == Some(offset))
             .cloned()
             .collect()
     }
 
-    fn clean(log: &mut PartitionLog, upto: i64) -> io::Result<Option<i64>> {
-        let Some(plan) = log.clean_plan(upto, NOW, &policy()) else {
+    fn clean_at(
+        log: &mut PartitionLog,
+        upto: i64,
+        now: i64,
+        policy: &CleanPolicy,
+    ) -> io::Result<Option<CleanReport>> {
+        let Some(plan) = log.clean_plan(upto, now, policy) else {
             return Ok(None);
         };
-        let (outputs, report) = write_cleaned(&plan, NOW, &policy())?;
-        log.install_cleaned(&plan, &outputs, &report, policy().delete_retention_ms)
+        let (outputs, report) = write_cleaned(&plan, now, policy)?;
+        log.install_cleaned(&outputs, &report)
             .map_err(io::Error::other)?;
-        Ok(Some(plan.end))
+        Ok(Some(report))
+    }
+
+    fn clean(log: &mut PartitionLog, upto: i64) -> io::Result<Option<i64>> {
+        Ok(clean_at(log, upto, NOW, &policy())?.map(|r| r.end))
     }
 
     #[test]
-    fn the_latest_value_per_key_stays_at_its_offset_and_old_tombstones_go() {
+    fn the_latest_value_per_key_stays_at_its_offset_and_tombstones_go_after_their_retention() {
         let fs = Arc::new(SimFs::new());
         let dir = Path::new("/data/t-0");
         let mut log = PartitionLog::create(fs.clone(), dir, Uuid::new_v4(), config()).unwrap();
@@ -589,16 +676,16 @@ mod tests {
         assert!(end > 0);
         let after = read_all(&log);
         assert_eq!(after, expected(&original, end));
-        assert!(
-            after.iter().any(|r| r.1 == b"k4" && r.2.is_none()),
-            "a fresh tombstone stays"
-        );
-        assert!(
-            !after.iter().any(|r| r.1 == b"k3"),
-            "an old tombstone and its key go"
-        );
+        // k3's tombstone has an event time far older than delete.retention.ms: it stays
+        // anyway, so that a consumer lagging behind sees the delete (KIP-534).
+        for key in [&b"k3"[..], b"k4"] {
+            assert!(
+                after.iter().any(|r| r.1 == key && r.2.is_none()),
+                "the first pass keeps every tombstone"
+            );
+        }
         assert!(log.size_bytes() < size_before / 2);
-        // A second pass finds nothing new to do.
+        // A second pass before the horizon finds nothing new to do.
         assert_eq!(clean(&mut log, upto).unwrap(), None);
         // Reopened, the log reads the same.
         let reopened = PartitionLog::open(
@@ -615,6 +702,67 @@ mod tests {
         .unwrap()
         .0;
         assert_eq!(read_all(&reopened), after);
+        // Once the horizon the first pass wrote has passed, both tombstones go (a
+        // restart in between changes nothing: the horizon is in the batches).
+        let mut log = reopened;
+        let later = NOW + policy().delete_retention_ms;
+        let report = clean_at(&mut log, upto, later, &policy())
+            .unwrap()
+            .expect("due at the horizon");
+        assert_eq!(report.tombstones_removed, 2);
+        let last = read_all(&log);
+        assert!(!last.iter().any(|r| r.2.is_none()), "no tombstone left");
+        assert!(!last.iter().any(|r| r.1 == b"k3" || r.1 == b"k4"));
+    }
+
+    #[test]
+    fn a_key_map_smaller_than_the_dirty_keys_cleans_in_several_passes() {
+        let fs = Arc::new(SimFs::new());
+        let dir = Path::new("/data/t-0");
+        let mut log = PartitionLog::create(fs.clone(), dir, Uuid::new_v4(), config()).unwrap();
+        fill(&mut log, fs.as_ref());
+        let original = read_all(&log);
+        let upto = log.recovery_point();
+        // Room for three keys: each pass maps as few segments as fit (at least one).
+        let small = CleanPolicy {
+            map_capacity: 3,
+            ..policy()
+        };
+        let mut passes = 0;
+        let mut partial = 0;
+        while let Some(report) = clean_at(&mut log, upto, NOW, &small).unwrap() {
+            passes += 1;
+            partial += usize::from(report.map_full);
+            assert!(passes < 100, "the passes make progress");
+        }
+        assert!(partial > 0, "some passes stopped at a full map");
+        let mut whole = PartitionLog::open(
+            fs.clone(),
+            dir,
+            log.topic_id(),
+            config(),
+            OpenOptions::default(),
+        )
+        .unwrap()
+        .0;
+        // One more pass with an unbounded map changes nothing: the bounded passes did
+        // all of it.
+        let before = read_all(&whole);
+        clean_at(&mut whole, upto, NOW, &policy()).unwrap();
+        assert_eq!(read_all(&whole), before);
+        let mut latest: BTreeMap<&[u8], i64> = BTreeMap::new();
+        for (offset, key, _) in original.iter().filter(|r| r.0 < upto) {
+            latest.insert(key, *offset);
+        }
+        for (offset, key, _) in &before {
+            if *offset < upto {
+                assert_eq!(
+                    latest.get(key.as_slice()),
+                    Some(offset),
+                    "only latest values stay"
+                );
+            }
+        }
     }
 
     #[test]
@@ -626,6 +774,45 @@ mod tests {
         assert_eq!(clean(&mut log, 0).unwrap(), None);
         let end = clean(&mut log, 40).unwrap().expect("due");
         assert!(end <= 40);
+    }
+
+    /// A pass planned on one incarnation of a topic must never install into the next:
+    /// the topic is deleted and created again (same directory name) while the pass runs.
+    #[test]
+    fn a_pass_racing_a_delete_and_recreate_never_touches_the_new_incarnation() {
+        let fs = Arc::new(SimFs::new());
+        let dir = Path::new("/data/t-0");
+        let mut old = PartitionLog::create(fs.clone(), dir, Uuid::new_v4(), config()).unwrap();
+        fill(&mut old, fs.as_ref());
+        let upto = old.recovery_point();
+        let plan = old.clean_plan(upto, NOW, &policy()).expect("due");
+        old.delete_dir().unwrap();
+        let mut new = PartitionLog::create(fs.clone(), dir, Uuid::new_v4(), config()).unwrap();
+        for i in 0..5 {
+            let mut batch = keyed(&[("n", Some(format!("new-{i}")), NOW)], Compression::None);
+            let valid = validate_produce_batch(&batch, &limits()).unwrap();
+            new.append_as_leader(&mut batch, &valid, 1, NOW, false)
+                .unwrap();
+        }
+        let before = read_all(&new);
+        // The pass reads the old files (still open) and stages into the directory,
+        // which is now the new incarnation's.
+        let (outputs, report) = write_cleaned(&plan, NOW, &policy()).unwrap();
+        assert!(
+            old.install_cleaned(&outputs, &report).is_err(),
+            "a deleted log refuses the install"
+        );
+        assert_eq!(read_all(&new), before, "the new incarnation is untouched");
+        let reopened = PartitionLog::open(
+            fs.clone(),
+            dir,
+            new.topic_id(),
+            config(),
+            OpenOptions::default(),
+        )
+        .unwrap()
+        .0;
+        assert_eq!(read_all(&reopened), before, "also after a restart");
     }
 
     /// A file system that cuts power at its `n`th directory operation once armed.

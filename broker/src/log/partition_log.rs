@@ -804,6 +804,8 @@ impl PartitionLog {
             dir: self.dir.clone(),
             groups,
             end: inputs.last().map_or(0, |(_, next)| *next),
+            first_dirty: self.first_dirty,
+            map_capacity: policy.map_capacity,
             index_interval: self.config.index_interval_bytes,
         })
     }
@@ -813,10 +815,8 @@ impl PartitionLog {
     /// deleted one) is discarded.
     pub fn install_cleaned(
         &mut self,
-        plan: &CleanPlan,
         outputs: &[Output],
         report: &cleaner::CleanReport,
-        delete_retention_ms: i64,
     ) -> Result<()> {
         if self.offline {
             // The replica was deleted (or failed) while the pass ran: its directory may
@@ -865,13 +865,11 @@ impl PartitionLog {
         if fs.exists(&staging) {
             fs.remove_dir_all(&staging).map_err(io)?;
         }
-        self.first_dirty = self.first_dirty.max(plan.end);
-        self.tombstones_due_at = report
-            .oldest_tombstone_kept
-            .map(|t| t.saturating_add(delete_retention_ms).saturating_add(1));
+        self.first_dirty = self.first_dirty.max(report.end);
+        self.tombstones_due_at = report.next_tombstone_horizon;
         // Producer-state snapshots of rolls inside the cleaned range are never read again:
         // the snapshot of the active segment's roll is later.
-        self.delete_snapshots_below(plan.end)?;
+        self.delete_snapshots_below(report.end)?;
         Ok(())
     }
 

@@ -619,6 +619,8 @@ impl Partition {
     fn clean_policy(&self) -> Option<CleanPolicy> {
         let config = self.config();
         config.compact.then(|| CleanPolicy {
+            map_capacity: self.broker.cleaner_dedupe_buffer_size
+                / crate::log::cleaner::MAP_ENTRY_BYTES,
             min_cleanable_ratio: config.min_cleanable_ratio,
             delete_retention_ms: config.delete_retention_ms,
             min_compaction_lag_ms: config.min_compaction_lag_ms,
@@ -648,8 +650,7 @@ impl Partition {
             }
         })?;
         let mut log = lock(&self.log);
-        if let Err(err) = log.install_cleaned(&plan, &outputs, &report, policy.delete_retention_ms)
-        {
+        if let Err(err) = log.install_cleaned(&outputs, &report) {
             // Half-installed segments are only safe to serve after the next start
             // completes the swap.
             log.set_offline();
