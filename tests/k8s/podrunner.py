@@ -268,7 +268,8 @@ class Runner:
                 "status": {
                     "capacity": CAPACITY,
                     "allocatable": CAPACITY,
-                    "addresses": [{"type": "InternalIP", "address": node.ip}, {"type": "Hostname", "address": node.name}],
+                    "addresses": [{"type": "InternalIP", "address": node.ip},
+                                  {"type": "Hostname", "address": node.name}],
                     "conditions": [
                         {
                             "type": "Ready",
@@ -425,7 +426,8 @@ class Runner:
                 return False
             raise
         self.unschedulable.pop(meta["uid"], None)
-        self.event("Pod", pod, "Normal", "Scheduled", f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}")
+        self.event("Pod", pod, "Normal", "Scheduled",
+                   f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}")
         log("bound", meta["namespace"], meta["name"], node)
         return True
 
@@ -594,7 +596,8 @@ class Runner:
             elif "projected" in v:
                 self.projected(local, target, v["projected"])
             elif "downwardAPI" in v:
-                self.downward(local, target, v["downwardAPI"].get("items") or [], v["downwardAPI"].get("defaultMode", 0o644))
+                src = v["downwardAPI"]
+                self.downward(local, target, src.get("items") or [], src.get("defaultMode", 0o644))
             elif "persistentVolumeClaim" in v or "ephemeral" in v:
                 target = self.claim(ns, claim_name(pod, v))
                 read_only = bool((v.get("persistentVolumeClaim") or {}).get("readOnly"))
@@ -962,13 +965,15 @@ class Runner:
                 scheme = get.get("scheme", "HTTP").lower()
                 host = get.get("host") or local.ip
                 url = f"{scheme}://{host}:{self.port(c, get['port'])}{get.get('path', '/')}"
-                request = urllib.request.Request(url, headers={h["name"]: h["value"] for h in get.get("httpHeaders") or []})
+                headers = {h["name"]: h["value"] for h in get.get("httpHeaders") or []}
+                request = urllib.request.Request(url, headers=headers)
                 context = ssl._create_unverified_context() if scheme == "https" else None
                 with urllib.request.urlopen(request, timeout=timeout, context=context) as r:
                     return 200 <= r.status < 400, f"HTTP {r.status}"
             if "tcpSocket" in handler:
                 tcp = handler["tcpSocket"]
-                with socket.create_connection((tcp.get("host") or local.ip, self.port(c, tcp["port"])), timeout=timeout):
+                address = (tcp.get("host") or local.ip, self.port(c, tcp["port"]))
+                with socket.create_connection(address, timeout=timeout):
                     return True, "connected"
             if "sleep" in handler:
                 time.sleep(handler["sleep"]["seconds"])
@@ -1125,7 +1130,8 @@ class Runner:
         if gates and not ready and containers_ready:
             missing = [g for g in gates if have.get(g) != "True"]
             status["conditions"][-1].update(reason="ReadinessGatesNotReady",
-                                             message=f"corresponding condition of pod readiness gate {missing} does not exist.")
+                                             message=f"corresponding condition of pod readiness gate {missing} "
+                                                     "does not exist.")
         status["startTime"] = (pod.get("status") or {}).get("startTime") or now_iso()
         try:
             self.kube.patch_strategic(f"/api/v1/namespaces/{local.namespace}/pods/{local.name}/status",
@@ -1146,8 +1152,8 @@ class Runner:
         ns = meta.get("namespace") or "default"
         body = {
             "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}", "namespace": ns},
-            "involvedObject": {"kind": kind, "apiVersion": "v1", "name": meta["name"], "namespace": meta.get("namespace"),
-                               "uid": meta.get("uid")},
+            "involvedObject": {"kind": kind, "apiVersion": "v1", "name": meta["name"],
+                               "namespace": meta.get("namespace"), "uid": meta.get("uid")},
             "reason": reason,
             "message": message[:1024],
             "type": etype,

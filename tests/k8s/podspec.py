@@ -151,7 +151,8 @@ def review_container(r, where, c, init):
         r.refuse(f"{where}.restartPolicy", "sidecar init containers (restartPolicy Always) are not implemented")
     for p in c.get("ports") or []:
         if p.get("hostPort"):
-            r.refuse(f"{where}.ports[{p.get('containerPort')}].hostPort", "pods share the network namespace; no host ports")
+            r.refuse(f"{where}.ports[{p.get('containerPort')}].hostPort",
+                     "pods share the network namespace; no host ports")
     for kind in ("readinessProbe", "livenessProbe", "startupProbe"):
         if kind in c:
             probe = c[kind]

@@ -60,7 +60,8 @@ class Provisioner:
                        f"{PROVISIONER} implements only volumeBindingMode Immediate")
             return
         if claim["spec"].get("volumeMode", "Filesystem") != "Filesystem":
-            self.event("PersistentVolumeClaim", claim, "Warning", "ProvisioningFailed", f"{PROVISIONER} provisions only Filesystem volumes")
+            self.event("PersistentVolumeClaim", claim, "Warning", "ProvisioningFailed",
+                       f"{PROVISIONER} provisions only Filesystem volumes")
             return
         name = f"pvc-{meta['uid']}"
         if name in ours:
@@ -91,7 +92,8 @@ class Provisioner:
             if e.status != 409:
                 raise
             return
-        self.event("PersistentVolumeClaim", claim, "Normal", "ProvisioningSucceeded", f"Successfully provisioned volume {name} at {path}")
+        self.event("PersistentVolumeClaim", claim, "Normal", "ProvisioningSucceeded",
+                   f"Successfully provisioned volume {name} at {path}")
 
     def resize(self, claim, cls, volume):
         wanted = claim["spec"]["resources"]["requests"]["storage"]

@@ -204,7 +204,8 @@ def filter_node(pod, node, cluster, volume_selectors):
 def pod_affinity_reason(pod, node, cluster):
     ns_labels = cluster.namespace_labels
     for term in required_terms(pod, "podAntiAffinity"):
-        if any(term_matches(term, pod, other, ns_labels) for other in cluster.pods_in_domain(node, term["topologyKey"])):
+        others = cluster.pods_in_domain(node, term["topologyKey"])
+        if any(term_matches(term, pod, other, ns_labels) for other in others):
             return "node(s) didn't match pod anti-affinity rules"
     # Symmetry: an existing pod's required anti-affinity keeps this pod out of its domain.
     for other in cluster.placed:
@@ -215,7 +216,8 @@ def pod_affinity_reason(pod, node, cluster):
             if value is not None and cluster.domain(other["spec"]["nodeName"], term["topologyKey"]) == value:
                 return "node(s) didn't satisfy existing pods anti-affinity rules"
     for term in required_terms(pod, "podAffinity"):
-        if any(term_matches(term, pod, other, ns_labels) for other in cluster.pods_in_domain(node, term["topologyKey"])):
+        others = cluster.pods_in_domain(node, term["topologyKey"])
+        if any(term_matches(term, pod, other, ns_labels) for other in others):
             continue
         # The first pod of a group that selects itself may go anywhere (as upstream).
         anywhere = any(term_matches(term, pod, other, ns_labels) for other in cluster.placed)
@@ -287,7 +289,8 @@ def score_node(pod, node, cluster):
         siblings = [p for p in cluster.placed if owner_uid(p) == owner and not is_terminating(p)]
         score -= 5 * sum(1 for p in siblings if p["spec"]["nodeName"] == node["metadata"]["name"])
         zone = node_labels(node).get(ZONE)
-        score -= 3 * sum(1 for p in siblings if zone is not None and cluster.domain(p["spec"]["nodeName"], ZONE) == zone)
+        if zone is not None:
+            score -= 3 * sum(1 for p in siblings if cluster.domain(p["spec"]["nodeName"], ZONE) == zone)
     score -= 0.1 * sum(1 for p in cluster.placed if p["spec"]["nodeName"] == node["metadata"]["name"])
     return score
 
