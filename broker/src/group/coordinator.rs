@@ -152,6 +152,9 @@ pub struct CoordinatorStats {
     pub rebalances: std::sync::atomic::AtomicU64,
 }
 
+/// segment.bytes' lower bound (Kafka 4's).
+const MIN_SEGMENT_BYTES: i64 = 1_048_576;
+
 #[derive(Debug)]
 pub struct GroupCoordinator {
     config: CoordinatorConfig,
@@ -283,8 +286,15 @@ impl GroupCoordinator {
         let replication = (self.config.offsets_replication_factor as usize).min(live) as i16;
         let mut configs = BTreeMap::new();
         configs.insert("cleanup.policy".to_string(), "compact".to_string());
+        // offsets.topic.segment.bytes may be below segment.bytes' 1 MiB floor (Kafka
+        // allows it): such a value goes through the internal key, which has none.
+        let segment_key = if self.config.offsets_segment_bytes < MIN_SEGMENT_BYTES {
+            "internal.segment.bytes"
+        } else {
+            "segment.bytes"
+        };
         configs.insert(
-            "segment.bytes".to_string(),
+            segment_key.to_string(),
             self.config.offsets_segment_bytes.to_string(),
         );
         configs.insert(
