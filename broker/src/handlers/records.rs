@@ -14,7 +14,7 @@ use crate::protocol::error_code::{code, replica};
 pub async fn delete_records(ctx: &Context, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let image = ctx.cache.image();
     let mut moved = false;
-    let topics = request
+    let topics: Vec<DeleteRecordsTopicResult> = request
         .topics
         .iter()
         .map(|topic| {
@@ -58,10 +58,30 @@ pub async fn delete_records(ctx: &Context, request: DeleteRecordsRequest) -> Del
         .collect();
     if moved {
         let replicas = ctx.replicas.clone();
-        if let Ok(Err(err)) =
-            tokio::task::spawn_blocking(move || replicas.write_checkpoints()).await
-        {
-            warn!(error = %err, "failed to checkpoint the new log start offsets");
+        let written = tokio::task::spawn_blocking(move || replicas.write_checkpoints()).await;
+        if !matches!(written, Ok(Ok(()))) {
+            // Unpersisted, a new log start would come back after a crash: never answer
+            // success for it.
+            warn!(outcome = ?written, "failed to checkpoint the new log start offsets");
+            let error = code(ResponseError::KafkaStorageError);
+            let topics = topics
+                .into_iter()
+                .map(|mut t: DeleteRecordsTopicResult| {
+                    let partitions = std::mem::take(&mut t.partitions)
+                        .into_iter()
+                        .map(|p| {
+                            if p.error_code == 0 {
+                                ctx.metrics.error("DeleteRecords", error);
+                                p.with_error_code(error).with_low_watermark(-1)
+                            } else {
+                                p
+                            }
+                        })
+                        .collect();
+                    t.with_partitions(partitions)
+                })
+                .collect();
+            return DeleteRecordsResponse::default().with_topics(topics);
         }
     }
     DeleteRecordsResponse::default().with_topics(topics)

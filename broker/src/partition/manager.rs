@@ -59,6 +59,9 @@ pub struct ReplicaManager {
     /// Directories found at start that failed to open: their checkpoint entries are
     /// carried over until they open.
     failed_local: Mutex<HashMap<(String, i32), LocalLog>>,
+    /// Held while checkpoints are collected and written: writers share the files'
+    /// temporary names, and a later writer must never put older offsets back.
+    checkpointing: Mutex<()>,
     pub recovery: RecoveryStats,
     pub cleaner: CleanerStats,
 }
@@ -80,6 +83,7 @@ impl ReplicaManager {
             first_image_applied: std::sync::atomic::AtomicBool::new(false),
             failed: RwLock::new(HashSet::new()),
             failed_local: Mutex::new(HashMap::new()),
+            checkpointing: Mutex::new(()),
             recovery: RecoveryStats::default(),
             cleaner: CleanerStats::default(),
         })
@@ -254,6 +258,7 @@ impl ReplicaManager {
 
     /// Writes recovery-point and log-start checkpoints.
     pub fn write_checkpoints(&self) -> Result<()> {
+        let _writing = self.checkpointing.lock().unwrap_or_else(|e| e.into_inner());
         let entries: Vec<CheckpointEntry> = self
             .all()
             .iter()
