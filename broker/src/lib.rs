@@ -14,6 +14,7 @@
 
 pub mod blocking;
 pub mod broker;
+pub mod clock;
 pub mod config;
 pub mod controller;
 pub mod error;

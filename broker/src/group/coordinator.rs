@@ -30,7 +30,7 @@ use super::state::{
     Synced,
 };
 use crate::controller::{AdminError, Controller, TopicSpec};
-use crate::handlers::now_ms;
+use crate::clock::now_ms;
 use crate::metadata::cache::MetadataCache;
 use crate::partition::manager::ReplicaManager;
 use crate::partition::{Partition, ReplicaError, Role};
