@@ -18,13 +18,13 @@ use proto_kafka::messages::{
 };
 use proto_kafka::protocol::StrBytes;
 
+use super::errors::admin;
 use super::{str_bytes, Context};
 use crate::config::defs::{broker_key, is_internal, topic_key, Kind, BROKER_KEYS, TOPIC_KEYS};
 use crate::config::layers::{is_dynamic, BrokerView, CLUSTER_DEFAULT};
 use crate::config::topic;
 use crate::controller::{AdminError, ConfigChange};
 use crate::metadata::cache::MetadataImage;
-use crate::protocol::error_code::admin;
 
 /// Kafka's `ConfigResource.Type` codes.
 const TOPIC: i8 = 2;

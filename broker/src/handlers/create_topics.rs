@@ -8,11 +8,12 @@ use proto_kafka::error::ResponseError;
 use proto_kafka::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use proto_kafka::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
+use super::errors::admin;
 use super::{str_bytes, Context};
 use crate::config::topic::describe_all;
 use crate::controller::{AdminError, TopicSpec};
 use crate::metadata::schema::TopicRecord;
-use crate::protocol::error_code::{admin, code};
+use crate::protocol::error_code::code;
 
 fn spec_of(
     topic: &proto_kafka::messages::create_topics_request::CreatableTopic,

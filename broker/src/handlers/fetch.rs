@@ -20,10 +20,11 @@ use proto_kafka::messages::fetch_response::{FetchableTopicResponse, PartitionDat
 use proto_kafka::messages::{FetchRequest, FetchResponse};
 use tokio::sync::watch;
 
+use super::errors::replica;
 use super::Context;
 use crate::log::segment::read_batches;
 use crate::partition::{Offsets, Partition};
-use crate::protocol::error_code::{code, replica};
+use crate::protocol::error_code::code;
 
 struct Read {
     topics: Vec<FetchableTopicResponse>,

@@ -11,8 +11,9 @@ use proto_kafka::messages::list_offsets_response::{
 };
 use proto_kafka::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
+use super::errors::replica;
 use super::Context;
-use crate::protocol::error_code::{code, replica};
+use crate::protocol::error_code::code;
 
 pub fn handle(ctx: &Context, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let mut seen: HashSet<(String, i32)> = HashSet::new();

@@ -12,12 +12,13 @@ use proto_kafka::messages::metadata_response::{
 use proto_kafka::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
 
+use super::errors::admin;
 use super::{str_bytes, Connection, Context};
 use crate::controller::TopicSpec;
 use crate::group::is_internal;
 use crate::metadata::cache::MetadataImage;
 use crate::metadata::schema::{invalid_topic_name, kafka_uuid_string, Endpoint};
-use crate::protocol::error_code::{admin, code};
+use crate::protocol::error_code::code;
 
 /// `authorized_operations` when the client did not ask for them.
 pub(crate) const NOT_REQUESTED: i32 = i32::MIN;

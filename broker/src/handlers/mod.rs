@@ -10,6 +10,7 @@ pub mod api_versions;
 pub mod cluster;
 pub mod configs;
 pub mod create_topics;
+pub mod errors;
 pub mod fetch;
 pub mod groups;
 pub mod init_producer_id;

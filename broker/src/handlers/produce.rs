@@ -13,10 +13,11 @@ use proto_kafka::messages::produce_response::{
 };
 use proto_kafka::messages::{ProduceRequest, ProduceResponse};
 
+use super::errors::{replica, replica_message};
 use super::{now_ms, str_bytes, Context};
 use crate::metrics::CodecLabels;
 use crate::partition::{Partition, ReplicaError};
-use crate::protocol::error_code::{code, replica, replica_message};
+use crate::protocol::error_code::code;
 use crate::records::batch::BatchHeader;
 
 /// One partition's outcome so far.

@@ -8,8 +8,9 @@ use proto_kafka::messages::delete_records_response::{
 use proto_kafka::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use tracing::warn;
 
+use super::errors::replica;
 use super::Context;
-use crate::protocol::error_code::{code, replica};
+use crate::protocol::error_code::code;
 
 pub async fn delete_records(ctx: &Context, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let image = ctx.cache.image();

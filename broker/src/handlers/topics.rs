@@ -11,9 +11,9 @@ use proto_kafka::messages::{
 };
 use uuid::Uuid;
 
+use super::errors::admin;
 use super::{str_bytes, Context};
 use crate::controller::AdminError;
-use crate::protocol::error_code::admin;
 
 fn wait_time(timeout_ms: i32) -> Duration {
     Duration::from_millis(timeout_ms.clamp(1000, 60_000) as u64)

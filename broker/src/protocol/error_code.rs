@@ -1,80 +1,12 @@
-//! The one place where the broker's outcomes become Kafka error codes.
+//! Kafka error codes: from the protocol crate's errors, and as metric labels. How the
+//! broker's own outcomes map to them lives with the handlers (`handlers/errors.rs`).
 
 use proto_kafka::error::ResponseError;
-
-use crate::controller::AdminError;
-use crate::partition::ReplicaError;
-use crate::records::validate::Refusal;
 
 pub const NONE: i16 = 0;
 
 pub fn code(e: ResponseError) -> i16 {
     e.code()
-}
-
-/// A replica's refusal as a code.
-pub fn replica(error: &ReplicaError) -> i16 {
-    code(match error {
-        ReplicaError::NotLeader => ResponseError::NotLeaderOrFollower,
-        ReplicaError::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
-        ReplicaError::UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch,
-        ReplicaError::OffsetOutOfRange => ResponseError::OffsetOutOfRange,
-        ReplicaError::NotEnoughReplicas => ResponseError::NotEnoughReplicas,
-        ReplicaError::Storage => ResponseError::KafkaStorageError,
-        ReplicaError::Timeout => ResponseError::RequestTimedOut,
-        ReplicaError::InvalidRecords(invalid) => match invalid.refusal {
-            Refusal::Corrupt => ResponseError::CorruptMessage,
-            Refusal::InvalidRecord => ResponseError::InvalidRecord,
-            Refusal::TooLarge => ResponseError::MessageTooLarge,
-            Refusal::InvalidTimestamp => ResponseError::InvalidTimestamp,
-            Refusal::UnsupportedCompression => ResponseError::UnsupportedCompressionType,
-        },
-        ReplicaError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
-        ReplicaError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
-        // Non-retriable, the code old brokers gave for transactional batches.
-        ReplicaError::Unsupported(_) => ResponseError::UnsupportedForMessageFormat,
-    })
-}
-
-/// A message to send with a replica's refusal, where the API has a field for one.
-pub fn replica_message(error: &ReplicaError) -> Option<String> {
-    match error {
-        ReplicaError::InvalidRecords(invalid) => Some(invalid.message.clone()),
-        ReplicaError::Unsupported(message)
-        | ReplicaError::OutOfOrderSequence(message)
-        | ReplicaError::InvalidProducerEpoch(message) => Some(message.clone()),
-        ReplicaError::Storage => Some("the partition's log is offline after an I/O error".into()),
-        _ => None,
-    }
-}
-
-/// An admin refusal as a code and message.
-pub fn admin(error: &AdminError) -> (i16, String) {
-    let (e, message) = match error {
-        AdminError::InvalidTopic(m) => (ResponseError::InvalidTopicException, m.clone()),
-        AdminError::TopicAlreadyExists(m) => (ResponseError::TopicAlreadyExists, m.clone()),
-        AdminError::InvalidPartitions(m) => (ResponseError::InvalidPartitions, m.clone()),
-        AdminError::InvalidReplicationFactor(m) => {
-            (ResponseError::InvalidReplicationFactor, m.clone())
-        }
-        AdminError::InvalidReplicaAssignment(m) => {
-            (ResponseError::InvalidReplicaAssignment, m.clone())
-        }
-        AdminError::InvalidConfig(m) => (ResponseError::InvalidConfig, m.clone()),
-        AdminError::InvalidRequest(m) => (ResponseError::InvalidRequest, m.clone()),
-        AdminError::UnknownTopic(m) => (ResponseError::UnknownTopicOrPartition, m.clone()),
-        AdminError::UnknownTopicId(m) => (ResponseError::UnknownTopicId, m.clone()),
-        AdminError::TopicDeletionDisabled => (
-            ResponseError::TopicDeletionDisabled,
-            "topic deletion is disabled (delete.topic.enable=false)".to_string(),
-        ),
-        AdminError::NotController => (
-            ResponseError::NotController,
-            "this broker is not the controller right now".to_string(),
-        ),
-        AdminError::Unavailable(m) => (ResponseError::UnknownServerError, m.clone()),
-    };
-    (code(e), message)
 }
 
 /// A static label for an error code (metrics).
