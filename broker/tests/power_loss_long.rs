@@ -325,7 +325,7 @@ fn commit_request(group: usize, partition: i32, offset: i64) -> OffsetCommitRequ
 /// Admin commits of ever larger offsets for a few groups.
 async fn committer(addr: SocketAddr, model: Shared, seed: u64) {
     let mut c = Client::connect(addr).await;
-    let mut rng = Rng(seed ^ 0xC0FF_EE);
+    let mut rng = Rng(seed ^ 0x00C0_FFEE);
     loop {
         let group = rng.below(GROUPS as u64) as usize;
         let partition = rng.below(2) as i32;
