@@ -223,7 +223,7 @@ async fn idempotent_producer(addr: SocketAddr, model: Shared, generation: u64) {
             m.in_flight = Some(next.clone());
             next
         };
-        let partition = (sequence % 2) as i32;
+        let partition = sequence % 2;
         let request = Client::produce_request(
             PLAIN,
             partition,
@@ -252,7 +252,7 @@ async fn idempotent_producer(addr: SocketAddr, model: Shared, generation: u64) {
 /// acks=all (even task) or acks=1 writes to the plain topic, values unique.
 async fn plain_producer(addr: SocketAddr, model: Shared, generation: u64, task: usize) {
     let mut c = Client::connect(addr).await;
-    let acks = if task % 2 == 0 { -1 } else { 1 };
+    let acks = if task.is_multiple_of(2) { -1 } else { 1 };
     for n in 0u64.. {
         let partition = ((n + task as u64) % 2) as i32;
         let values: Vec<String> = (0..1 + n % 3)
@@ -666,10 +666,11 @@ async fn many_power_cuts_lose_nothing_acknowledged_across_everything_on_the_log(
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert!(taken, "the group coordinator never loaded");
-        let mut m = model.lock().unwrap();
-        m.commits.insert((0, 0), (0, 0));
-        m.churn = Some(BTreeMap::new());
-        drop(m);
+        {
+            let mut m = model.lock().unwrap();
+            m.commits.insert((0, 0), (0, 0));
+            m.churn = Some(BTreeMap::new());
+        }
         broker.shutdown().await.unwrap();
     }
     let mut failures: Vec<String> = Vec::new();
@@ -680,13 +681,10 @@ async fn many_power_cuts_lose_nothing_acknowledged_across_everything_on_the_log(
         let text = metrics(broker.http_addr).await;
         recovered += metric(&text, "runnel_log_recovered_segments_total");
         torn += metric(&text, "runnel_log_truncated_bytes_total");
-        let losses = check(
-            addr,
-            &model.lock().unwrap_or_else(|e| e.into_inner()),
-            cut,
-            seed,
-        )
-        .await;
+        // No task runs while the model is checked: take it out and put it back.
+        let snapshot = std::mem::take(&mut *model.lock().unwrap());
+        let losses = check(addr, &snapshot, cut, seed).await;
+        *model.lock().unwrap() = snapshot;
         for loss in losses {
             failures.push(format!("cut {cut}: {loss}"));
         }
@@ -717,11 +715,12 @@ async fn many_power_cuts_lose_nothing_acknowledged_across_everything_on_the_log(
         sim = after;
     }
     let broker = start(config.clone(), Arc::new(sim.clone())).await;
-    for loss in check(broker.kafka_addrs[0], &model.lock().unwrap(), cuts, seed).await {
+    let snapshot = std::mem::take(&mut *model.lock().unwrap());
+    for loss in check(broker.kafka_addrs[0], &snapshot, cuts, seed).await {
         failures.push(format!("final: {loss}"));
     }
     broker.abort();
-    let m = model.lock().unwrap();
+    let m = snapshot;
     let keyed: usize = m.compact.values().map(Vec::len).sum();
     let commits: i64 = m.commits.values().map(|(a, _)| a + 1).sum();
     println!(
