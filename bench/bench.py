@@ -1,29 +1,50 @@
 #!/usr/bin/env python3
-"""Runnel against Apache Kafka (KRaft, single node) on this machine, in one run.
+"""Runnel against Apache Kafka (KRaft, single node) on this machine.
 
-Both brokers get the same load from the same generators, over loopback: bench/java/Load.java
-(Kafka's Java client with default producer settings but acks, 1 KiB records, latency from
-send() to callback as ProducerPerformance measures it, but with an unmeasured warmup and
-microsecond percentiles) and bench/java/AssignConsumer.java. For each broker, one after the other:
+Every broker gets the same load from the same generators, over loopback:
+bench/java/Load.java (Kafka's Java client, default producer settings but acks, 1 KiB
+records) and bench/java/AssignConsumer.java. The method (bench/README.md says why):
 
-  start to ready      spawn to the first Metadata answer naming a broker (fresh data dir)
-  idle RSS            two seconds after ready
-  per workload        1, 8, 100, 1000 partitions x acks=1, acks=all:
-                        max rate: records/s, MB/s, p50/p99/p99.9 produce latency,
-                        broker CPU seconds; consume MB/s of what was written;
-                        fixed rate: half of Kafka's max rate for the workload, latencies
-  generator ceiling   acks=0 at max rate, one partition (the broker only reads)
-  peak RSS            the broker's high-water mark over all of the above
-  recovery            1 GiB into one partition with acks=1, kill -9, restart: time until
-                      ListOffsets answers with the full end offset
+  fresh brokers     every measurement below runs on its own broker process with a new data
+                    directory, so no workload sees another's data, page-cache writeback or
+                    (Kafka's asynchronous) topic deletion
+  interleaved       a repetition runs each measurement for every broker before the next
+                    measurement, and the broker that goes first rotates per repetition
+  repeated          --reps times (default 3); each figure is the median over the
+                    repetitions with its min-max range, and Runnel/Kafka ratios are ratios
+                    of medians
 
-Kafka runs first so that its max rates set the fixed rates for both. Figures are printed
-as a table with the ratio Runnel/Kafka and written to bench/results/.
+Measurements, per broker and repetition:
 
-  bench/run.sh [--quick] [--records N] [--kafka-version V]
+  start to ready    spawn to the first Metadata answer naming a broker; idle RSS 2 s later
+  per workload      partitions x acks (default 1, 8, 100, 1000 x acks=1, acks=all):
+    max rate        one producer as fast as it can: records/s, MiB/s, broker and generator
+                    CPU; then consume MiB/s reading those records back. No latency: at max
+                    rate the send-to-callback time is the wait in the producer's buffer, not
+                    broker latency (the JSON keeps it as queue_*_us)
+    fixed rate      a share (--fixed-share, default half) of Kafka's max rate for the
+                    workload, measured once on a fresh Kafka before the repetitions, the
+                    same rate for every broker; latency from each record's scheduled send
+                    time to its callback. The run fails when a broker acknowledges less
+                    than 98% of the target rate (measured records over the time from the
+                    first measured record's due time to the last callback)
+  generator ceiling acks=0 at max rate, one partition (the broker only reads)
+  peak RSS          the highest VmHWM of the broker's processes in the repetition
+  broker CPU        the sum over the repetition's produce and consume phases
+  recovery          --recovery-records 1 KiB records (1 GiB) into one partition with
+                    acks=1, kill -9, restart: time until ListOffsets answers the full end
+                    offset
+
+Prints the table and writes it to bench/results/ (Markdown, and JSON of every run, which is
+rewritten after each measurement so a failed run leaves what it measured).
+
+  bench/run.sh [--reps N] [--records N] [--fixed-seconds S] [--partitions 1,8] [--quick] ...
 """
 
 import argparse
+import base64
+import contextlib
+import dataclasses
 import datetime
 import json
 import os
@@ -32,6 +53,7 @@ import resource
 import shutil
 import signal
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -42,6 +64,30 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD_SIZE = 1024
+# A fixed-rate run whose broker acknowledged less than this share of the target did not
+# measure latency at that rate; the run fails.
+MIN_ACHIEVED = 0.98
+
+
+@dataclasses.dataclass
+class Settings:
+    """What every measurement needs: where things are and how long to run."""
+
+    jars: str
+    classes: str
+    broker_bin: str
+    # Measured records per max-rate run (a fifth as many are sent first, unmeasured).
+    records: int
+    # Measured seconds per fixed-rate run, after warmup_seconds at the same rate.
+    fixed_seconds: float
+    warmup_seconds: float
+    # The fixed rate as a share of Kafka's max rate for the workload.
+    fixed_share: float
+    recovery_records: int
+
+
+class RateNotHeld(Exception):
+    """A fixed-rate run acknowledged less than MIN_ACHIEVED of its target rate."""
 
 
 def free_port():
@@ -101,13 +147,15 @@ def end_offset(addr, topic, partition=0):
 class Broker:
     name = ""
 
-    def __init__(self, work, jars):
+    def __init__(self, work, settings):
         self.work = Path(work)
-        self.jars = jars
+        self.settings = settings
+        self.jars = settings.jars
         self.port = free_port()
         self.addr = ("127.0.0.1", self.port)
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.process = None
+        self.log = None
         self.data = self.work / "data"
 
     def command(self):
@@ -148,13 +196,16 @@ class Broker:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
+        """SIGTERM, then SIGKILL after 60 s; nothing if the broker is not running."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.log is not None:
+            self.log.close()
 
     def kill9(self):
         self.process.kill()
@@ -168,7 +219,7 @@ class Runnel(Broker):
 
     def command(self):
         return [
-            str(ROOT / "target" / "release" / "runnel-broker"),
+            self.settings.broker_bin,
             f"--listeners=PLAINTEXT://127.0.0.1:{self.port}",
             f"--http.listener=127.0.0.1:{free_port()}",
             f"--log.dirs={self.data}",
@@ -240,9 +291,10 @@ class Kafka(Broker):
         ]
 
 
-def random_cluster_id():
-    import base64
+BROKERS = {cls.name: cls for cls in (Kafka, Runnel, RunnelInterval)}
 
+
+def random_cluster_id():
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
@@ -251,21 +303,37 @@ def java(jars, main, *args, heap="512m", extra_cp=None):
     return ["java", f"-Xmx{heap}", "-Dlog4j.configuration=file:/dev/null", "-Dlog4j2.level=ERROR", "-cp", cp, main, *args]
 
 
+@contextlib.contextmanager
+def fresh(cls, settings):
+    """A started broker on a new data directory; stopped and removed afterwards (kept, with
+    its log, when the measurement failed)."""
+    # Writeback still pending from the previous measurement must not land in this one.
+    os.sync()
+    work = Path(tempfile.mkdtemp(prefix=f"bench-{cls.name}-"))
+    broker = cls(work, settings)
+    failed = True
+    try:
+        broker.prepare()
+        broker.ready_s = broker.start()
+        yield broker
+        failed = False
+    finally:
+        broker.stop()
+        if failed:
+            print(f"   {cls.name}: measurement failed; its directory is kept: {work}", flush=True)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 # --- load ---
 
 
-def admin(broker):
-    from kafka.admin import KafkaAdminClient
-
-    return KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=120000)
-
-
 def create_topic(broker, topic, partitions):
-    from kafka.admin import NewTopic
+    from kafka.admin import KafkaAdminClient, NewTopic
 
-    a = admin(broker)
-    a.create_topics([NewTopic(topic, partitions, 1)], timeout_ms=120000)
-    a.close()
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=120000)
+    admin.create_topics([NewTopic(topic, partitions, 1)], timeout_ms=120000)
+    admin.close()
     # Wait until every partition has a leader that answers.
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -275,33 +343,17 @@ def create_topic(broker, topic, partitions):
     raise RuntimeError(f"{broker.name}: topic {topic} has no leaders")
 
 
-def delete_topic(broker, topic):
-    a = admin(broker)
-    a.delete_topics([topic], timeout_ms=120000)
-    a.close()
-
-
-def produce(broker, jars, classes, topic, records, rate, acks, warmup):
+def produce(broker, topic, records, rate, acks, warmup):
     """bench/java/Load.java; returns its figures with the broker's and generator's CPU."""
+    settings = broker.settings
     cpu_before = broker.cpu_seconds()
     gen_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.monotonic()
     out = subprocess.run(
-        java(
-            jars,
-            "Load",
-            broker.bootstrap,
-            topic,
-            acks,
-            str(records),
-            str(rate),
-            str(warmup),
-            heap="1g",
-            extra_cp=classes,
-        ),
+        java(settings.jars, "Load", broker.bootstrap, topic, acks, str(records), str(rate), str(warmup), heap="1g", extra_cp=settings.classes),
         capture_output=True,
         text=True,
-        timeout=1800,
+        timeout=3600,
     )
     wall = time.monotonic() - began
     gen_after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -319,9 +371,11 @@ def produce(broker, jars, classes, topic, records, rate, acks, warmup):
     return figures
 
 
-def consume(broker, jars, classes, topic, records):
+def consume(broker, topic, records):
+    settings = broker.settings
+    cpu_before = broker.cpu_seconds()
     out = subprocess.run(
-        java(jars, "AssignConsumer", broker.bootstrap, topic, str(records), heap="1g", extra_cp=classes),
+        java(settings.jars, "AssignConsumer", broker.bootstrap, topic, str(records), heap="1g", extra_cp=settings.classes),
         capture_output=True,
         text=True,
         timeout=900,
@@ -329,184 +383,351 @@ def consume(broker, jars, classes, topic, records):
     if out.returncode != 0:
         raise RuntimeError(f"{broker.name}: consumer failed\n{out.stderr[-3000:]}")
     count, size, millis = (int(x) for x in out.stdout.split()[-3:])
-    return {"consume_mib_per_s": size / 2**20 / max(millis / 1000, 1e-3), "consume_records": count}
+    return {
+        "consume_mib_per_s": size / 2**20 / max(millis / 1000, 1e-3),
+        "consume_records": count,
+        "consume_broker_cpu_s": broker.cpu_seconds() - cpu_before,
+    }
 
 
-def run_broker(cls, jars, classes, workloads, records, fixed_rates, recovery_records):
-    """Every figure for one broker. `fixed_rates` maps a workload to its fixed produce rate
-    (None: half of this broker's own max rate, used for Kafka)."""
-    results = {"workloads": {}}
-    work = Path(tempfile.mkdtemp(prefix=f"bench-{cls.name}-"))
-    broker = cls(work, jars)
-    broker.prepare()
-    print(f"== {cls.name}: starting ({work})", flush=True)
-    results["start_to_ready_s"] = broker.start()
-    time.sleep(2)
-    results["idle_rss_mib"] = broker.rss_mib()
-    try:
-        for partitions, acks in workloads:
-            key = f"{partitions}p acks={acks}"
-            topic = f"bench-{partitions}-{acks}"
-            create_topic(broker, topic, partitions)
-            peak = produce(broker, jars, classes, topic, records, -1, acks, warmup=records // 5)
-            peak.update(consume(broker, jars, classes, topic, records))
-            rate = fixed_rates.get(key) if fixed_rates else None
-            rate = rate or max(1, int(peak["records_per_s"] / 2))
-            # 3 s of warmup at the rate, then 15 s measured.
-            fixed = produce(broker, jars, classes, topic, rate * 15, rate, acks, warmup=rate * 3)
-            fixed["rate"] = rate
-            delete_topic(broker, topic)
-            results["workloads"][key] = {"max": peak, "fixed": fixed}
+# --- measurements: each on a fresh broker, each returns a dict of figures ---
+
+
+def startup(cls, settings):
+    with fresh(cls, settings) as broker:
+        time.sleep(2)
+        return {"start_to_ready_s": broker.ready_s, "idle_rss_mib": broker.rss_mib()}
+
+
+def max_rate(cls, settings, partitions, acks, read_back=True):
+    with fresh(cls, settings) as broker:
+        create_topic(broker, "bench", partitions)
+        run = produce(broker, "bench", settings.records, -1, acks, warmup=settings.records // 5)
+        if read_back:
+            run.update(consume(broker, "bench", settings.records))
+        run["peak_rss_mib"] = broker.peak_rss_mib()
+        return run
+
+
+def fixed_rate(cls, settings, partitions, acks, rate):
+    with fresh(cls, settings) as broker:
+        create_topic(broker, "bench", partitions)
+        records = max(1, int(rate * settings.fixed_seconds))
+        run = produce(broker, "bench", records, rate, acks, warmup=int(rate * settings.warmup_seconds))
+        run["peak_rss_mib"] = broker.peak_rss_mib()
+        return run
+
+
+def ceiling(cls, settings):
+    with fresh(cls, settings) as broker:
+        create_topic(broker, "bench", 1)
+        run = produce(broker, "bench", settings.records, -1, "0", warmup=settings.records // 5)
+        run["peak_rss_mib"] = broker.peak_rss_mib()
+        return run
+
+
+def recovery(cls, settings):
+    records = settings.recovery_records
+    with fresh(cls, settings) as broker:
+        create_topic(broker, "recover", 1)
+        produce(broker, "recover", records, -1, "1", warmup=0)
+        broker.kill9()
+        began = time.monotonic()
+        broker.start()
+        while end_offset(broker.addr, "recover") != records:
+            if time.monotonic() - began > 600:
+                raise RuntimeError(f"{cls.name}: the recovered partition never served {records} records")
+            time.sleep(0.005)
+        return {"recovery_s": time.monotonic() - began}
+
+
+# --- the run ---
+
+
+def workload_key(partitions, acks):
+    return f"{partitions}p acks={acks}"
+
+
+class Journal:
+    """Every measurement of the run, rewritten to JSON after each one."""
+
+    def __init__(self, path, meta):
+        self.path = path
+        self.doc = {"meta": meta, "fixed_rates": {}, "runs": []}
+
+    def add(self, rep, broker, kind, workload, figures):
+        self.doc["runs"].append({"rep": rep, "broker": broker, "kind": kind, "workload": workload, "figures": figures})
+        self.save()
+
+    def save(self):
+        self.path.write_text(json.dumps(self.doc, indent=2))
+
+
+def calibrate(settings, workloads, journal):
+    """The fixed rate of each workload: a share of Kafka's max rate, from one run on a fresh Kafka."""
+    print("== fixed rates: Kafka's max rate per workload", flush=True)
+    rates = {}
+    for partitions, acks in workloads:
+        key = workload_key(partitions, acks)
+        run = max_rate(Kafka, settings, partitions, acks, read_back=False)
+        journal.add(0, "kafka", "calibration", key, run)
+        rates[key] = max(1, int(run["records_per_s"] * settings.fixed_share))
+        print(f"   {key:>16}: Kafka max {run['records_per_s']:.0f} rec/s -> fixed rate {rates[key]} rec/s", flush=True)
+    return rates
+
+
+def check_rate(name, key, rep, run):
+    achieved, target = run["achieved_per_s"], run["target_per_s"]
+    if achieved < MIN_ACHIEVED * target:
+        raise RateNotHeld(
+            f"{name}, {key}, repetition {rep}: acknowledged {achieved:.0f} rec/s, below {MIN_ACHIEVED:.0%} of the "
+            f"target {target:.0f} rec/s (p99 from the schedule {run['p99_us'] / 1000:.1f} ms); its latencies are not "
+            "latencies at that rate, so the run is not valid"
+        )
+
+
+def run_repetition(rep, order, settings, workloads, rates, journal):
+    names = ", ".join(cls.name for cls in order)
+    print(f"== repetition {rep}: {names}", flush=True)
+
+    def measure(cls, kind, key, fn, *args):
+        began = time.monotonic()
+        run = fn(cls, settings, *args)
+        journal.add(rep, cls.name, kind, key, run)
+        return run, time.monotonic() - began
+
+    for cls in order:
+        run, took = measure(cls, "startup", None, startup)
+        print(f"   {cls.name:>16} startup: ready in {run['start_to_ready_s']:.3f} s, idle RSS {run['idle_rss_mib']:.1f} MiB ({took:.0f} s)", flush=True)
+    for partitions, acks in workloads:
+        key = workload_key(partitions, acks)
+        for cls in order:
+            run, took = measure(cls, "max", key, max_rate, partitions, acks)
             print(
-                f"   {key:>16}: {peak['mib_per_s']:8.1f} MiB/s max, p99 {peak['p99_us'] / 1000:.1f} ms; "
-                f"at {rate} rec/s p99 {fixed['p99_us'] / 1000:.1f} ms; consume {peak['consume_mib_per_s']:.0f} MiB/s; "
-                f"broker CPU {peak['broker_cpu_s']:.1f} s",
+                f"   {cls.name:>16} {key:>16} max: {run['mib_per_s']:7.1f} MiB/s, consume {run['consume_mib_per_s']:.0f} MiB/s, "
+                f"broker CPU {run['broker_cpu_s']:.1f} s ({took:.0f} s)",
                 flush=True,
             )
-        create_topic(broker, "ceiling", 1)
-        results["acks0"] = produce(broker, jars, classes, "ceiling", records, -1, "0", warmup=records // 5)
-        delete_topic(broker, "ceiling")
-        results["peak_rss_mib"] = broker.peak_rss_mib()
-        results["total_cpu_s"] = broker.cpu_seconds()
-    finally:
-        broker.stop()
-
-    # Recovery of a 1 GiB partition after kill -9.
-    shutil.rmtree(work)
-    work.mkdir()
-    broker = cls(work, jars)
-    broker.prepare()
-    broker.start()
-    create_topic(broker, "recover", 1)
-    produce(broker, jars, classes, "recover", recovery_records, -1, "1", warmup=0)
-    broker.kill9()
-    began = time.monotonic()
-    broker.start()
-    while end_offset(broker.addr, "recover") != recovery_records:
-        if time.monotonic() - began > 600:
-            raise RuntimeError(f"{cls.name}: the recovered partition never served {recovery_records} records")
-        time.sleep(0.005)
-    results["recovery_s"] = time.monotonic() - began
-    broker.stop()
-    shutil.rmtree(work, ignore_errors=True)
-    print(f"   recovery of {recovery_records * RECORD_SIZE / 2**30:.2f} GiB: {results['recovery_s']:.2f} s", flush=True)
-    return results
+        for cls in order:
+            run, took = measure(cls, "fixed", key, fixed_rate, partitions, acks, rates[key])
+            print(
+                f"   {cls.name:>16} {key:>16} at {rates[key]} rec/s: achieved {run['achieved_per_s']:.0f}, "
+                f"p50 {run['p50_us'] / 1000:.2f} / p99 {run['p99_us'] / 1000:.2f} / p99.9 {run['p999_us'] / 1000:.2f} ms ({took:.0f} s)",
+                flush=True,
+            )
+            check_rate(cls.name, key, rep, run)
+    for cls in order:
+        run, took = measure(cls, "ceiling", None, ceiling)
+        print(f"   {cls.name:>16} acks=0 ceiling: {run['mib_per_s']:.1f} MiB/s ({took:.0f} s)", flush=True)
+    for cls in order:
+        run, took = measure(cls, "recovery", None, recovery)
+        print(f"   {cls.name:>16} recovery: {run['recovery_s']:.2f} s ({took:.0f} s)", flush=True)
 
 
 # --- report ---
 
 
-def rows(results):
-    """(figure, {broker: value}, better-when) rows."""
+def samples(runs):
+    """{broker: {figure: [one value per repetition]}} from the journal's runs."""
+    out = {}
+    totals = {}  # (broker, rep) -> [peak RSS, broker CPU]
 
-    def each(get):
-        return {name: get(r) for name, r in results.items()}
+    def put(broker, figure, value):
+        out.setdefault(broker, {}).setdefault(figure, []).append(value)
 
-    out = [
-        ("start to ready (s)", each(lambda r: r["start_to_ready_s"]), "lower"),
-        ("idle RSS (MiB)", each(lambda r: r["idle_rss_mib"]), "lower"),
-        ("peak RSS under load (MiB)", each(lambda r: r["peak_rss_mib"]), "lower"),
-        ("broker CPU, whole load (s)", each(lambda r: r["total_cpu_s"]), "lower"),
-        ("1 GiB recovery after kill -9 (s)", each(lambda r: r["recovery_s"]), "lower"),
-        ("generator ceiling: acks=0, 1p (MiB/s)", each(lambda r: r["acks0"]["mib_per_s"]), "higher"),
-    ]
-    for key in results["kafka"]["workloads"]:
-
-        def w(part, field, key=key):
-            return each(lambda r: r["workloads"][key][part][field])
-
-        rate = results["kafka"]["workloads"][key]["fixed"]["rate"]
-        out += [
-            (f"{key}: max MiB/s", w("max", "mib_per_s"), "higher"),
-            (f"{key}: max p50 / p99 / p99.9 (ms)", each(lambda r, key=key: lat(r["workloads"][key]["max"])), "lower"),
-            (
-                f"{key}: at {int(rate)} rec/s p50 / p99 / p99.9 (ms)",
-                each(lambda r, key=key: lat(r["workloads"][key]["fixed"])),
-                "lower",
-            ),
-            (f"{key}: consume MiB/s", w("max", "consume_mib_per_s"), "higher"),
-            (f"{key}: broker CPU at max (s)", w("max", "broker_cpu_s"), "lower"),
-            (f"{key}: generator CPU at max (s)", w("max", "generator_cpu_s"), "-"),
-        ]
+    for run in runs:
+        if run["kind"] == "calibration":
+            continue
+        broker, key, f = run["broker"], run["workload"], run["figures"]
+        total = totals.setdefault((broker, run["rep"]), [0.0, 0.0])
+        total[0] = max(total[0], f.get("peak_rss_mib", 0.0))
+        total[1] += f.get("broker_cpu_s", 0.0) + f.get("consume_broker_cpu_s", 0.0)
+        if run["kind"] == "startup":
+            put(broker, "ready", f["start_to_ready_s"])
+            put(broker, "idle", f["idle_rss_mib"])
+        elif run["kind"] == "ceiling":
+            put(broker, "ceiling", f["mib_per_s"])
+        elif run["kind"] == "recovery":
+            put(broker, "recovery", f["recovery_s"])
+        elif run["kind"] == "max":
+            for field in ("mib_per_s", "consume_mib_per_s", "broker_cpu_s", "generator_cpu_s"):
+                put(broker, (key, field), f[field])
+        elif run["kind"] == "fixed":
+            for field in ("p50_us", "p99_us", "p999_us"):
+                put(broker, (key, field), f[field] / 1000)
+    for (broker, _), (peak, cpu) in totals.items():
+        put(broker, "peak", peak)
+        put(broker, "cpu", cpu)
     return out
 
 
-def lat(run):
-    return tuple(round(run[k] / 1000, 2) for k in ("p50_us", "p99_us", "p999_us"))
+def row_specs(workload_keys, rates, recovery_gib):
+    """(figure, label, better) in table order."""
+    rows = [
+        ("ready", "start to ready (s)", "lower"),
+        ("idle", "idle RSS (MiB)", "lower"),
+        ("peak", "peak RSS under load (MiB)", "lower"),
+        ("cpu", "broker CPU, all produce and consume phases (s)", "lower"),
+        ("recovery", f"{recovery_gib:g} GiB recovery after kill -9 (s)", "lower"),
+        ("ceiling", "generator ceiling: acks=0, 1p (MiB/s)", "higher"),
+    ]
+    for key in workload_keys:
+        rate = rates[key]
+        rows += [
+            ((key, "mib_per_s"), f"{key}: max MiB/s", "higher"),
+            ((key, "p50_us"), f"{key}: at {rate} rec/s, p50 (ms)", "lower"),
+            ((key, "p99_us"), f"{key}: at {rate} rec/s, p99 (ms)", "lower"),
+            ((key, "p999_us"), f"{key}: at {rate} rec/s, p99.9 (ms)", "lower"),
+            ((key, "consume_mib_per_s"), f"{key}: consume MiB/s", "higher"),
+            ((key, "broker_cpu_s"), f"{key}: broker CPU at max (s)", "lower"),
+            ((key, "generator_cpu_s"), f"{key}: generator CPU at max (s)", "-"),
+        ]
+    return rows
 
 
 def fmt(v):
-    if isinstance(v, tuple):
-        return " / ".join(str(x) for x in v)
-    return f"{v:.3f}" if v < 10 else f"{v:.1f}"
+    if v >= 100:
+        return f"{v:.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}" if v >= 0.1 else f"{v:.3f}"
 
 
-def ratio(r, k):
-    if isinstance(r, tuple):
-        return " / ".join("–" if b == 0 else f"{a / b:.2f}" for a, b in zip(r, k))
-    return "–" if k == 0 else f"{r / k:.2f}"
+def cell(values):
+    """The median, with the min-max range when there is more than one value."""
+    if not values:
+        return "–"
+    med = statistics.median(values)
+    if len(values) == 1:
+        return fmt(med)
+    return f"{fmt(med)} ({fmt(min(values))}–{fmt(max(values))})"
 
 
-def report(results, meta):
-    names = [n for n in ("runnel", "runnel-interval", "kafka") if n in results]
-    others = [n for n in names if n != "kafka"]
+def ratio(values, kafka):
+    if not values or not kafka or statistics.median(kafka) == 0:
+        return "–"
+    r = statistics.median(values) / statistics.median(kafka)
+    return f"{r:.2f}" if r >= 0.1 else f"{r:.3f}"
+
+
+def report(doc):
+    meta, rates = doc["meta"], doc["fixed_rates"]
+    data = samples(doc["runs"])
+    names = [n for n in meta["brokers"] if n in data]
+    others = [n for n in names if n != "kafka"] if "kafka" in data else []
+    reps = meta["reps"]
+    if reps > 1:
+        spread = f"{reps} repetitions, each cell the median (min–max) over them; ratio = median Runnel / median Kafka"
+    else:
+        spread = "1 repetition, so no median and no range: a smoke run, not a result; ratio = Runnel / Kafka"
     lines = [
         f"# Runnel vs Apache Kafka {meta['kafka_version']} — {meta['date']}",
         "",
-        f"Machine: {meta['machine']}. Load: bench/java/Load.java on Kafka's Java client "
-        f"{meta['kafka_version']} (default producer settings but acks), {RECORD_SIZE}-byte random records, "
-        f"{meta['records']} measured records per max-rate run after a fifth as many unmeasured; fixed rate = "
-        "half of Kafka's max rate for the workload, for every broker, 3 s warmup then 15 s measured. "
-        "Latency = send() to callback. Consume = bench/java/AssignConsumer.java reading the max-rate run's "
-        "records back. `runnel` is the default (acks=1 and acks=all answered after fsync); "
-        "`runnel-interval` is `log.flush.mode=interval`, Kafka's semantics (acknowledged from the page "
-        "cache). Ratio = Runnel / Kafka; MiB = 2^20 bytes.",
+        f"Commit {meta['commit']}. Machine: {meta['machine']}. Load: bench/java/Load.java on Kafka's Java client "
+        f"{meta['kafka_version']} (default producer settings but acks), {RECORD_SIZE}-byte random records. "
+        f"Every measurement on a fresh broker process and data directory; brokers interleaved, the first one "
+        f"rotating per repetition; {spread}. "
+        f"Max rate: {meta['records']} measured records after a fifth as many unmeasured; throughput only (the "
+        "send-to-callback time at max rate is producer-buffer queueing, not broker latency, and is not shown). "
+        f"Fixed rate: {meta['fixed_share']:.0%} of Kafka's max rate for the workload (one calibration run on a fresh "
+        f"Kafka), the same for every broker, {meta['warmup_seconds']:g} s warmup then {meta['fixed_seconds']:g} s "
+        "measured; latency from each record's scheduled send time to its callback (no coordinated omission); every "
+        f"run acknowledged at least {MIN_ACHIEVED:.0%} of the target rate. Consume = bench/java/AssignConsumer.java "
+        "reading the max-rate run's records back. `runnel` is the default (acks=1 and acks=all answered after "
+        "fsync); `runnel-interval` is `log.flush.mode=interval`, Kafka's semantics (acknowledged from the page "
+        "cache). MiB = 2^20 bytes.",
         "",
-        "| Figure | " + " | ".join(names) + " | " + " | ".join(f"{n} / kafka" for n in others) + " | Better |",
+        "| Figure | " + " | ".join(names) + "".join(f" | {n} / kafka" for n in others) + " | Better |",
         "|---" * (len(names) + len(others) + 2) + "|",
     ]
-    for name, values, better in rows(results):
-        cells = [fmt(values[n]) for n in names] + [ratio(values[n], values["kafka"]) for n in others]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {better} |")
+    recovery_gib = meta["recovery_records"] * RECORD_SIZE / 2**30
+    for figure, label, better in row_specs(meta["workloads"], rates, round(recovery_gib, 3)):
+        values = {n: data[n].get(figure, []) for n in names}
+        cells = [cell(values[n]) for n in names] + [ratio(values[n], values["kafka"]) for n in others]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {better} |")
     return "\n".join(lines) + "\n"
+
+
+def git_commit():
+    out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jars", required=True, help="directory of Apache Kafka's jars")
     parser.add_argument("--classes", required=True, help="compiled bench/java classes")
+    parser.add_argument("--broker-bin", default=str(ROOT / "target" / "release" / "runnel-broker"), help="the runnel-broker binary to measure")
+    parser.add_argument("--commit", help="the commit the broker binary was built from (default: the checkout's HEAD)")
     parser.add_argument("--kafka-version", default="4.1.1")
-    parser.add_argument("--records", type=int, default=500_000)
+    parser.add_argument("--brokers", default="kafka,runnel,runnel-interval")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions (default 3)")
+    parser.add_argument("--records", type=int, default=500_000, help="measured records per max-rate run (default 500000)")
+    parser.add_argument("--fixed-seconds", type=float, default=15, help="measured seconds per fixed-rate run (default 15)")
+    parser.add_argument("--warmup-seconds", type=float, default=3, help="warmup seconds before each fixed-rate run (default 3)")
+    parser.add_argument("--fixed-share", type=float, default=0.5, help="the fixed rate as a share of Kafka's max rate (default 0.5)")
     parser.add_argument("--recovery-records", type=int, default=2**20, help="1 KiB records for the recovery test (default 1 GiB)")
     parser.add_argument("--partitions", default="1,8,100,1000")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: few records, 1 and 8 partitions")
+    parser.add_argument("--acks", default="1,all")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 1 repetition, 1 partition, 20000 records, 3 s fixed rate after 3 s warmup")
     args = parser.parse_args()
     if args.quick:
-        args.records, args.recovery_records, args.partitions = 20_000, 20_000, "1,8"
-    workloads = [(int(p), acks) for p in args.partitions.split(",") for acks in ("1", "all")]
-
-    results = {}
-    results["kafka"] = run_broker(Kafka, args.jars, args.classes, workloads, args.records, None, args.recovery_records)
-    fixed = {key: w["fixed"]["rate"] for key, w in results["kafka"]["workloads"].items()}
-    for cls in (Runnel, RunnelInterval):
-        results[cls.name] = run_broker(cls, args.jars, args.classes, workloads, args.records, fixed, args.recovery_records)
-
+        args.reps, args.records, args.recovery_records, args.partitions = 1, 20_000, 20_000, "1"
+        args.fixed_seconds, args.warmup_seconds = 3, 3
+    brokers = [BROKERS[name] for name in args.brokers.split(",")]
+    workloads = [(int(p), acks) for p in args.partitions.split(",") for acks in args.acks.split(",")]
+    settings = Settings(
+        jars=args.jars,
+        classes=args.classes,
+        broker_bin=args.broker_bin,
+        records=args.records,
+        fixed_seconds=args.fixed_seconds,
+        warmup_seconds=args.warmup_seconds,
+        fixed_share=args.fixed_share,
+        recovery_records=args.recovery_records,
+    )
+    now = datetime.datetime.now(datetime.timezone.utc)
     meta = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": now.strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": args.commit or git_commit(),
+        "broker_bin": args.broker_bin,
         "machine": f"{os.cpu_count()} cores, {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, {platform.platform()}",
         "kafka_version": args.kafka_version,
+        "brokers": [cls.name for cls in brokers],
+        "reps": args.reps,
         "records": args.records,
+        "fixed_seconds": args.fixed_seconds,
+        "warmup_seconds": args.warmup_seconds,
+        "recovery_records": args.recovery_records,
+        "workloads": [workload_key(p, acks) for p, acks in workloads],
+        "fixed_share": args.fixed_share,
+        "min_achieved": MIN_ACHIEVED,
+        "max_rate_latency": "queue_*_us: send() to callback at max rate, producer-buffer queueing time, not broker latency",
     }
-    text = report(results, meta)
-    print()
-    print(text)
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    suffix = "-quick" if args.quick else ""
-    (out / f"{stamp}{suffix}.md").write_text(text)
-    (out / f"{stamp}{suffix}.json").write_text(json.dumps({"meta": meta, **results}, indent=2))
-    print(f"written to {out / (stamp + suffix)}.{{md,json}}")
+    stem = out / (now.strftime("%Y%m%dT%H%M%SZ") + ("-quick" if args.quick else ""))
+    journal = Journal(stem.with_suffix(".json"), meta)
+    began = time.monotonic()
+    try:
+        rates = calibrate(settings, workloads, journal)
+        journal.doc["fixed_rates"] = rates
+        for rep in range(1, args.reps + 1):
+            shift = (rep - 1) % len(brokers)
+            run_repetition(rep, brokers[shift:] + brokers[:shift], settings, workloads, rates, journal)
+    except RateNotHeld as e:
+        journal.doc["failed"] = str(e)
+        journal.save()
+        print(f"\nbench FAILED: {e}\nwhat was measured is in {journal.path}", file=sys.stderr)
+        return 1
+    meta["wall_s"] = round(time.monotonic() - began)
+    journal.save()
+    text = report(journal.doc)
+    print()
+    print(text)
+    stem.with_suffix(".md").write_text(text)
+    print(f"written to {stem}.{{md,json}} in {meta['wall_s'] / 60:.0f} min")
+    return 0
 
 
 if __name__ == "__main__":
