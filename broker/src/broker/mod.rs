@@ -492,13 +492,13 @@ fn write_checkpoints(replicas: &ReplicaManager) {
 }
 
 fn expire_producers(replicas: &ReplicaManager) {
-    replicas.expire_producers(crate::handlers::now_ms());
+    replicas.expire_producers(crate::clock::now_ms());
 }
 
 fn clean_logs(replicas: &ReplicaManager) {
-    replicas.clean_logs(crate::handlers::now_ms());
+    replicas.clean_logs(crate::clock::now_ms());
 }
 
 fn enforce_retention(replicas: &ReplicaManager) {
-    replicas.enforce_retention(crate::handlers::now_ms());
+    replicas.enforce_retention(crate::clock::now_ms());
 }

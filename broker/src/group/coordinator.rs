@@ -29,8 +29,8 @@ use super::state::{
     Committed, Group, GroupLimits, GroupState, JoinOutcome, JoinRequest, Joined, SyncOutcome,
     Synced,
 };
-use crate::controller::{AdminError, Controller, TopicSpec};
 use crate::clock::now_ms;
+use crate::controller::{AdminError, Controller, TopicSpec};
 use crate::metadata::cache::MetadataCache;
 use crate::partition::manager::ReplicaManager;
 use crate::partition::{Partition, ReplicaError, Role};

@@ -11,6 +11,7 @@ use crate::records::validate::Refusal;
 /// A replica's refusal as a code.
 pub fn replica(error: &ReplicaError) -> i16 {
     code(match error {
+        ReplicaError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
         ReplicaError::NotLeader => ResponseError::NotLeaderOrFollower,
         ReplicaError::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
         ReplicaError::UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch,

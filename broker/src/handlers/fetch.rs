@@ -22,15 +22,15 @@ use tokio::sync::watch;
 
 use super::errors::replica;
 use super::Context;
-use crate::log::segment::read_batches;
-use crate::partition::{Offsets, Partition};
+use crate::partition::{Offsets, Partition, ReadLimit};
 use crate::protocol::error_code::code;
 
 struct Read {
     topics: Vec<FetchableTopicResponse>,
     bytes: usize,
     errors: bool,
-    /// Bytes read per partition, counted once the response is final.
+    /// Bytes read per partition, counted once the response is final (a long poll may
+    /// read again).
     served: Vec<(Arc<Partition>, usize)>,
 }
 
@@ -170,24 +170,25 @@ fn read_partition(
     version: i16,
     read: &mut Read,
 ) -> PartitionData {
-    let Some(partition) = ctx.replicas.get(name, p.partition) else {
-        let image = ctx.cache.image();
-        let error = if image.topic(name).is_none() || image.partition(name, p.partition).is_none() {
-            ResponseError::UnknownTopicOrPartition
-        } else if ctx.replicas.is_failed(name, p.partition) {
-            ResponseError::KafkaStorageError
-        } else {
-            ResponseError::NotLeaderOrFollower
-        };
-        return errored(p.partition, code(error));
+    let partition = match ctx.replicas.replica(&ctx.cache.image(), name, p.partition) {
+        Ok(partition) => partition,
+        Err(error) => return errored(p.partition, replica(&error)),
     };
     let current_leader_epoch = if version >= 9 {
         p.current_leader_epoch
     } else {
         -1
     };
-    let plan = match partition.fetch_plan(p.fetch_offset, current_leader_epoch) {
-        Ok(plan) => plan,
+    let limit = (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(read.bytes));
+    let min_one = read.bytes == 0;
+    let data = match partition.read(
+        p.fetch_offset,
+        limit,
+        min_one,
+        current_leader_epoch,
+        ReadLimit::HighWatermark,
+    ) {
+        Ok(data) => data,
         Err(error) => {
             let offsets = partition.offsets();
             return errored(p.partition, replica(&error))
@@ -195,30 +196,18 @@ fn read_partition(
                 .with_log_start_offset(if version >= 5 { offsets.log_start } else { -1 });
         }
     };
-    let limit = (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(read.bytes));
-    let min_one = read.bytes == 0;
-    let mut records = Bytes::new();
-    if let Some(segment) = &plan.plan {
-        match read_batches(segment, p.fetch_offset, limit, min_one, plan.high_watermark) {
-            Ok(batches) => records = batches.bytes,
-            Err(err) => {
-                tracing::error!(topic = %name, partition = p.partition, error = %err, "failed to read the log");
-                return errored(p.partition, code(ResponseError::KafkaStorageError));
-            }
-        }
+    read.bytes += data.records.len();
+    if !data.records.is_empty() {
+        read.served.push((partition.clone(), data.records.len()));
     }
-    read.bytes += records.len();
-    if !records.is_empty() {
-        read.served.push((partition.clone(), records.len()));
-    }
-    let mut data = PartitionData::default()
+    let mut response = PartitionData::default()
         .with_partition_index(p.partition)
-        .with_high_watermark(plan.high_watermark)
-        .with_last_stable_offset(plan.high_watermark)
+        .with_high_watermark(data.high_watermark)
+        .with_last_stable_offset(data.high_watermark)
         .with_aborted_transactions(read_committed.then(Vec::new))
-        .with_records(Some(records));
+        .with_records(Some(data.records));
     if version >= 5 {
-        data = data.with_log_start_offset(plan.log_start);
+        response = response.with_log_start_offset(data.log_start);
     }
-    data
+    response
 }

@@ -70,15 +70,10 @@ fn lookup(
     epoch: i32,
     version: i16,
 ) -> Result<(i64, i64, i32), i16> {
-    let Some(partition) = ctx.replicas.get(topic, index) else {
-        let image = ctx.cache.image();
-        let known = image.topic(topic).is_some() && image.partition(topic, index).is_some();
-        return Err(code(if known {
-            ResponseError::NotLeaderOrFollower
-        } else {
-            ResponseError::UnknownTopicOrPartition
-        }));
-    };
+    let partition = ctx
+        .replicas
+        .replica(&ctx.cache.image(), topic, index)
+        .map_err(|e| replica(&e))?;
     // -3 (max timestamp) needs v7; -4/-5 (tiered storage) need v8+, not advertised.
     if timestamp < -3 || (timestamp == -3 && version < 7) {
         return Err(code(ResponseError::InvalidRequest));

@@ -65,17 +65,9 @@ fn append_one(
             None,
         );
     }
-    let Some(partition) = ctx.replicas.get(topic, index) else {
-        let image = ctx.cache.image();
-        let known = image.partition(topic, index).is_some() && image.topic(topic).is_some();
-        let error = if !known {
-            ResponseError::UnknownTopicOrPartition
-        } else if ctx.replicas.is_failed(topic, index) {
-            ResponseError::KafkaStorageError
-        } else {
-            ResponseError::NotLeaderOrFollower
-        };
-        return Outcome::Failed(code(error), None, None);
+    let partition = match ctx.replicas.replica(&ctx.cache.image(), topic, index) {
+        Ok(partition) => partition,
+        Err(error) => return failure(&error),
     };
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return Outcome::Failed(

@@ -27,18 +27,16 @@ pub async fn delete_records(ctx: &Context, request: DeleteRecordsRequest) -> Del
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
-                    let outcome = match ctx.replicas.get(name, p.partition_index) {
-                        // As Kafka: the group coordinator owns what is in the internal topic.
-                        _ if crate::group::is_internal(name) => {
-                            Err(code(ResponseError::InvalidTopicException))
-                        }
-                        Some(partition) => crate::blocking::run(|| {
-                            partition.delete_records(p.offset).map_err(|e| replica(&e))
-                        }),
-                        None if image.partition(name, p.partition_index).is_some() => {
-                            Err(code(ResponseError::NotLeaderOrFollower))
-                        }
-                        None => Err(code(ResponseError::UnknownTopicOrPartition)),
+                    let outcome = if crate::group::is_internal(name) {
+                        // As Kafka: the group coordinator owns the internal topic.
+                        Err(code(ResponseError::InvalidTopicException))
+                    } else {
+                        ctx.replicas
+                            .replica(&image, name, p.partition_index)
+                            .and_then(|partition| {
+                                crate::blocking::run(|| partition.delete_records(p.offset))
+                            })
+                            .map_err(|e| replica(&e))
                     };
                     match outcome {
                         Ok(low) => {

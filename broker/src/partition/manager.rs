@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use async_trait::async_trait;
 use tracing::{error, info};
 
-use super::{Partition, ReplicaState};
+use super::{Partition, ReplicaError, ReplicaState};
 use crate::config::topic::TopicConfig;
 use crate::config::Config;
 use crate::error::Result;
@@ -105,6 +105,26 @@ impl ReplicaManager {
             .get(topic)
             .and_then(|ps| ps.get(&partition))
             .cloned()
+    }
+
+    /// The replica to serve `topic`-`partition` from, or why there is none: the
+    /// metadata does not know it, its log failed here, or it is not on this broker.
+    pub fn replica(
+        &self,
+        image: &MetadataImage,
+        topic: &str,
+        partition: i32,
+    ) -> std::result::Result<Arc<Partition>, ReplicaError> {
+        if let Some(replica) = self.get(topic, partition) {
+            return Ok(replica);
+        }
+        if image.topic(topic).is_none() || image.partition(topic, partition).is_none() {
+            Err(ReplicaError::UnknownTopicOrPartition)
+        } else if self.is_failed(topic, partition) {
+            Err(ReplicaError::Storage)
+        } else {
+            Err(ReplicaError::NotLeader)
+        }
     }
 
     /// How many assigned partitions failed to open here.

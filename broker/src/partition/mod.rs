@@ -30,6 +30,8 @@ use crate::records::validate::{validate_produce_batch, Invalid};
 /// Why a replica refused a request; each maps to one Kafka error code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplicaError {
+    /// The metadata knows no such topic or partition.
+    UnknownTopicOrPartition,
     NotLeader,
     FencedLeaderEpoch,
     UnknownLeaderEpoch,
@@ -108,6 +110,26 @@ pub struct Appended {
 #[derive(Debug, Clone)]
 pub struct FetchPlan {
     pub plan: Option<ReadPlan>,
+    pub high_watermark: i64,
+    pub log_start: i64,
+    pub leader_epoch: i32,
+}
+
+/// How far a read may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadLimit {
+    /// Consumers: committed records only.
+    HighWatermark,
+    /// Followers (and a coordinator loading its groups): everything written.
+    LogEnd,
+}
+
+/// What a read returned, with the offsets a response reports beside it.
+#[derive(Debug, Clone)]
+pub struct Read {
+    /// Whole batches from the one holding the requested offset.
+    pub records: bytes::Bytes,
+    pub next_offset: i64,
     pub high_watermark: i64,
     pub log_start: i64,
     pub leader_epoch: i32,
@@ -449,8 +471,8 @@ impl Partition {
         Ok(log)
     }
 
-    /// Plans a consumer fetch at `offset`: checks role and epoch, finds the segment.
-    pub fn fetch_plan(
+    /// Plans a read at `offset`: checks role and epoch, finds the segment.
+    fn fetch_plan(
         &self,
         offset: i64,
         current_leader_epoch: i32,
@@ -470,6 +492,44 @@ impl Partition {
         })
     }
 
+    /// Reads whole batches from `offset`, about `max_bytes` (at least one batch when
+    /// `min_one`, as KIP-74 asks), up to `limit`, at `current_leader_epoch` (-1: any).
+    /// The one way anything reads this replica's log: consumers' fetches, the group
+    /// coordinator's loader, and followers.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        current_leader_epoch: i32,
+        limit: ReadLimit,
+    ) -> Result<Read, ReplicaError> {
+        let plan = self.fetch_plan(offset, current_leader_epoch)?;
+        let upto = match limit {
+            ReadLimit::HighWatermark => plan.high_watermark,
+            ReadLimit::LogEnd => self.offsets().log_end,
+        };
+        let batches = match &plan.plan {
+            None => ReadBatches {
+                bytes: bytes::Bytes::new(),
+                next_offset: offset,
+            },
+            Some(segment) => read_batches(segment, offset, max_bytes, min_one, upto).map_err(
+                |err| {
+                    tracing::error!(partition = %self.describe(), offset, error = %err, "failed to read the log");
+                    ReplicaError::Storage
+                },
+            )?,
+        };
+        Ok(Read {
+            records: batches.bytes,
+            next_offset: batches.next_offset,
+            high_watermark: plan.high_watermark,
+            log_start: plan.log_start,
+            leader_epoch: plan.leader_epoch,
+        })
+    }
+
     /// Reads whole batches from `offset` below the high watermark, about `max_bytes`
     /// (at least one batch): internal readers such as the group coordinator's loader.
     pub fn read_committed(
@@ -477,15 +537,11 @@ impl Partition {
         offset: i64,
         max_bytes: usize,
     ) -> Result<ReadBatches, ReplicaError> {
-        let plan = self.fetch_plan(offset, -1)?;
-        match &plan.plan {
-            None => Ok(ReadBatches {
-                bytes: bytes::Bytes::new(),
-                next_offset: offset,
-            }),
-            Some(segment) => read_batches(segment, offset, max_bytes, true, plan.high_watermark)
-                .map_err(|_| ReplicaError::Storage),
-        }
+        let read = self.read(offset, max_bytes, true, -1, ReadLimit::HighWatermark)?;
+        Ok(ReadBatches {
+            bytes: read.records,
+            next_offset: read.next_offset,
+        })
     }
 
     /// ListOffsets for a consumer: earliest, latest (the high watermark) or the first
