@@ -19,22 +19,20 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tracing::{info, warn};
+use tracing::info;
 use uuid::Uuid;
 
-use super::cleaner::{self, CleanPlan, CleanPolicy, Input, Output};
 use super::epochs::LeaderEpochCache;
 use super::io::{create_dir_durable, read_file, sync_parent, write_atomic, FileSystem, LogFile};
-use super::producer_state::{
-    parse_snapshot_name, snapshot_name, Check, ProducerState, SequenceError,
-};
-use super::segment::{
-    cleaned_marker_path, parse_log_file_name, remove_segment_files, scan_batches, AppendMeta,
-    ReadPlan, RecoveryReport, Segment,
-};
+use super::producer_state::{snapshot_name, Check, ProducerState, SequenceError};
+use super::segment::{remove_segment_files, scan_batches, AppendMeta, ReadPlan, Segment};
 use crate::error::{Error, Result};
 use crate::records::batch::{self, BatchHeader};
 use crate::records::validate::ValidBatch;
+
+mod cleaning;
+mod recovery;
+mod retention;
 
 pub const PARTITION_METADATA: &str = "partition.metadata";
 
@@ -228,202 +226,6 @@ impl PartitionLog {
             first_dirty: 0,
             tombstones_due_at: None,
         })
-    }
-
-    /// Opens an existing replica, recovering every segment that cannot be trusted.
-    pub fn open(
-        fs: Arc<dyn FileSystem>,
-        dir: &Path,
-        topic_id: Uuid,
-        config: LogConfig,
-        options: OpenOptions,
-    ) -> Result<(PartitionLog, OpenReport)> {
-        let mut report = OpenReport {
-            completed_swaps: cleaner::finish_interrupted(fs.as_ref(), dir).map_err(io_err(dir))?,
-            ..OpenReport::default()
-        };
-        let entries = fs.list_dir(dir).map_err(|source| Error::ReadDir {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let mut bases: Vec<i64> = Vec::new();
-        for entry in &entries {
-            if entry.name.ends_with(".tmp") {
-                // A checkpoint write that never got renamed: the old file is still good.
-                let _ = fs.remove_file(&dir.join(&entry.name));
-            } else if let Some(base) = parse_log_file_name(&entry.name) {
-                bases.push(base);
-            }
-        }
-        bases.sort_unstable();
-        let mut epochs = LeaderEpochCache::load(fs.clone(), dir);
-        let mut segments: BTreeMap<i64, Segment> = BTreeMap::new();
-        let recovery_point = if options.clean_shutdown {
-            i64::MAX
-        } else {
-            options.recovery_point.unwrap_or(0)
-        };
-        let mut epochs_changed = false;
-        let mut cut_at: Option<usize> = None;
-        // The end of the segment before and whether a gap after it is compaction's.
-        let mut previous: Option<(i64, bool)> = None;
-        for (i, &base) in bases.iter().enumerate() {
-            if let Some((end, cleaned)) = previous {
-                if base < end || (base > end && !cleaned) {
-                    // A directory fsync persists every entry the directory holds, so
-                    // after a power cut a later segment can exist while an earlier one
-                    // lost its unsynced tail. Nothing in the lost part was acknowledged
-                    // (the durable offset passes a segment only after its file was
-                    // synced), and keeping the later segments would leave a hole of
-                    // offsets that never existed (or an overlap): drop them.
-                    warn!(
-                        dir = %dir.display(),
-                        base_offset = base,
-                        expected = end,
-                        "a segment does not start where the one before it ends; dropping it and later segments"
-                    );
-                    cut_at = Some(i);
-                    break;
-                }
-            }
-            let next_base = bases.get(i + 1).copied();
-            let below_recovery_point =
-                next_base.is_some_and(|n| n <= recovery_point) || options.clean_shutdown;
-            let (mut segment, opened_whole) =
-                Segment::open_trusted(fs.as_ref(), dir, base).map_err(io_err(dir))?;
-            if !(below_recovery_point && opened_whole) {
-                epochs_changed |= epochs.truncate_from_end(base);
-                let recovered = segment
-                    .recover(config.index_interval_bytes, &mut |h| {
-                        epochs_changed |= epochs.assign(h.partition_leader_epoch, h.base_offset);
-                    })
-                    .map_err(io_err(dir))?;
-                segment.sync_all().map_err(|source| Error::SyncFile {
-                    path: dir.to_path_buf(),
-                    source,
-                })?;
-                report.recovered_segments += 1;
-                report_recovery(dir, base, &recovered);
-                report.truncated_bytes += recovered.truncated_bytes;
-                if recovered.truncated_bytes > 0 {
-                    // A cut inside a segment: whatever follows cannot continue it.
-                    segments.insert(base, segment);
-                    cut_at = Some(i + 1);
-                    break;
-                }
-            }
-            let cleaned = fs.exists(&cleaned_marker_path(dir, base));
-            previous = Some((segment.next_offset(), cleaned));
-            segments.insert(base, segment);
-        }
-        if let Some(first_deleted) = cut_at {
-            for &base in &bases[first_deleted..] {
-                warn!(dir = %dir.display(), base_offset = base, "deleting a segment after a truncated one");
-                remove_segment(fs.as_ref(), dir, base)?;
-                report.deleted_segments += 1;
-            }
-        }
-        if segments.is_empty() {
-            let base = options.log_start_offset.unwrap_or(0).max(0);
-            let segment = Segment::create(fs.as_ref(), dir, base).map_err(io_err(dir))?;
-            segments.insert(base, segment);
-        }
-        let log_end = segments
-            .values()
-            .next_back()
-            .map_or(0, Segment::next_offset);
-        epochs_changed |= epochs.truncate_from_end(log_end);
-        if epochs_changed {
-            epochs.persist()?;
-        }
-        if !options.clean_shutdown {
-            // Recovery may have removed temporary files, stale snapshots or segments.
-            fs.sync_dir(dir).map_err(|source| Error::SyncDir {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
-        let first_base = segments.keys().next().copied().unwrap_or(0);
-        let log_start_offset = options
-            .log_start_offset
-            .unwrap_or(first_base)
-            .clamp(first_base, log_end);
-        report.segments = segments.len();
-        let mut log = PartitionLog {
-            fs,
-            dir: dir.to_path_buf(),
-            topic_id,
-            config,
-            segments,
-            log_start_offset,
-            epochs,
-            // Trusted segments were synced before the recovery point or clean shutdown
-            // was recorded; recovered ones were synced just now.
-            durable_offset: log_end,
-            recovery_point: log_end,
-            pending_files: Vec::new(),
-            dir_sync_pending: false,
-            pending_snapshots: Vec::new(),
-            epochs_dirty: false,
-            offline: false,
-            producers: ProducerState::default(),
-            first_dirty: 0,
-            tombstones_due_at: None,
-        };
-        log.rebuild_producer_state(&entries)?;
-        Ok((log, report))
-    }
-
-    /// Loads the latest usable producer-state snapshot and replays the batches after it.
-    /// Snapshots past the log end (left by a truncation) are deleted.
-    fn rebuild_producer_state(&mut self, entries: &[super::io::DirEntry]) -> Result<()> {
-        let log_end = self.log_end_offset();
-        let mut snapshots: Vec<i64> = entries
-            .iter()
-            .filter_map(|e| parse_snapshot_name(&e.name))
-            .collect();
-        snapshots.sort_unstable();
-        let mut from = self.log_start_offset;
-        let mut loaded = ProducerState::default();
-        for &offset in snapshots.iter().rev() {
-            let path = self.dir.join(snapshot_name(offset));
-            if offset > log_end {
-                self.fs
-                    .remove_file(&path)
-                    .map_err(|source| Error::RemoveFile { path, source })?;
-                continue;
-            }
-            if let Some(state) = read_file(self.fs.as_ref(), &path)
-                .ok()
-                .and_then(|raw| ProducerState::decode(&raw))
-            {
-                loaded = state;
-                from = offset;
-                break;
-            }
-            warn!(path = %path.display(), "ignoring a damaged producer-state snapshot");
-        }
-        for segment in self.segments.values().filter(|s| s.next_offset() > from) {
-            let plan = segment.read_plan(from);
-            scan_batches(
-                plan.file.as_ref(),
-                plan.hint_pos,
-                plan.end_pos,
-                false,
-                &mut |_, header, _| {
-                    if header.base_offset >= from && header.has_producer_id() {
-                        loaded.record(header, header.base_offset, header.last_offset());
-                    }
-                    Ok(true)
-                },
-            )
-            .map_err(|source| Error::ReadFile {
-                path: self.dir.clone(),
-                source,
-            })?;
-        }
-        self.producers = loaded;
-        Ok(())
     }
 
     /// Writes the producer state as of the log end (at a clean close).
@@ -673,226 +475,6 @@ impl PartitionLog {
             .collect()
     }
 
-    /// Deletes whole leading segments (never the active one) whose newest record is older
-    /// than `retention_ms`, then while the log is larger than `retention_bytes` (-1
-    /// disables either rule), and moves the log start offset past them. Readers holding
-    /// a deleted segment's file keep reading it: the file is unlinked, not truncated.
-    pub fn apply_retention(
-        &mut self,
-        now_ms: i64,
-        retention_ms: i64,
-        retention_bytes: i64,
-    ) -> Result<RetentionReport> {
-        if self.offline {
-            return Err(Error::LogOffline {
-                partition: self.dir.display().to_string(),
-            });
-        }
-        let mut report = RetentionReport {
-            log_start_offset: self.log_start_offset,
-            ..RetentionReport::default()
-        };
-        let mut size: u64 = self.size_bytes();
-        loop {
-            if self.segments.len() <= 1 {
-                break;
-            }
-            let Some(first) = self.segments.values().next() else {
-                break;
-            };
-            let expired = retention_ms >= 0
-                && !first.is_empty()
-                && now_ms.saturating_sub(first.max_timestamp()) > retention_ms;
-            let oversize =
-                retention_bytes >= 0 && size.saturating_sub(first.size()) >= retention_bytes as u64;
-            let below_start = first.next_offset() <= self.log_start_offset;
-            if !(expired || oversize || below_start) {
-                break;
-            }
-            let base = first.base_offset();
-            let removed_bytes = first.size();
-            self.segments.remove(&base);
-            remove_segment(self.fs.as_ref(), &self.dir, base)?;
-            size -= removed_bytes;
-            report.segments_deleted += 1;
-            report.bytes_deleted += removed_bytes;
-        }
-        if report.segments_deleted > 0 {
-            let first_base = self.segments.keys().next().copied().unwrap_or(0);
-            self.log_start_offset = self.log_start_offset.max(first_base);
-            self.delete_snapshots_below(self.log_start_offset)?;
-            self.epochs_dirty |= self.epochs.truncate_from_start(self.log_start_offset);
-            report.log_start_offset = self.log_start_offset;
-            info!(
-                dir = %self.dir.display(),
-                segments = report.segments_deleted,
-                bytes = report.bytes_deleted,
-                log_start_offset = self.log_start_offset,
-                "retention deleted segments"
-            );
-        }
-        Ok(report)
-    }
-
-    /// What a cleaning pass should rewrite, if the log is due: closed segments that end
-    /// at or below `upto` (the persisted recovery point) and are older than
-    /// `min.compaction.lag.ms`, when the bytes written since the last pass reach
-    /// `min.cleanable.dirty.ratio` of them or a dirty one is older than
-    /// `max.compaction.lag.ms`. Groups hold consecutive segments up to `segment.bytes`.
-    pub fn clean_plan(&self, upto: i64, now_ms: i64, policy: &CleanPolicy) -> Option<CleanPlan> {
-        if self.offline {
-            return None;
-        }
-        let bases: Vec<i64> = self.segments.keys().copied().collect();
-        let mut inputs: Vec<(&Segment, i64)> = Vec::new();
-        for pair in bases.windows(2) {
-            let (base, next) = (pair[0], pair[1]);
-            let Some(segment) = self.segments.get(&base) else {
-                break;
-            };
-            if next > upto
-                || segment.max_timestamp() > now_ms.saturating_sub(policy.min_compaction_lag_ms)
-            {
-                break;
-            }
-            inputs.push((segment, next));
-        }
-        let total: u64 = inputs.iter().map(|(s, _)| s.size()).sum();
-        let dirty: Vec<&(&Segment, i64)> = inputs
-            .iter()
-            .filter(|(s, _)| s.base_offset() >= self.first_dirty && !s.is_empty())
-            .collect();
-        let dirty_bytes: u64 = dirty.iter().map(|(s, _)| s.size()).sum();
-        let tombstones_due = self.tombstones_due_at.is_some_and(|t| t <= now_ms);
-        if dirty_bytes == 0 && !tombstones_due {
-            return None;
-        }
-        let overdue = dirty.iter().any(|(s, _)| {
-            s.first_batch_timestamp()
-                .is_some_and(|t| now_ms.saturating_sub(t) >= policy.max_compaction_lag_ms)
-        });
-        if (dirty_bytes as f64) < policy.min_cleanable_ratio * total as f64
-            && !overdue
-            && !tombstones_due
-        {
-            return None;
-        }
-        let mut groups: Vec<Vec<Input>> = Vec::new();
-        let mut group_size = 0u64;
-        for (segment, next) in &inputs {
-            let input = Input {
-                base: segment.base_offset(),
-                file: segment.log_file().clone(),
-                size: segment.size(),
-            };
-            let fits = groups.last().is_some_and(|g| {
-                group_size + segment.size() <= self.config.segment_bytes
-                    && next - g[0].base <= i64::from(i32::MAX)
-            });
-            if fits {
-                group_size += segment.size();
-                if let Some(g) = groups.last_mut() {
-                    g.push(input);
-                }
-            } else {
-                group_size = segment.size();
-                groups.push(vec![input]);
-            }
-        }
-        Some(CleanPlan {
-            fs: self.fs.clone(),
-            dir: self.dir.clone(),
-            groups,
-            end: inputs.last().map_or(0, |(_, next)| *next),
-            first_dirty: self.first_dirty,
-            map_capacity: policy.map_capacity,
-            index_interval: self.config.index_interval_bytes,
-        })
-    }
-
-    /// Installs a pass's cleaned segments: each committed by its swap rename, then the
-    /// segments it replaces deleted. A group whose inputs changed meanwhile (retention
-    /// deleted one) is discarded.
-    pub fn install_cleaned(
-        &mut self,
-        outputs: &[Output],
-        report: &cleaner::CleanReport,
-    ) -> Result<()> {
-        if self.offline {
-            // The replica was deleted (or failed) while the pass ran: its directory may
-            // now belong to a new incarnation of the topic, which must not get these.
-            return Err(Error::LogOffline {
-                partition: self.dir.display().to_string(),
-            });
-        }
-        let active = self.active().base_offset();
-        let fs = self.fs.clone();
-        let dir = self.dir.clone();
-        let io = |source| Error::WriteFile {
-            path: dir.clone(),
-            source,
-        };
-        for output in outputs {
-            let intact = output
-                .replaces
-                .iter()
-                .all(|b| *b != active && self.segments.contains_key(b));
-            if !intact {
-                continue;
-            }
-            if !output.empty {
-                cleaner::commit_swap(fs.as_ref(), &dir, output.base).map_err(io)?;
-            }
-            for base in &output.replaces {
-                self.segments.remove(base);
-                remove_segment_files(fs.as_ref(), &dir, *base).map_err(io)?;
-            }
-            if output.empty {
-                fs.sync_dir(&dir).map_err(io)?;
-                continue;
-            }
-            cleaner::finish_swap(fs.as_ref(), &dir, output.base).map_err(io)?;
-            let (mut segment, trusted) =
-                Segment::open_trusted(fs.as_ref(), &dir, output.base).map_err(io)?;
-            if !trusted {
-                segment
-                    .recover(self.config.index_interval_bytes, &mut |_| {})
-                    .map_err(io)?;
-            }
-            self.segments.insert(output.base, segment);
-        }
-        let staging = dir.join(cleaner::STAGING_DIR);
-        if fs.exists(&staging) {
-            fs.remove_dir_all(&staging).map_err(io)?;
-        }
-        self.first_dirty = self.first_dirty.max(report.end);
-        self.tombstones_due_at = report.next_tombstone_horizon;
-        // Producer-state snapshots of rolls inside the cleaned range are never read again:
-        // the snapshot of the active segment's roll is later.
-        self.delete_snapshots_below(report.end)?;
-        Ok(())
-    }
-
-    /// Moves the log start offset to `offset` (DeleteRecords), which the caller checked is
-    /// at most the high watermark: offsets below it are no longer served, whole segments
-    /// below it are deleted, and epochs and producers wholly below it are forgotten.
-    pub fn advance_log_start(&mut self, offset: i64) -> Result<i64> {
-        if self.offline {
-            return Err(Error::LogOffline {
-                partition: self.dir.display().to_string(),
-            });
-        }
-        if offset <= self.log_start_offset {
-            return Ok(self.log_start_offset);
-        }
-        self.log_start_offset = offset.min(self.log_end_offset());
-        self.epochs_dirty |= self.epochs.truncate_from_start(self.log_start_offset);
-        self.producers.remove_below(self.log_start_offset);
-        self.apply_retention(0, -1, -1)?;
-        self.delete_snapshots_below(self.log_start_offset)?;
-        Ok(self.log_start_offset)
-    }
-
     /// Deletes the replica's directory (its topic was deleted): renamed aside first so a
     /// crash half-way leaves no directory that looks like a live partition.
     pub fn delete_dir(&mut self) -> Result<()> {
@@ -923,29 +505,6 @@ impl PartitionLog {
                 source,
             })?;
         info!(dir = %self.dir.display(), "deleted partition directory");
-        Ok(())
-    }
-
-    /// Deletes producer-state snapshots older than `offset` (their segments are gone).
-    fn delete_snapshots_below(&mut self, offset: i64) -> Result<()> {
-        self.pending_snapshots.retain(|(o, _)| *o >= offset);
-        let entries = self
-            .fs
-            .list_dir(&self.dir)
-            .map_err(|source| Error::ReadDir {
-                path: self.dir.clone(),
-                source,
-            })?;
-        for offset in entries
-            .iter()
-            .filter_map(|e| parse_snapshot_name(&e.name))
-            .filter(|o| *o < offset)
-        {
-            let path = self.dir.join(snapshot_name(offset));
-            self.fs
-                .remove_file(&path)
-                .map_err(|source| Error::RemoveFile { path, source })?;
-        }
         Ok(())
     }
 
@@ -1089,32 +648,11 @@ fn remove_segment(fs: &dyn FileSystem, dir: &Path, base: i64) -> Result<()> {
     })
 }
 
-fn report_recovery(dir: &Path, base: i64, report: &RecoveryReport) {
-    if report.truncated_bytes > 0 {
-        warn!(
-            dir = %dir.display(),
-            base_offset = base,
-            valid_batches = report.batches,
-            valid_bytes = report.valid_bytes,
-            truncated_bytes = report.truncated_bytes,
-            reason = report.reason.unwrap_or("unknown"),
-            "recovery truncated a segment"
-        );
-    } else {
-        info!(
-            dir = %dir.display(),
-            base_offset = base,
-            valid_batches = report.batches,
-            valid_bytes = report.valid_bytes,
-            "recovered a segment"
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::log::io::RealFs;
+    use crate::log::producer_state::parse_snapshot_name;
     use crate::log::segment::read_batches;
     use crate::log::sim::{CutMode, SimFs};
     use crate::records::batch::test_batches::uncompressed;
