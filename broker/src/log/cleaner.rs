@@ -26,8 +26,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use proto_kafka::records::{RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
+use bytes::BytesMut;
 use tracing::{info, warn};
 
 use super::io::{FileSystem, LogFile};
@@ -36,6 +35,7 @@ use super::segment::{
 };
 use super::segment::{file_name, scan_batches, AppendMeta, ScanEnd, Segment};
 use crate::records::batch::{set_last_offset, BatchHeader};
+use crate::records::codec;
 
 /// The directory, inside a partition's, where cleaned segments are written.
 pub const STAGING_DIR: &str = "cleaner";
@@ -124,10 +124,6 @@ impl KeyMap {
     }
 }
 
-fn decode_error(e: impl std::fmt::Display) -> io::Error {
-    io::Error::other(format!("failed to decode a batch for cleaning: {e}"))
-}
-
 fn scan_inputs(
     inputs: &[Input],
     visit: &mut dyn FnMut(&BatchHeader, &[u8]) -> io::Result<()>,
@@ -175,8 +171,7 @@ fn build_key_map(plan: &CleanPlan) -> io::Result<(KeyMap, i64)> {
             if header.is_control() {
                 return Ok(());
             }
-            let set = RecordBatchDecoder::decode(&mut Bytes::copy_from_slice(bytes))
-                .map_err(decode_error)?;
+            let set = codec::decode(bytes)?;
             for r in &set.records {
                 if let Some(key) = &r.key {
                     latest.insert(map.hash(key), r.offset);
@@ -228,8 +223,7 @@ fn filter_batch(
     if header.is_control() {
         return Ok(Kept::All);
     }
-    let set =
-        RecordBatchDecoder::decode(&mut Bytes::copy_from_slice(bytes)).map_err(decode_error)?;
+    let set = codec::decode(bytes)?;
     let total = set.records.len();
     // KIP-534: a batch whose tombstones a pass already kept carries their horizon.
     let horizon = set.records.first().and_then(|r| r.delete_horizon_ms);
@@ -288,16 +282,7 @@ fn filter_batch(
             r.delete_horizon_ms = Some(due);
         }
     }
-    let mut out = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut out,
-        &kept,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: set.compression,
-        },
-    )
-    .map_err(|e| io::Error::other(format!("failed to re-encode a cleaned batch: {e}")))?;
+    let mut out = codec::encode(&kept, set.compression)?;
     set_last_offset(&mut out, header.last_offset());
     Ok(Kept::Some(out))
 }
@@ -471,7 +456,11 @@ mod tests {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Mutex;
 
-    use proto_kafka::records::{Compression, Record, TimestampType};
+    use bytes::Bytes;
+    use proto_kafka::records::{
+        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+        TimestampType,
+    };
     use uuid::Uuid;
 
     use super::*;
