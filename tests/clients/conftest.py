@@ -1,91 +1,19 @@
-"""Fixtures: a standalone runnel-broker process on free loopback ports, per test module."""
+"""Fixtures: a standalone runnel-broker process (standalone.py) per test module, Kafka's
+jars, fresh topic names; each module's wall time in the terminal summary."""
 
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-KAFKA_VERSION = "4.1.1"
-BINARY = Path(os.environ.get("RUNNEL_BROKER_BIN", ROOT / "target" / "debug" / "runnel-broker"))
+from standalone import KAFKA_VERSION, ROOT, Broker
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Broker:
-    def __init__(self, extra=(), kafka_port=None, data_dir=None):
-        """`data_dir` restarts on an earlier broker's directory (`Broker.dir`)."""
-        if not BINARY.exists():
-            raise RuntimeError(f"{BINARY} is missing: run `cargo build` first")
-        self.dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="runnel-py-"))
-        self.kafka_port = kafka_port or free_port()
-        self.http_port = free_port()
-        self.bootstrap = f"127.0.0.1:{self.kafka_port}"
-        self.log = open(self.dir / "broker.log", "a")
-        self.process = subprocess.Popen(
-            [
-                str(BINARY),
-                f"--listeners=PLAINTEXT://127.0.0.1:{self.kafka_port}",
-                f"--http.listener=127.0.0.1:{self.http_port}",
-                f"--log.dirs={self.dir / 'data'}",
-                *extra,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-        )
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise RuntimeError(f"broker did not become ready; log: {self.dir / 'broker.log'}")
-
-    def metrics(self):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=5) as r:
-            return r.read().decode()
-
-    def metric(self, name):
-        """The value of the metric line whose name and labels are exactly `name`.
-
-        A labelled series appears with its first event (absent means 0); an unlabelled one
-        always exists, so its absence is a misspelt or unregistered metric."""
-        for line in self.metrics().splitlines():
-            key, _, value = line.rpartition(" ")
-            if key == name:
-                return float(value)
-        assert "{" in name, f"metric {name} is not exported"
-        return 0.0
-
-    def create_topic(self, name, partitions):
-        """Creates a topic through the admin API (librdkafka's AdminClient)."""
-        from confluent_kafka.admin import AdminClient, NewTopic
-
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(10)
-
-    def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=30)
-        self.log.close()
-        return code
+HERE = Path(__file__).resolve().parent
+# module (as pytest names it, "clients/test_kcat.py") -> (first test's start, last test's end)
+MODULE_TIMES = {}
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +42,26 @@ def kafka_jars():
 def topic():
     """A fresh topic name (auto-created on first use)."""
     return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Times this directory's modules: from their first test's start to their last test's
+    end, so module-scoped fixtures (the broker, compiled Java classes) count too."""
+    started = time.monotonic()
+    yield
+    # NB: pytest calls this for tests/k8s's items too (both directories' conftests are
+    # loaded at start), so the path decides.
+    if HERE not in item.path.parents:
+        return
+    module = item.nodeid.split("::")[0]
+    first, _ = MODULE_TIMES.get(module, (started, None))
+    MODULE_TIMES[module] = (first, time.monotonic())
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not MODULE_TIMES:
+        return
+    terminalreporter.section("real-client suites wall time")
+    for module, (first, last) in MODULE_TIMES.items():
+        terminalreporter.write_line(f"{last - first:7.1f} s  {module}")

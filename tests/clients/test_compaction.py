@@ -11,8 +11,9 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KTopicPartition
+from kafka.errors import InvalidRecordError
 
-from conftest import Broker
+from standalone import Broker
 
 CLEANER_FLAGS = ("--log.cleaner.backoff.ms=200",)
 
@@ -41,7 +42,7 @@ def test_a_compacted_topic_keeps_the_latest_value_per_key_at_its_offset(topic):
         admin = AdminClient({"bootstrap.servers": b.bootstrap})
         config = {
             "cleanup.policy": "compact",
-            "segment.bytes": "4096",
+            "internal.segment.bytes": "4096",  # below segment.bytes's 1 MiB floor, for tests
             "min.cleanable.dirty.ratio": "0.01",
             "delete.retention.ms": "1500",
         }
@@ -60,10 +61,12 @@ def test_a_compacted_topic_keeps_the_latest_value_per_key_at_its_offset(topic):
             producer.send(topic, key=b"filler", value=f"f{i}".encode()).get(10)
         producer.close()
         # A keyless record is refused on a compacted topic.
+        before = b.errors("Produce", "INVALID_RECORD")
         keyless = KafkaProducer(bootstrap_servers=b.bootstrap, acks="all", retries=0)
-        with pytest.raises(Exception):
+        with pytest.raises(InvalidRecordError):
             keyless.send(topic, value=b"no key").get(10)
         keyless.close()
+        assert b.errors("Produce", "INVALID_RECORD") == before + 1
 
         def compacted():
             rows = read_all(b, topic)
@@ -92,7 +95,9 @@ def offsets_log_size(broker):
 
 
 def test_the_offsets_topic_stays_bounded_under_tens_of_thousands_of_commits(topic):
-    flags = (*CLEANER_FLAGS, "--offsets.topic.num.partitions=1", "--offsets.topic.segment.bytes=32768")
+    # Small segments for every topic, __consumer_offsets included (internal.log.segment.bytes
+    # goes below the 1 MiB floor of segment.bytes, which offsets.topic.segment.bytes sets).
+    flags = (*CLEANER_FLAGS, "--offsets.topic.num.partitions=1", "--internal.log.segment.bytes=32768")
     b = Broker(extra=flags)
     try:
         b.create_topic(topic, 4)

@@ -8,10 +8,19 @@ per-codec counter shows every codec, lz4 included, stored as sent.
 
 import json
 import time
+from collections import Counter
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+    ResourceType,
+)
 
 
 def produce(broker, topic, messages, **conf):
@@ -31,6 +40,7 @@ def produce(broker, topic, messages, **conf):
         p.produce(topic, **kwargs)
         p.poll(0)
     assert p.flush(30) == 0
+    assert len(reports) == len(messages)
     assert all(err is None for err, *_ in reports), [r for r in reports if r[0]]
     return reports
 
@@ -53,6 +63,14 @@ def consume(broker, topic, partitions, expected, timeout=20):
     return out
 
 
+def high_watermarks(broker, topic, partitions):
+    """The broker's high watermark of each partition, {partition: offset}."""
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused"})
+    marks = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+    c.close()
+    return marks
+
+
 def test_one_partition_reads_back_in_order_from_offset_zero(broker, topic):
     reports = produce(broker, topic, [(None, f"m{i}".encode(), None) for i in range(500)])
     assert sorted(r[2] for r in reports) == list(range(500))
@@ -70,8 +88,12 @@ def test_keyless_records_reach_both_partitions(broker, topic):
         [(None, f"v{i}".encode(), None) for i in range(400)],
         **{"batch.num.messages": 5, "linger.ms": 0, "sticky.partitioning.linger.ms": 0},
     )
-    assert {r[1] for r in reports} == {0, 1}
-    assert len(consume(broker, topic, [0, 1], 400)) == 400
+    per_partition = Counter(r[1] for r in reports)
+    assert set(per_partition) == {0, 1}
+    assert high_watermarks(broker, topic, [0, 1]) == per_partition
+    records = consume(broker, topic, [0, 1], 400)
+    assert sorted(m.value() for m in records) == sorted(f"v{i}".encode() for i in range(400))
+    assert Counter(m.partition() for m in records) == per_partition
 
 
 def test_keyed_records_always_land_on_the_same_partition(broker, topic):
@@ -80,15 +102,17 @@ def test_keyed_records_always_land_on_the_same_partition(broker, topic):
     by_key = {}
     for _, partition, _, key, _ in reports:
         assert by_key.setdefault(key, partition) == partition
-    for m in consume(broker, topic, [0, 1], 100):
-        assert by_key[m.key()] == m.partition()
+    records = consume(broker, topic, [0, 1], 100)
+    assert len(records) == 100
+    assert {(m.key(), m.partition()) for m in records} == set(by_key.items())
 
 
 def test_an_explicit_partition_choice_puts_everything_on_partition_zero(broker, topic):
     broker.create_topic(topic, 2)
-    produce(broker, topic, [(f"k{i}".encode(), b"v", 0) for i in range(60)])
-    assert len(consume(broker, topic, [0], 60)) == 60
-    assert consume(broker, topic, [1], 1, timeout=2) == []
+    reports = produce(broker, topic, [(f"k{i}".encode(), b"v", 0) for i in range(60)])
+    assert sorted((r[1], r[2]) for r in reports) == [(0, i) for i in range(60)]
+    assert high_watermarks(broker, topic, [0, 1]) == {0: 60, 1: 0}
+    assert [m.key() for m in consume(broker, topic, [0], 60)] == [f"k{i}".encode() for i in range(60)]
 
 
 def test_json_values_round_trip(broker, topic):
@@ -115,3 +139,72 @@ def test_metadata_lists_the_broker_and_the_topic_with_leader_epochs(broker, topi
     assert sorted(md.topics[topic].partitions) == [0, 1, 2]
     for p in md.topics[topic].partitions.values():
         assert p.leader == 0 and p.replicas == [0] and p.isrs == [0]
+    # No topic named: every topic (librdkafka sends an empty topic array).
+    everything = admin.list_topics(timeout=10)
+    assert topic in everything.topics
+    assert everything.topics[topic].error is None
+
+
+# librdkafka's names for two Kafka errors; the broker's metrics use Kafka's.
+KAFKA_NAMES = {"TOPIC_EXCEPTION": "INVALID_TOPIC_EXCEPTION", "UNKNOWN_TOPIC_OR_PART": "UNKNOWN_TOPIC_OR_PARTITION"}
+
+
+def assert_refused(broker, request, error, call, *args, **kwargs):
+    """The admin call's one future fails with `error` (librdkafka's name), and the broker
+    counted answering `request` with it: the broker refused, not the client."""
+    before = broker.errors(request, KAFKA_NAMES.get(error, error))
+    [future] = call(*args, **kwargs).values()
+    try:
+        future.result(10)
+    except KafkaException as e:
+        got = e.args[0]
+    else:
+        raise AssertionError(f"the broker accepted a request it should refuse with {error}")
+    assert (got.name(), got.code()) == (error, getattr(KafkaError, error)), got.str()
+    assert broker.errors(request, KAFKA_NAMES.get(error, error)) == before + 1
+
+
+def test_the_broker_refuses_bad_admin_requests_with_kafka_error_codes(broker, topic):
+    """What Kafka's tools refuse before sending (kafka-topics checks config names and values
+    itself) must be refused by the broker too: here an admin client sends it."""
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    creations = [
+        (NewTopic(topic, 1, 3), "INVALID_REPLICATION_FACTOR"),
+        (NewTopic(topic, 0, 1), "INVALID_PARTITIONS"),
+        (NewTopic(topic, 1, 1, config={"retention.ms": "soon"}), "INVALID_CONFIG"),
+        (NewTopic(topic, 1, 1, config={"no.such.setting": "1"}), "INVALID_CONFIG"),
+        (NewTopic(topic, 1, 1, config={"cleanup.policy": "shred"}), "INVALID_CONFIG"),
+        (NewTopic("bad/name", 1, 1), "TOPIC_EXCEPTION"),
+        (NewTopic("__consumer_offsets", 1, 1), "INVALID_REQUEST"),
+    ]
+    for new_topic, error in creations:
+        for validate_only in (True, False):
+            assert_refused(broker, "CreateTopics", error, admin.create_topics, [new_topic], validate_only=validate_only)
+    # A consumer's metadata request (the admin client's would auto-create the topic).
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused"})
+    metadata = c.list_topics(topic, timeout=10).topics[topic]
+    c.close()
+    assert metadata.error is not None and metadata.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+    broker.create_topic(topic, 3)
+    assert_refused(broker, "CreateTopics", "TOPIC_ALREADY_EXISTS", admin.create_topics, [NewTopic(topic, 1, 1)])
+    assert_refused(broker, "CreatePartitions", "INVALID_PARTITIONS", admin.create_partitions, [NewPartitions(topic, 2)])
+    assert sorted(admin.list_topics(topic, timeout=10).topics[topic].partitions) == [0, 1, 2]
+
+    alterations = [
+        (ResourceType.TOPIC, topic, "retention.ms", "abc", "INVALID_CONFIG"),
+        (ResourceType.TOPIC, topic, "no.such.setting", "1", "INVALID_CONFIG"),
+        (ResourceType.BROKER, "0", "log.retention.ms", "abc", "INVALID_CONFIG"),
+        # A static broker config: Kafka answers INVALID_REQUEST too.
+        (ResourceType.BROKER, "0", "log.dirs", "/elsewhere", "INVALID_REQUEST"),
+    ]
+    for kind, name, key, value, error in alterations:
+        change = ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+        resource = ConfigResource(kind, name, incremental_configs=[change])
+        assert_refused(broker, "IncrementalAlterConfigs", error, admin.incremental_alter_configs, [resource])
+    [described] = admin.describe_configs([ConfigResource(ResourceType.TOPIC, topic)]).values()
+    configs = described.result(10)
+    assert configs["retention.ms"].value == "604800000" and configs["retention.ms"].is_default
+    assert "no.such.setting" not in configs
+
+    assert_refused(broker, "DeleteTopics", "UNKNOWN_TOPIC_OR_PART", admin.delete_topics, [topic + "-missing"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from conftest import ROOT, Broker, free_port
+from standalone import ROOT, Broker, free_port
 from faults import LossyProxy
 
 pytestmark = pytest.mark.skipif(shutil.which("javac") is None, reason="a JDK is required")
@@ -51,7 +51,7 @@ def test_the_default_java_producer_is_idempotent(broker, topic, kafka_jars, java
     before = (broker.metric(inits), broker.metric("runnel_produce_idempotent_batches_total"))
     rows = run_java(kafka_jars, java_classes, broker.bootstrap, topic, "200")
     assert [int(r[1]) for r in rows] == list(range(200))
-    assert broker.metric(inits) > before[0]
+    assert broker.metric(inits) == before[0] + 1, "one producer, one producer id"
     assert broker.metric("runnel_produce_idempotent_batches_total") > before[1]
     assert read(broker.bootstrap, topic) == [f"java-{i}" for i in range(200)]
 
@@ -73,9 +73,11 @@ def test_the_java_producer_retries_through_cut_connections_without_duplicates(to
 
 def test_a_transactional_producer_fails_fast_with_a_clear_error(broker, kafka_jars, java_classes):
     """No transactions yet: initTransactions() must fail at once with a non-retriable
-    error, not spin on a retriable one until max.block.ms (60 s here)."""
+    error (the broker answers the producer's FindCoordinator for its transactional id with
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED), not spin on a retriable one until max.block.ms
+    (60 s here)."""
+    refused = ("FindCoordinator", "TRANSACTIONAL_ID_AUTHORIZATION_FAILED")
+    before = broker.errors(*refused)
     [outcome] = run_java(kafka_jars, java_classes, broker.bootstrap, main="TransactionalProbe")
-    text = " ".join(outcome)
-    assert not text.startswith("ok"), text
-    assert "TimeoutException" not in text, text
-    assert "Transactional" in text or "UnsupportedVersion" in text, text
+    assert outcome[0] == "org.apache.kafka.common.errors.TransactionalIdAuthorizationException:", outcome
+    assert broker.errors(*refused) == before + 1

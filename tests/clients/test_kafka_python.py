@@ -2,13 +2,14 @@
 (idempotent, acks=all)."""
 
 import json
+from collections import Counter
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.partitioner import Partitioner
 
-from conftest import Broker, free_port
+from standalone import Broker, free_port
 from faults import LossyProxy
 
 
@@ -42,6 +43,14 @@ def consume(broker, topic, partitions, expected, **extra):
     return records
 
 
+def high_watermarks(broker, topic, partitions):
+    """The broker's high watermark of each partition, {partition: offset}."""
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap)
+    ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+    consumer.close()
+    return {tp.partition: offset for tp, offset in ends.items()}
+
+
 def create(broker, topic, partitions):
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
     admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
@@ -68,8 +77,12 @@ def test_keyless_records_reach_both_partitions(broker, topic):
         if i % 20 == 0:
             p.flush()
     p.close()
-    assert {m.partition for m in metas} == {0, 1}
-    assert len(consume(broker, topic, [0, 1], 200)) == 200
+    per_partition = Counter(m.partition for m in metas)
+    assert set(per_partition) == {0, 1}
+    assert high_watermarks(broker, topic, [0, 1]) == per_partition
+    records = consume(broker, topic, [0, 1], 200)
+    assert sorted(r.value for r in records) == sorted(f"k{i}".encode() for i in range(200))
+    assert Counter(r.partition for r in records) == per_partition
 
 
 def test_keyed_records_always_land_on_the_same_partition(broker, topic):
@@ -82,19 +95,19 @@ def test_keyed_records_always_land_on_the_same_partition(broker, topic):
         assert seen.setdefault(key, meta.partition) == meta.partition
     p.close()
     records = consume(broker, topic, [0, 1], 100)
-    for r in records:
-        assert seen[r.key] == r.partition
+    assert len(records) == 100
+    assert {(r.key, r.partition) for r in records} == set(seen.items())
 
 
 def test_a_custom_partitioner_sends_everything_to_partition_zero(broker, topic):
     create(broker, topic, 2)
     p = producer(broker, partitioner=AlwaysZero())
-    for i in range(50):
-        p.send(topic, key=f"k{i}".encode(), value=b"v")
+    futures = [p.send(topic, key=f"k{i}".encode(), value=b"v") for i in range(50)]
     p.flush()
     p.close()
-    assert len(consume(broker, topic, [0], 50)) == 50
-    assert consume(broker, topic, [1], 1) == []
+    assert [(f.get(timeout=10).partition, f.get(timeout=10).offset) for f in futures] == [(0, i) for i in range(50)]
+    assert high_watermarks(broker, topic, [0, 1]) == {0: 50, 1: 0}
+    assert [r.key for r in consume(broker, topic, [0], 50)] == [f"k{i}".encode() for i in range(50)]
 
 
 def test_json_values_round_trip(broker, topic):
@@ -131,8 +144,9 @@ def test_the_default_producer_is_idempotent_and_its_sequences_are_checked(broker
     for i in range(50):
         p.send(topic, value=f"idempotent-{i}".encode()).get(timeout=10)
     p.close()
-    assert broker.metric(inits) > before[0], "the producer never asked for a producer id"
-    assert broker.metric(checked) >= before[1] + 50, "batches were not sequence-checked"
+    assert broker.metric(inits) == before[0] + 1, "one producer, one producer id"
+    # linger_ms=0 and a wait for each record: every record is a batch of its own.
+    assert broker.metric(checked) == before[1] + 50, "batches were not sequence-checked"
     assert [r.value for r in consume(broker, topic, [0], 50)] == [f"idempotent-{i}".encode() for i in range(50)]
 
 

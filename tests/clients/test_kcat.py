@@ -3,6 +3,8 @@
 import json
 import shutil
 import subprocess
+import zlib
+from collections import Counter
 
 import pytest
 
@@ -41,14 +43,15 @@ def test_produce_and_consume_in_order_from_offset_zero(broker, topic):
 def test_keyed_records_stay_on_one_partition_of_two(broker, topic):
     topic2 = topic + "-two"
     broker.create_topic(topic2, 2)
-    lines = "".join(f"k{i % 4}:v{i}\n" for i in range(80)).encode()
+    lines = "".join(f"k{i % 8}:v{i}\n" for i in range(80)).encode()
     kcat(broker, "-P", "-t", topic2, "-K:", stdin=lines)
     rows = read(broker, topic2)
-    assert len(rows) == 80
-    partitions_by_key = {}
-    for partition, _, key, _ in rows:
-        assert partitions_by_key.setdefault(key, partition) == partition
-    assert set(partitions_by_key.values()) <= {0, 1}
+    # librdkafka's default partitioner (consistent_random): CRC-32 of the key, modulo the
+    # partition count (k0-k3 go to 1, k4-k7 to 0).
+    expected = {f"k{k}": zlib.crc32(f"k{k}".encode()) % 2 for k in range(8)}
+    assert set(expected.values()) == {0, 1}
+    assert Counter((key, partition) for partition, _, key, _ in rows) == {(k, p): 10 for k, p in expected.items()}
+    assert sorted(r[3] for r in rows) == sorted(f"v{i}" for i in range(80))
 
 
 def test_json_values_round_trip(broker, topic):
