@@ -833,3 +833,187 @@ impl FlushTarget for Partition {
         format!("{}-{}", self.topic, self.index)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::layers::BrokerView;
+    use crate::config::topic::TopicConfig;
+    use crate::log::io::FileSystem;
+    use crate::log::sim::{Fault, FaultEffect, FaultOp, FaultTarget, SimFs};
+    use crate::records::batch::test_batches::uncompressed;
+
+    fn record(leader: i32, leader_epoch: i32, isr: &[(i32, i64)]) -> PartitionRecord {
+        PartitionRecord {
+            replicas: isr.iter().map(|(b, _)| *b).collect(),
+            leader,
+            leader_epoch,
+            isr: isr
+                .iter()
+                .map(|(broker, broker_epoch)| IsrMember {
+                    broker: *broker,
+                    broker_epoch: *broker_epoch,
+                })
+                .collect(),
+            partition_epoch: 0,
+        }
+    }
+
+    fn partition(sim: &SimFs, extra: &[(&str, &str)], state: ReplicaState) -> Arc<Partition> {
+        let mut pairs = vec![("log.dirs", "/data")];
+        pairs.extend_from_slice(extra);
+        let broker = Arc::new(Config::from_pairs(pairs).unwrap());
+        let config = Arc::new(TopicConfig::resolve(
+            &Default::default(),
+            &BrokerView::static_only(&broker),
+        ));
+        let fs: Arc<dyn FileSystem> = Arc::new(sim.clone());
+        sim.create_dir_all(Path::new("/data")).unwrap();
+        let log = PartitionLog::create(
+            fs.clone(),
+            Path::new("/data/t-0"),
+            Uuid::new_v4(),
+            config.log_config(&broker),
+        )
+        .unwrap();
+        let (flusher, threads) = Flusher::start(fs, 1, &[], 0).unwrap();
+        std::mem::forget(threads);
+        Partition::new(NewPartition {
+            topic: Arc::from("t"),
+            index: 0,
+            broker_id: 1,
+            log,
+            state,
+            config,
+            broker,
+            flusher,
+        })
+    }
+
+    fn leading(epoch: i32) -> ReplicaState {
+        ReplicaState::from_record(&record(1, epoch, &[(1, 7)]), 1, 7)
+    }
+
+    #[test]
+    fn a_replica_leads_only_as_the_incarnation_the_isr_names() {
+        let r = record(1, 3, &[(1, 7), (2, 9)]);
+        assert_eq!(ReplicaState::from_record(&r, 1, 7).role, Role::Leader);
+        assert_eq!(
+            ReplicaState::from_record(&r, 1, 8).role,
+            Role::Follower,
+            "a restarted broker does not lead on its old incarnation's ISR entry"
+        );
+        assert_eq!(ReplicaState::from_record(&r, 2, 9).role, Role::Follower);
+        let not_in_isr = record(1, 3, &[(2, 9)]);
+        assert_eq!(
+            ReplicaState::from_record(&not_in_isr, 1, 7).role,
+            Role::Follower
+        );
+    }
+
+    #[test]
+    fn the_high_watermark_never_passes_what_is_durable_or_moves_below_min_isr() {
+        let mut state = leading(1);
+        let mut o = Offsets {
+            high_watermark: 0,
+            log_end: 10,
+            log_start: 0,
+            durable: 6,
+            leader_epoch: 1,
+            is_leader: true,
+            offline: false,
+        };
+        recompute_high_watermark(&mut o, &state, 1, FlushMode::Durable);
+        assert_eq!(o.high_watermark, 6, "durable mode: the fsynced offset");
+        recompute_high_watermark(&mut o, &state, 1, FlushMode::Interval);
+        assert_eq!(o.high_watermark, 10, "interval mode: the log end, as Kafka");
+        o.log_end = 20;
+        o.durable = 20;
+        recompute_high_watermark(&mut o, &state, 2, FlushMode::Durable);
+        assert_eq!(
+            o.high_watermark, 10,
+            "an ISR below min.insync.replicas holds it"
+        );
+        state.role = Role::Follower;
+        recompute_high_watermark(&mut o, &state, 1, FlushMode::Durable);
+        assert_eq!(o.high_watermark, 10, "a follower does not compute it");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn acks_wait_for_the_fsync_and_fail_when_leadership_moves() {
+        let sim = SimFs::new();
+        let p = partition(&sim, &[], leading(1));
+        let mut batch = uncompressed(&[b"a", b"b"], 1000);
+        let appended = p.append_as_leader(&mut batch, 1, 1000).unwrap();
+        let end = appended.info.last_offset + 1;
+        tokio::time::timeout(Duration::from_secs(5), p.wait_for_acks(end, 1, 1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            p.offsets().durable >= end,
+            "acks=1 means fsynced in durable mode"
+        );
+        assert_eq!(p.offsets().high_watermark, end);
+
+        // Hold the next fsync, then move leadership: the waiter fails at once.
+        sim.inject(Fault {
+            op: FaultOp::Sync,
+            target: FaultTarget::Path("/data/t-0".into()),
+            effect: FaultEffect::Delay(Duration::from_secs(3)),
+            times: Some(1),
+        });
+        let mut batch = uncompressed(&[b"c"], 1000);
+        let appended = p.append_as_leader(&mut batch, -1, 1000).unwrap();
+        let waiter = {
+            let p = p.clone();
+            let end = appended.info.last_offset + 1;
+            tokio::spawn(async move { p.wait_for_acks(end, -1, 1).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        p.apply_state(ReplicaState::from_record(&record(2, 2, &[(2, 9)]), 1, 7));
+        let outcome = tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("woken by the leadership change")
+            .unwrap();
+        assert_eq!(outcome, Err(ReplicaError::NotLeader));
+        let mut batch = uncompressed(&[b"d"], 1000);
+        assert_eq!(
+            p.append_as_leader(&mut batch, 1, 1000).unwrap_err(),
+            ReplicaError::NotLeader
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_append_fails_every_waiter_with_a_storage_error() {
+        let sim = SimFs::new();
+        let p = partition(&sim, &[("log.flush.mode", "interval")], leading(1));
+        let mut batch = uncompressed(&[b"a"], 1000);
+        p.append_as_leader(&mut batch, 1, 1000).unwrap();
+        let mut rx = p.subscribe();
+        sim.inject(Fault {
+            op: FaultOp::Write,
+            target: FaultTarget::Path("/data/t-0".into()),
+            effect: FaultEffect::Fail,
+            times: Some(1),
+        });
+        let mut batch = uncompressed(&[b"b"], 1000);
+        assert_eq!(
+            p.append_as_leader(&mut batch, 1, 1000).unwrap_err(),
+            ReplicaError::Storage
+        );
+        rx.changed().await.unwrap();
+        assert!(
+            rx.borrow().offline,
+            "the failure is published to every waiter"
+        );
+        assert_eq!(
+            p.read(0, 1 << 20, true, -1, ReadLimit::HighWatermark)
+                .unwrap_err(),
+            ReplicaError::Storage
+        );
+    }
+}

@@ -50,6 +50,23 @@ pub fn label(code: i16) -> &'static str {
             "TRANSACTIONAL_ID_AUTHORIZATION_FAILED"
         }
         Some(ResponseError::ProducerFenced) => "PRODUCER_FENCED",
+        Some(ResponseError::CoordinatorLoadInProgress) => "COORDINATOR_LOAD_IN_PROGRESS",
+        Some(ResponseError::CoordinatorNotAvailable) => "COORDINATOR_NOT_AVAILABLE",
+        Some(ResponseError::NotCoordinator) => "NOT_COORDINATOR",
+        Some(ResponseError::IllegalGeneration) => "ILLEGAL_GENERATION",
+        Some(ResponseError::InconsistentGroupProtocol) => "INCONSISTENT_GROUP_PROTOCOL",
+        Some(ResponseError::InvalidGroupId) => "INVALID_GROUP_ID",
+        Some(ResponseError::UnknownMemberId) => "UNKNOWN_MEMBER_ID",
+        Some(ResponseError::InvalidSessionTimeout) => "INVALID_SESSION_TIMEOUT",
+        Some(ResponseError::RebalanceInProgress) => "REBALANCE_IN_PROGRESS",
+        Some(ResponseError::OffsetMetadataTooLarge) => "OFFSET_METADATA_TOO_LARGE",
+        Some(ResponseError::NonEmptyGroup) => "NON_EMPTY_GROUP",
+        Some(ResponseError::GroupIdNotFound) => "GROUP_ID_NOT_FOUND",
+        Some(ResponseError::GroupMaxSizeReached) => "GROUP_MAX_SIZE_REACHED",
+        Some(ResponseError::MemberIdRequired) => "MEMBER_ID_REQUIRED",
+        Some(ResponseError::FencedInstanceId) => "FENCED_INSTANCE_ID",
+        Some(ResponseError::GroupSubscribedToTopic) => "GROUP_SUBSCRIBED_TO_TOPIC",
+        Some(ResponseError::UnknownProducerId) => "UNKNOWN_PRODUCER_ID",
         Some(_) => "OTHER",
     }
 }

@@ -12,6 +12,7 @@ use proto_kafka::messages::{
     OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
 };
 use proto_kafka::protocol::Decodable;
+use tracing::debug;
 
 use super::frame::{classify, Inbound, Rejection};
 
@@ -70,10 +71,16 @@ fn body<R: Decodable>(mut body: Bytes, header: &RequestHeader) -> Result<R, Reje
     let request =
         R::decode(&mut body, header.request_api_version).map_err(|e| bad(e.to_string()))?;
     if body.has_remaining() {
-        return Err(bad(format!(
-            "{} bytes follow the request body",
-            body.remaining()
-        )));
+        // Kafka ignores bytes after a request's fields, and clients rely on it:
+        // librdkafka 2.16 sends three stray bytes after an all-topics Metadata v12 (the
+        // rest of a four-byte array-count placeholder). The body itself was bounded
+        // and decoded, so nothing is allocated for them.
+        debug!(
+            api = header.request_api_key,
+            version = header.request_api_version,
+            trailing = body.remaining(),
+            "ignoring bytes after the request body, as Kafka does"
+        );
     }
     Ok(request)
 }
@@ -123,6 +130,24 @@ pub fn decode(frame: Bytes) -> Result<Decoded, Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// librdkafka 2.16's "list every topic" request: topics null, then the unused rest
+    /// of its array-count placeholder before the remaining fields. Kafka answers it.
+    #[test]
+    fn librdkafka_2_16s_all_topics_metadata_request_is_answered() {
+        let frame = Bytes::from_static(&[
+            0x00, 0x03, 0x00, 0x0c, 0x00, 0x00, 0x00, 0x03, 0x00, 0x07, b'r', b'd', b'k', b'a',
+            b'f', b'k', b'a', 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00,
+        ]);
+        let Ok(Decoded::Request {
+            request: Request::Metadata(request),
+            ..
+        }) = decode(frame)
+        else {
+            panic!("not decoded as Metadata");
+        };
+        assert_eq!(request.topics, None, "null: every topic");
+    }
     use proptest::prelude::*;
 
     proptest! {
