@@ -2,7 +2,7 @@
 //!
 //! Expected conditions on the Kafka path (an unknown topic, a batch that fails validation,
 //! a stale leader epoch) are not errors here: they are values that become Kafka error codes
-//! in `protocol::error_code`. This type is for things that went wrong.
+//! in `handlers/errors.rs`. This type is for things that went wrong.
 
 use std::io;
 use std::path::PathBuf;
@@ -110,6 +110,9 @@ pub enum Error {
     #[error("failed to act as controller: leadership (epoch {epoch}) was lost")]
     ControllerFenced { epoch: i64 },
 
+    #[error("failed to register: broker id {id} is registered by a live broker")]
+    BrokerIdTaken { id: i32 },
+
     #[error("failed to start: {reason}")]
     Startup { reason: String },
 
@@ -151,7 +154,9 @@ impl Error {
             | Error::LeaseNotFound { .. }
             | Error::StoreClosed => "metadata",
             Error::ControllerFenced { .. } | Error::ControllerUnavailable { .. } => "controller",
-            Error::Startup { .. } | Error::StartThread { .. } => "startup",
+            Error::Startup { .. } | Error::StartThread { .. } | Error::BrokerIdTaken { .. } => {
+                "startup"
+            }
             Error::EncodeResponse { .. } => "protocol",
             Error::LogOffline { .. } => "log_offline",
         }

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, FlushMode};
-use crate::controller::{Controller, Defaults};
+use crate::controller::{Controller, Defaults, Incarnation};
 use crate::error::{Error, Result};
 use crate::group::coordinator::CoordinatorConfig;
 use crate::group::state::GroupLimits;
@@ -38,7 +38,7 @@ use crate::metadata::store::{Compare, MetadataStore, Op, OpResult, Txn};
 use crate::metrics::Metrics;
 use crate::partition::manager::ReplicaManager;
 use crate::server::listener::{self, KafkaListener};
-use registration::{keep_alive, register, Registered};
+use registration::{keep_alive, register_at_start, Registered};
 
 /// The most protocol metadata one group member may send (Kafka has no limit; a group's
 /// members are stored in one record, so one member must not be able to make it huge).
@@ -204,7 +204,7 @@ impl Broker {
             endpoints,
             rack: config.rack.clone(),
         };
-        let registered = register(
+        let registered = register_at_start(
             store.as_ref(),
             &keys,
             &broker_registration,
@@ -242,12 +242,18 @@ impl Broker {
             Defaults {
                 num_partitions: config.num_partitions,
                 replication_factor: config.default_replication_factor,
+                unclean_leader_election: config.value("unclean.leader.election.enable")
+                    == Some("true"),
             },
         ));
-        let (lease_tx, lease_rx) = watch::channel(Some(registered.lease));
+        let (lease_tx, lease_rx) = watch::channel(Some(Incarnation {
+            lease: registered.lease,
+            broker_epoch: registered.epoch,
+        }));
         background.push(tokio::spawn(follow_registration(
             registration.clone(),
             replicas.clone(),
+            cache.clone(),
             lease_tx,
         )));
         background.push(tokio::spawn(controller.clone().run(lease_rx)));
@@ -426,14 +432,22 @@ impl Broker {
 async fn follow_registration(
     mut registration: watch::Receiver<Option<Registered>>,
     replicas: Arc<ReplicaManager>,
-    lease: watch::Sender<Option<i64>>,
+    cache: Arc<MetadataCache>,
+    lease: watch::Sender<Option<Incarnation>>,
 ) {
+    let mut last: Option<Registered> = None;
     loop {
         let current = *registration.borrow_and_update();
-        if let Some(r) = current {
-            replicas.set_broker_epoch(r.epoch);
+        if current != last {
+            // A lost lease or a new epoch: step down from everything the old incarnation
+            // led, now, not when the controller gets round to it.
+            replicas.change_incarnation(current.map(|r| r.epoch), &cache.image());
+            last = current;
         }
-        lease.send_replace(current.map(|r| r.lease));
+        lease.send_replace(current.map(|r| Incarnation {
+            lease: r.lease,
+            broker_epoch: r.epoch,
+        }));
         if registration.changed().await.is_err() {
             return;
         }

@@ -38,11 +38,8 @@ pub async fn register(
     let response = store.txn(txn).await?;
     if !response.succeeded {
         let _ = store.revoke_lease(lease).await;
-        return Err(Error::Startup {
-            reason: format!(
-                "broker id {} is already registered by a live broker (key {key})",
-                registration.id
-            ),
+        return Err(Error::BrokerIdTaken {
+            id: registration.id,
         });
     }
     info!(
@@ -54,6 +51,44 @@ pub async fn register(
         lease,
         epoch: response.revision,
     })
+}
+
+/// Registers at start-up. A broker restarted after kill -9 finds its previous
+/// registration alive until that lease's TTL runs out, so a taken id is retried for up to
+/// twice the TTL before start-up fails: a pod restart must not crash-loop, and a second
+/// live process with the same id must still be refused.
+pub async fn register_at_start(
+    store: &dyn MetadataStore,
+    keys: &Keys,
+    registration: &BrokerRegistration,
+    ttl: Duration,
+) -> Result<Registered> {
+    let deadline = tokio::time::Instant::now() + ttl * 2;
+    let mut waited = false;
+    loop {
+        match register(store, keys, registration, ttl).await {
+            Err(Error::BrokerIdTaken { .. }) if tokio::time::Instant::now() < deadline => {
+                if !waited {
+                    warn!(
+                        broker = registration.id,
+                        ttl_ms = ttl.as_millis() as u64,
+                        "broker id registered by a live lease (a previous run of this broker?); waiting for it to expire"
+                    );
+                    waited = true;
+                }
+                tokio::time::sleep(ttl / 4).await;
+            }
+            Err(Error::BrokerIdTaken { id }) => {
+                return Err(Error::Startup {
+                    reason: format!(
+                        "broker id {id} is registered by another live broker: its lease did not expire within twice the lease TTL ({} ms). Stop the other process or give this broker another broker.id",
+                        (ttl * 2).as_millis()
+                    ),
+                })
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Keeps the lease alive; on loss, registers again and publishes the new registration.

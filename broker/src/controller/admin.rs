@@ -111,8 +111,7 @@ impl Controller {
                     live.len()
                 )));
             }
-            let brokers: Vec<i32> = live.keys().copied().collect();
-            assignment::round_robin(&brokers, partitions, rf as usize, &spec.name)
+            assignment::assign(&live_racks(image), partitions, rf as usize, &spec.name)
         } else {
             if spec.partitions != -1 || spec.replication_factor != -1 {
                 return Err(AdminError::InvalidRequest(
@@ -187,11 +186,9 @@ impl Controller {
                 let epoch = self.epoch_or_refuse()?;
                 let (_, mod_revision) = self.topic_of(&image, &name)?;
                 let topic_key = self.keys.topic(&name);
-                let txn = Txn::when(vec![
-                    self.fence(epoch),
-                    Compare::mod_revision(topic_key.clone(), mod_revision),
-                ])
-                .and_then(vec![
+                let mut guards = self.fences(epoch);
+                guards.push(Compare::mod_revision(topic_key.clone(), mod_revision));
+                let txn = Txn::when(guards).and_then(vec![
                     Op::Delete { key: topic_key },
                     Op::DeletePrefix {
                         prefix: self.keys.topic_partitions(&name),
@@ -280,8 +277,7 @@ impl Controller {
                         live.len()
                     )));
                 }
-                let brokers: Vec<i32> = live.keys().copied().collect();
-                let mut plan = assignment::round_robin(&brokers, count, rf, name);
+                let mut plan = assignment::assign(&live_racks(&image), count, rf, name);
                 plan.drain(..current as usize);
                 plan
             }

@@ -40,6 +40,17 @@ pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
 pub struct Defaults {
     pub num_partitions: i32,
     pub replication_factor: i16,
+    /// The static `unclean.leader.election.enable`.
+    pub unclean_leader_election: bool,
+}
+
+/// This broker's current registration, which the controller's term hangs on: its lease
+/// (the election key is put under it) and its broker epoch (every controller write
+/// compares it, so a controller whose registration is gone writes nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Incarnation {
+    pub lease: LeaseId,
+    pub broker_epoch: i64,
 }
 
 /// A topic to create.
@@ -85,6 +96,38 @@ fn live_brokers(image: &MetadataImage) -> BTreeMap<i32, i64> {
     image.brokers.iter().map(|(id, b)| (*id, b.epoch)).collect()
 }
 
+/// The live broker ids and their racks (`broker.rack`).
+fn live_racks(image: &MetadataImage) -> BTreeMap<i32, Option<String>> {
+    image
+        .brokers
+        .iter()
+        .map(|(id, b)| (*id, b.registration.rack.clone()))
+        .collect()
+}
+
+const UNCLEAN: &str = "unclean.leader.election.enable";
+
+impl Controller {
+    /// Whether `topic` allows unclean leader election: its override, else the dynamic
+    /// cluster default, else this controller's static setting.
+    fn unclean_allowed(&self, image: &MetadataImage, topic: &str) -> bool {
+        let from_topic = image
+            .topic(topic)
+            .and_then(|t| t.configs.get(UNCLEAN).cloned());
+        let from_cluster = || {
+            image
+                .broker_configs
+                .get(crate::config::layers::CLUSTER_DEFAULT)
+                .and_then(|c| c.value.get(UNCLEAN).cloned())
+        };
+        from_topic
+            .or_else(from_cluster)
+            .map_or(self.defaults.unclean_leader_election, |v| {
+                v.trim() == "true"
+            })
+    }
+}
+
 /// What an alter-configs request makes of a resource's current dynamic configs.
 pub type ConfigChange<'a> = dyn Fn(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, AdminError>
     + Send
@@ -98,8 +141,8 @@ pub struct Controller {
     cache: Arc<MetadataCache>,
     broker_id: i32,
     defaults: Defaults,
-    /// The epoch while this broker is controller.
-    term: Mutex<Option<i64>>,
+    /// The epoch while this broker is controller, and the broker epoch it leads as.
+    term: Mutex<Option<(i64, i64)>>,
     active: watch::Sender<Option<i64>>,
 }
 
@@ -123,12 +166,23 @@ impl Controller {
     }
 
     fn epoch(&self) -> Option<i64> {
-        *self.term.lock().unwrap_or_else(|e| e.into_inner())
+        self.term
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|(epoch, _)| epoch)
     }
 
-    fn set_epoch(&self, epoch: Option<i64>) {
-        *self.term.lock().unwrap_or_else(|e| e.into_inner()) = epoch;
-        self.active.send_replace(epoch);
+    /// The broker epoch of the current term.
+    fn broker_epoch(&self) -> Option<i64> {
+        self.term
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|(_, broker_epoch)| broker_epoch)
+    }
+
+    fn set_term(&self, term: Option<(i64, i64)>) {
+        *self.term.lock().unwrap_or_else(|e| e.into_inner()) = term;
+        self.active.send_replace(term.map(|(epoch, _)| epoch));
     }
 
     /// Changes to whether (and in which epoch) this broker is controller.

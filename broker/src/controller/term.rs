@@ -4,23 +4,24 @@
 use super::*;
 
 impl Controller {
-    /// Campaigns while `lease` holds a lease; leads until fenced or the lease changes.
-    pub async fn run(self: Arc<Self>, mut lease: watch::Receiver<Option<LeaseId>>) {
+    /// Campaigns while this broker is registered; leads until fenced, until its key is
+    /// gone, or until the registration changes. Each term starts from nothing.
+    pub async fn run(self: Arc<Self>, mut lease: watch::Receiver<Option<Incarnation>>) {
         let mut changes = self.cache.subscribe();
         loop {
             let current = *lease.borrow_and_update();
-            let Some(lease_id) = current else {
+            let Some(incarnation) = current else {
                 if lease.changed().await.is_err() {
                     return;
                 }
                 continue;
             };
-            match self.campaign(lease_id).await {
+            match self.campaign(incarnation.lease).await {
                 Ok(Some(epoch)) => {
                     info!(broker = self.broker_id, epoch, "became controller");
-                    self.set_epoch(Some(epoch));
+                    self.set_term(Some((epoch, incarnation.broker_epoch)));
                     self.lead(epoch, &mut lease, &mut changes).await;
-                    self.set_epoch(None);
+                    self.set_term(None);
                     info!(broker = self.broker_id, epoch, "stopped being controller");
                 }
                 Ok(None) => {
@@ -54,7 +55,7 @@ impl Controller {
     async fn lead(
         &self,
         epoch: i64,
-        lease: &mut watch::Receiver<Option<LeaseId>>,
+        lease: &mut watch::Receiver<Option<Incarnation>>,
         changes: &mut watch::Receiver<Revision>,
     ) {
         loop {
@@ -70,14 +71,26 @@ impl Controller {
                 r = changes.changed() => if r.is_err() { return },
                 r = lease.changed() => if r.is_err() || lease.borrow().is_none() { return },
             }
-            if image.controller.is_some_and(|(_, e)| e != epoch) && image.revision >= epoch {
+            // Stop at once when the key names another epoch, or is gone (our lease
+            // expired): a controller without its key must not act a moment longer.
+            let image = self.cache.image();
+            if image.revision >= epoch && image.controller.map(|(_, e)| e) != Some(epoch) {
                 return;
             }
         }
     }
 
-    pub(super) fn fence(&self, epoch: i64) -> Compare {
-        Compare::create_revision(self.keys.controller(), epoch)
+    /// The guards of every controller write: our election key in this term, and our
+    /// broker registration in this incarnation (etcd compares whole keys, not fields).
+    pub(super) fn fences(&self, epoch: i64) -> Vec<Compare> {
+        let mut fences = vec![Compare::create_revision(self.keys.controller(), epoch)];
+        if let Some(broker_epoch) = self.broker_epoch() {
+            fences.push(Compare::create_revision(
+                self.keys.broker(self.broker_id),
+                broker_epoch,
+            ));
+        }
+        fences
     }
 
     /// Commits `ops` (each guarded by its compare) in transactions fenced by `epoch`.
@@ -90,7 +103,7 @@ impl Controller {
         let mut all_ok = true;
         let mut revision = 0;
         for chunk in guarded.chunks(MAX_TXN_OPS) {
-            let mut compares = vec![self.fence(epoch)];
+            let mut compares = self.fences(epoch);
             compares.extend(chunk.iter().filter_map(|(c, _)| c.clone()));
             let ops = chunk.iter().map(|(_, op)| op.clone()).collect();
             let response = self.store.txn(Txn::when(compares).and_then(ops)).await?;
@@ -111,9 +124,14 @@ impl Controller {
         let mut guarded = Vec::new();
         for (topic, partitions) in &image.partitions {
             for (partition, current) in partitions {
-                let Some(next) = election::elect(&current.value, &live) else {
+                let unclean = self.unclean_allowed(image, topic);
+                let Some(next) = election::elect(&current.value, &live, unclean) else {
                     continue;
                 };
+                let old_isr = current.value.isr_brokers();
+                if next.leader >= 0 && !old_isr.contains(&next.leader) {
+                    warn!(topic = %topic, partition, leader = next.leader, "unclean leader election: acknowledged records the new leader lacks are lost");
+                }
                 let key = self.keys.partition(topic, *partition);
                 info!(
                     topic = %topic,

@@ -98,6 +98,27 @@ impl ReplicaManager {
         self.broker_epoch.load(Ordering::SeqCst)
     }
 
+    /// This broker's registration changed: the lease was lost (`None`) or it registered
+    /// again with a new epoch. Every partition's role is derived again at once: a leader
+    /// named in the ISR only as its old incarnation steps down, without waiting for the
+    /// controller to rewrite the record (whatever `image` shows is applied as is).
+    pub fn change_incarnation(&self, broker_epoch: Option<i64>, image: &MetadataImage) {
+        self.set_broker_epoch(broker_epoch.unwrap_or(-1));
+        let me = self.broker.broker_id;
+        let epoch = self.broker_epoch();
+        for partition in self.all() {
+            if let Some(record) = image.partition(&partition.topic, partition.index) {
+                let state = ReplicaState::from_record(record, me, epoch);
+                if state.role != super::Role::Leader
+                    && partition.state().role == super::Role::Leader
+                {
+                    info!(partition = %format!("{}-{}", partition.topic, partition.index), broker_epoch = epoch, "stepping down: this incarnation does not lead");
+                }
+                partition.apply_state(state);
+            }
+        }
+    }
+
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
         self.partitions
             .read()
