@@ -18,7 +18,7 @@ use proto_kafka::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::codec::{
     decode_group_value, decode_key, decode_offset_value, group_key, group_value, offset_key,
@@ -555,19 +555,22 @@ impl GroupCoordinator {
                 .entry(group.to_string())
                 .or_insert_with(|| Group::new(group, now_ms()));
             let before = g.rebalances;
+            debug!(group, member = %request.member_id, state = g.state.name(), generation = g.generation, "join group");
             let joined = g.join(request, &self.config.limits, Instant::now(), now_ms());
             self.count_rebalances(g, before);
             state.groups.retain(|_, g| !g.is_vacant());
             joined
         };
-        match joined {
+        let outcome = match joined {
             Joined::Now(outcome) => outcome,
             Joined::Later(rx) => match tokio::time::timeout(wait, rx).await {
                 Ok(Ok(outcome)) => outcome,
                 Ok(Err(_)) => JoinOutcome::error(ResponseError::NotCoordinator, &member_id),
                 Err(_) => JoinOutcome::error(ResponseError::RebalanceInProgress, &member_id),
             },
-        }
+        };
+        debug!(group, member = %outcome.member_id, error = outcome.error, generation = outcome.generation, leader = %outcome.leader, "join group answered");
+        outcome
     }
 
     fn count_rebalances(&self, g: &Group, before: u64) {
@@ -603,6 +606,15 @@ impl GroupCoordinator {
             let Some(g) = state.groups.get_mut(group) else {
                 return SyncOutcome::error(ResponseError::UnknownMemberId);
             };
+            debug!(
+                group,
+                member = member_id,
+                generation,
+                state = g.state.name(),
+                group_generation = g.generation,
+                assignments = assignments.len(),
+                "sync group"
+            );
             let synced = g.sync(
                 member_id,
                 instance_id,
@@ -625,7 +637,15 @@ impl GroupCoordinator {
             (synced, write)
         };
         let rx = match synced {
-            Synced::Now(outcome) => return outcome,
+            Synced::Now(outcome) => {
+                debug!(
+                    group,
+                    member = member_id,
+                    error = outcome.error,
+                    "sync group answered"
+                );
+                return outcome;
+            }
             Synced::Later(rx) => rx,
             Synced::Store(_, rx) => {
                 if let Some(Ok(write)) = write {
@@ -654,8 +674,17 @@ impl GroupCoordinator {
                 rx
             }
         };
-        rx.await
-            .unwrap_or_else(|_| SyncOutcome::error(ResponseError::NotCoordinator))
+        let outcome = rx
+            .await
+            .unwrap_or_else(|_| SyncOutcome::error(ResponseError::NotCoordinator));
+        debug!(
+            group,
+            member = member_id,
+            error = outcome.error,
+            assignment_bytes = outcome.assignment.len(),
+            "sync group answered"
+        );
+        outcome
     }
 
     /// Heartbeat: the error code to answer.
@@ -672,7 +701,19 @@ impl GroupCoordinator {
         };
         let mut state = shard.lock();
         match state.groups.get_mut(group) {
-            Some(g) => g.heartbeat(member_id, instance_id, generation, Instant::now()),
+            Some(g) => {
+                let error = g.heartbeat(member_id, instance_id, generation, Instant::now());
+                debug!(
+                    group,
+                    member = member_id,
+                    generation,
+                    state = g.state.name(),
+                    group_generation = g.generation,
+                    error,
+                    "heartbeat"
+                );
+                error
+            }
             None => code(ResponseError::UnknownMemberId),
         }
     }
@@ -692,7 +733,11 @@ impl GroupCoordinator {
         let before = g.rebalances;
         let results = members
             .iter()
-            .map(|(member, instance)| g.leave(member, instance.as_deref(), now, now_ms()))
+            .map(|(member, instance)| {
+                let error = g.leave(member, instance.as_deref(), now, now_ms());
+                debug!(group, member = %member, error, "leave group");
+                error
+            })
             .collect();
         self.count_rebalances(g, before);
         if g.take_store_due() {

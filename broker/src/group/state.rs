@@ -180,6 +180,24 @@ impl Member {
     }
 }
 
+/// KIP-134 as Kafka schedules it: the join phase of a group that was empty runs in windows
+/// of `group.initial.rebalance.delay.ms` counted from the first join. A window in which a
+/// member joined is followed by another (no longer than what is left of the first member's
+/// rebalance timeout); a window without one ends the phase. Kept exact because the moment
+/// the phase ends decides whose poll the JoinGroup answers meet, and kafka-python joins
+/// again when an answer arrives between two of its polls.
+#[derive(Debug, Clone, Copy)]
+struct InitialJoin {
+    /// `group.initial.rebalance.delay.ms`.
+    delay: Duration,
+    /// The length of the window now running.
+    window: Duration,
+    /// What is left of the rebalance timeout after this window.
+    remaining: Duration,
+    /// A member joined during this window.
+    member_added: bool,
+}
+
 /// A committed offset and where its record sits in `__consumer_offsets`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {
@@ -201,11 +219,10 @@ pub struct Group {
     /// KIP-394: member ids handed out and not yet used, with their expiry.
     pending: HashMap<String, Instant>,
     pub offsets: BTreeMap<(String, i32), Committed>,
-    /// When the join phase ends at the latest.
+    /// When the join phase (or the current window of an initial join) ends.
     join_deadline: Option<Instant>,
-    /// The end of an initial delayed join (a group that was empty waits for more members
-    /// up to this point, `group.initial.rebalance.delay.ms` at a time).
-    initial_join_end: Option<Instant>,
+    /// Set while the join phase of a group that was empty waits for more members.
+    initial_join: Option<InitialJoin>,
     /// When members that have not synced are removed.
     sync_deadline: Option<Instant>,
     /// The leader's assignment is being stored.
@@ -236,7 +253,7 @@ impl Group {
             pending: HashMap::new(),
             offsets: BTreeMap::new(),
             join_deadline: None,
-            initial_join_end: None,
+            initial_join: None,
             sync_deadline: None,
             storing: false,
             store_due: false,
@@ -559,20 +576,30 @@ impl Group {
             synced: false,
         };
         member.touch(now);
-        let rebalance_timeout = member.rebalance_timeout_ms;
+        let rebalance_timeout = ms(member.rebalance_timeout_ms);
         self.members.insert(id.clone(), member);
+        // Kafka's rule: the first member to join a group that has no leader leads it. Picking
+        // the smallest member id instead made the leader the range assignor's owner of the
+        // first partition too, so every extra JoinGroup of the leader held up delivery.
+        if self.leader.is_none() {
+            self.leader = Some(id.clone());
+        }
         match self.state {
             GroupState::Empty => {
                 // KIP-134: wait a moment for the rest of a starting group.
                 self.prepare_rebalance(now, now_ms);
-                let end = now + ms(rebalance_timeout);
-                self.initial_join_end = Some(end);
-                self.join_deadline = Some((now + ms(limits.initial_rebalance_delay_ms)).min(end));
+                let delay = ms(limits.initial_rebalance_delay_ms);
+                self.initial_join = Some(InitialJoin {
+                    delay,
+                    window: delay,
+                    remaining: rebalance_timeout.saturating_sub(delay),
+                    member_added: false,
+                });
+                self.join_deadline = Some(now + delay);
             }
             GroupState::PreparingRebalance => {
-                if let Some(end) = self.initial_join_end {
-                    self.join_deadline =
-                        Some((now + ms(limits.initial_rebalance_delay_ms)).min(end));
+                if let Some(initial) = &mut self.initial_join {
+                    initial.member_added = true;
                 }
             }
             _ => self.prepare_rebalance(now, now_ms),
@@ -605,7 +632,7 @@ impl Group {
         }
         self.storing = false;
         self.sync_deadline = None;
-        self.initial_join_end = None;
+        self.initial_join = None;
         self.rebalances += 1;
         let timeout = self
             .members
@@ -625,11 +652,33 @@ impl Group {
         if self.state != GroupState::PreparingRebalance {
             return;
         }
-        let delayed = self.initial_join_end.is_some();
-        let due = self.join_deadline.is_some_and(|d| now >= d);
-        if due || (!delayed && self.all_joined()) {
+        let delayed = self.initial_join.is_some();
+        if self.join_phase_due(now) || (!delayed && self.all_joined()) {
             self.complete_join(now, now_ms);
         }
+    }
+
+    /// Whether the join phase is over at `now`. An initial join's window that saw a new
+    /// member is followed by the next window instead (KIP-134).
+    fn join_phase_due(&mut self, now: Instant) -> bool {
+        let Some(deadline) = self.join_deadline.filter(|d| now >= *d) else {
+            return false;
+        };
+        let Some(initial) = &mut self.initial_join else {
+            return true;
+        };
+        if !initial.member_added || initial.remaining.is_zero() {
+            return true;
+        }
+        let window = initial.delay.min(initial.remaining);
+        initial.remaining = initial.remaining.saturating_sub(initial.window);
+        initial.window = window;
+        initial.member_added = false;
+        // From the window's end, not from `now`: the timer loop may run late, and the windows
+        // stay whole multiples of the delay after the first join, as in Kafka.
+        self.join_deadline = Some(deadline + window);
+        // Only a tick later than a whole window finds the next one over already.
+        now >= deadline + window
     }
 
     /// Ends the join phase: members that did not rejoin leave, the generation advances.
@@ -644,7 +693,7 @@ impl Group {
             self.remove_member(&id);
         }
         self.join_deadline = None;
-        self.initial_join_end = None;
+        self.initial_join = None;
         self.generation = self.generation.wrapping_add(1);
         if self.members.is_empty() {
             self.protocol = None;
@@ -720,7 +769,13 @@ impl Group {
         }
         member.release(ResponseError::UnknownMemberId);
         if self.leader.as_deref() == Some(id) {
-            self.leader = None;
+            // As Kafka does: another member leads, one waiting to join if there is one.
+            self.leader = self
+                .members
+                .values()
+                .find(|m| m.join.is_some())
+                .or_else(|| self.members.values().next())
+                .map(|m| m.id.clone());
         }
         true
     }
@@ -966,9 +1021,7 @@ impl Group {
             }
             self.prepare_rebalance(now, now_ms);
         }
-        if self.state == GroupState::PreparingRebalance
-            && self.join_deadline.is_some_and(|d| now >= d)
-        {
+        if self.state == GroupState::PreparingRebalance && self.join_phase_due(now) {
             self.complete_join(now, now_ms);
         }
         self.take_store_due()
@@ -1285,6 +1338,140 @@ mod tests {
         assert_eq!(g.state, GroupState::Empty);
         assert!(g.expired_offsets(55_000, 10_000).is_empty());
         assert_eq!(g.expired_offsets(60_000, 10_000).len(), 1);
+    }
+
+    /// Two kafka-python consumers with default settings (session 45 s, rebalance 300 s) and
+    /// `group.initial.rebalance.delay.ms=3000`, the second joining 100 ms after the first,
+    /// as traced for the issue. Kafka ends the join phase two whole windows after the first
+    /// join (the first window saw a newcomer) and the first member leads. Ending it 3 s after
+    /// the second join, led by the smallest member id, put the leader's answers into the
+    /// other consumer's poll; kafka-python drops a join that completes between its polls
+    /// and joins again, and a leader's JoinGroup rebalances a stable group.
+    #[test]
+    fn a_delayed_initial_join_runs_in_whole_windows_from_the_first_join_led_by_the_first_member() {
+        let limits = GroupLimits {
+            initial_rebalance_delay_ms: 3000,
+            ..limits()
+        };
+        let consumer = |client: &str, member: &str| JoinRequest {
+            client_id: client.into(),
+            session_timeout_ms: 45_000,
+            rebalance_timeout_ms: 300_000,
+            ..request(member)
+        };
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut g = Group::new("g", 0);
+        // Client ids chosen so that the second member's id sorts first.
+        let join = |g: &mut Group, client: &str, now: Instant| {
+            let Joined::Now(first) = g.join(consumer(client, ""), &limits, now, 0) else {
+                panic!("a first join gets MEMBER_ID_REQUIRED");
+            };
+            assert_eq!(first.error, code(ResponseError::MemberIdRequired));
+            let Joined::Later(rx) = g.join(consumer(client, &first.member_id), &limits, now, 0)
+            else {
+                panic!("the join waits for the initial delay");
+            };
+            (first.member_id, rx)
+        };
+        let (a, mut rx_a) = join(&mut g, "z", at(0));
+        let (b, mut rx_b) = join(&mut g, "a", at(100));
+        assert!(b < a);
+        for ms in [2999, 3000, 3100, 3199, 5999] {
+            g.tick(at(ms), 0);
+            assert!(rx_a.try_recv().is_err(), "A answered at {ms} ms");
+            assert!(rx_b.try_recv().is_err(), "B answered at {ms} ms");
+            assert_eq!(g.state, GroupState::PreparingRebalance);
+        }
+        g.tick(at(6000), 0);
+        let joined_a = rx_a
+            .try_recv()
+            .expect("A is answered when the second window ends");
+        let joined_b = rx_b.try_recv().expect("B is answered with A");
+        assert_eq!((joined_a.error, joined_b.error), (0, 0));
+        assert_eq!((joined_a.generation, joined_b.generation), (1, 1));
+        assert_eq!(joined_a.leader, a, "the first member to join leads");
+        assert_eq!(joined_b.leader, a);
+        assert_eq!(joined_a.members.len(), 2);
+        assert!(joined_b.members.is_empty());
+
+        // Without a newcomer the phase ends with its first window.
+        let mut alone = Group::new("alone", 0);
+        let (_, mut rx) = join(&mut alone, "z", at(0));
+        alone.tick(at(2999), 0);
+        assert!(rx.try_recv().is_err());
+        alone.tick(at(3000), 0);
+        assert_eq!(
+            rx.try_recv().expect("answered after one window").generation,
+            1
+        );
+
+        // The windows stop at the first member's rebalance timeout, newcomers or not.
+        let mut capped = Group::new("capped", 0);
+        let short = |client: &str, member: &str| JoinRequest {
+            rebalance_timeout_ms: 5000,
+            ..consumer(client, member)
+        };
+        let Joined::Now(first) = capped.join(short("z", ""), &limits, at(0), 0) else {
+            panic!()
+        };
+        let Joined::Later(mut rx) = capped.join(short("z", &first.member_id), &limits, at(0), 0)
+        else {
+            panic!()
+        };
+        let newcomer = |g: &mut Group, ms| {
+            let Joined::Now(n) = g.join(short("y", ""), &limits, at(ms), 0) else {
+                panic!()
+            };
+            let _ = g.join(short("y", &n.member_id), &limits, at(ms), 0);
+        };
+        newcomer(&mut capped, 100);
+        capped.tick(at(3000), 0);
+        newcomer(&mut capped, 4000);
+        capped.tick(at(4999), 0);
+        assert!(rx.try_recv().is_err());
+        capped.tick(at(5000), 0);
+        assert_eq!(rx.try_recv().expect("answered at the cap").generation, 1);
+    }
+
+    #[test]
+    fn the_first_member_to_join_leads_whatever_its_member_id() {
+        let limits = GroupLimits {
+            initial_rebalance_delay_ms: 3000,
+            ..limits()
+        };
+        let now = Instant::now();
+        let mut g = Group::new("g", 0);
+        let mut waiting = Vec::new();
+        for client in ["z", "a", "m"] {
+            let Joined::Later(rx) = g.join(
+                JoinRequest {
+                    client_id: client.into(),
+                    require_known_member_id: false,
+                    ..request("")
+                },
+                &limits,
+                now,
+                0,
+            ) else {
+                panic!("the join waits for the initial delay");
+            };
+            waiting.push(rx);
+        }
+        g.tick(now + Duration::from_secs(10), 0);
+        let joined: Vec<JoinOutcome> = waiting
+            .iter_mut()
+            .map(|rx| rx.try_recv().expect("answered"))
+            .collect();
+        assert!(joined[1].member_id < joined[0].member_id);
+        assert!(joined.iter().all(|j| j.leader == joined[0].member_id));
+        assert_eq!(joined[0].members.len(), 3);
+        // When the leader leaves, a member that is there takes over.
+        assert_eq!(g.leave(&joined[0].member_id, None, now, 0), 0);
+        assert!(g
+            .leader
+            .as_ref()
+            .is_some_and(|l| *l != joined[0].member_id && g.members.contains_key(l)));
     }
 
     #[test]
