@@ -82,11 +82,18 @@ struct PendingWrite {
     leader_epoch: i32,
 }
 
+/// The longest a coordinator write waits for its acknowledgement (Kafka's
+/// `offsets.commit.timeout.ms` default): every wait on the log has an end.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl PendingWrite {
     async fn wait(&self) -> Result<(), ReplicaError> {
-        self.partition
-            .wait_for_acks(self.end_offset, -1, self.leader_epoch)
+        let acked = self
+            .partition
+            .wait_for_acks(self.end_offset, -1, self.leader_epoch);
+        tokio::time::timeout(WRITE_TIMEOUT, acked)
             .await
+            .unwrap_or(Err(ReplicaError::Timeout))
     }
 }
 

@@ -992,7 +992,13 @@ impl Group {
     /// Advances timers: expired sessions leave, a due join phase completes, members that
     /// never synced leave. Returns true when the group should be stored (it emptied).
     pub fn tick(&mut self, now: Instant, now_ms: i64) -> bool {
+        let pending = self.pending.len();
         self.pending.retain(|_, deadline| now < *deadline);
+        if self.pending.len() < pending {
+            // A member id handed out (KIP-394) that never came back no longer holds up
+            // the join phase, as in Kafka.
+            self.maybe_complete_join(now, now_ms);
+        }
         let expired: Vec<String> = self
             .members
             .values()
@@ -1490,5 +1496,42 @@ mod tests {
             panic!()
         };
         assert_eq!(o.error, code(ResponseError::InvalidSessionTimeout));
+    }
+
+    #[test]
+    fn a_member_id_that_never_comes_back_stops_holding_the_join_phase() {
+        let now = Instant::now();
+        let mut g = Group::new("g", 0);
+        let mut a = request("");
+        a.require_known_member_id = false;
+        // Without the fix only this timeout would end the phase.
+        a.rebalance_timeout_ms = 100_000;
+        a.session_timeout_ms = 100_000;
+        let Joined::Later(mut rx) = now_join(&mut g, a.clone(), now) else {
+            panic!()
+        };
+        g.tick(now, 0);
+        let first = rx.try_recv().unwrap();
+        let _ = g.sync(&first.member_id, None, 1, None, None, vec![], now);
+        g.assignment_stored(1, None, now, 0);
+        // B gets a member id and never uses it.
+        let mut b = request("");
+        b.session_timeout_ms = 1_000;
+        let Joined::Now(required) = now_join(&mut g, b, now) else {
+            panic!()
+        };
+        assert_eq!(required.error, code(ResponseError::MemberIdRequired));
+        // A rejoins with new metadata: a rebalance that waits for everyone, B included.
+        let mut again = a;
+        again.member_id = first.member_id.clone();
+        again.protocols = vec![("range".into(), Bytes::from_static(b"changed"))];
+        let Joined::Later(mut rx) = now_join(&mut g, again, now) else {
+            panic!("the rejoin waits")
+        };
+        g.tick(now + Duration::from_millis(500), 0);
+        assert!(rx.try_recv().is_err(), "B's id is still pending");
+        g.tick(now + Duration::from_millis(1_100), 0);
+        let joined = rx.try_recv().expect("B's id expired: the phase ends");
+        assert_eq!(joined.generation, 2);
     }
 }
