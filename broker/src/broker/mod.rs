@@ -235,6 +235,7 @@ impl Broker {
         )));
 
         let controller = Arc::new(Controller::new(
+            config.clone(),
             store_dyn.clone(),
             keys.clone(),
             cache.clone(),

@@ -360,13 +360,22 @@ impl Controller {
     pub async fn alter_topic_configs(
         &self,
         name: &str,
-        change: &ConfigChange<'_>,
+        change: &ConfigChange,
         validate_only: bool,
     ) -> Result<Revision, AdminError> {
         let epoch = self.epoch_or_refuse()?;
         let image = self.cache.image();
         let (mut record, mod_revision) = self.topic_of(&image, name)?;
-        let configs = change(&record.configs)?;
+        let view = image.broker_view(&self.config);
+        let configs = change.apply(
+            &record.configs,
+            |key| topic_key(key).is_some_and(|k| k.kind == Kind::List),
+            |key, overrides| {
+                topic::effective(key, overrides, &view)
+                    .map(|(v, _)| split_list(&v))
+                    .unwrap_or_default()
+            },
+        )?;
         validate_overrides(&configs)
             .map_err(|(key, reason)| AdminError::InvalidConfig(format!("{key}: {reason}")))?;
         if validate_only {
@@ -385,7 +394,7 @@ impl Controller {
     pub async fn alter_broker_configs(
         &self,
         target: &str,
-        change: &ConfigChange<'_>,
+        change: &ConfigChange,
         validate_only: bool,
     ) -> Result<Revision, AdminError> {
         let epoch = self.epoch_or_refuse()?;
@@ -397,7 +406,16 @@ impl Controller {
         let image = self.cache.image();
         let current = image.broker_configs.get(target);
         let empty = BTreeMap::new();
-        let configs = change(current.map_or(&empty, |c| &c.value))?;
+        let view = image.broker_view(&self.config);
+        let configs = change.apply(
+            current.map_or(&empty, |c| &c.value),
+            |key| broker_key(key).is_some_and(|k| k.kind == Kind::List),
+            |key, _| {
+                view.value(key)
+                    .map(|(v, _)| split_list(&v))
+                    .unwrap_or_default()
+            },
+        )?;
         for (key, value) in &configs {
             let Some(def) = broker_key(key) else {
                 return Err(AdminError::InvalidConfig(format!(

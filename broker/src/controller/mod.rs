@@ -9,6 +9,7 @@
 
 mod admin;
 pub mod assignment;
+pub mod change;
 pub mod election;
 mod term;
 
@@ -19,8 +20,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::config::defs::{broker_key, check_value};
+use crate::config::defs::{broker_key, check_value, topic_key, Kind};
 use crate::config::layers::{is_dynamic, CLUSTER_DEFAULT};
+use crate::config::topic;
 use crate::config::topic::validate_overrides;
 use crate::error::{Error, Result};
 use crate::metadata::cache::{MetadataCache, MetadataImage};
@@ -128,14 +130,12 @@ impl Controller {
     }
 }
 
-/// What an alter-configs request makes of a resource's current dynamic configs.
-pub type ConfigChange<'a> = dyn Fn(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, AdminError>
-    + Send
-    + Sync
-    + 'a;
+pub use change::{split_list, ConfigChange, ConfigOp, ConfigOpKind, ConfigResource};
 
 #[derive(Debug)]
 pub struct Controller {
+    /// This broker's configuration: the static layer under dynamic configs.
+    config: Arc<crate::config::Config>,
     store: Arc<dyn MetadataStore>,
     keys: Keys,
     cache: Arc<MetadataCache>,
@@ -148,6 +148,7 @@ pub struct Controller {
 
 impl Controller {
     pub fn new(
+        config: Arc<crate::config::Config>,
         store: Arc<dyn MetadataStore>,
         keys: Keys,
         cache: Arc<MetadataCache>,
@@ -155,6 +156,7 @@ impl Controller {
         defaults: Defaults,
     ) -> Controller {
         Controller {
+            config,
             store,
             keys,
             cache,

@@ -20,10 +20,10 @@ use proto_kafka::protocol::StrBytes;
 
 use super::errors::admin;
 use super::{str_bytes, Context};
-use crate::config::defs::{broker_key, is_internal, topic_key, Kind, BROKER_KEYS, TOPIC_KEYS};
+use crate::config::defs::{is_internal, Kind, BROKER_KEYS, TOPIC_KEYS};
 use crate::config::layers::{is_dynamic, BrokerView, CLUSTER_DEFAULT};
 use crate::config::topic;
-use crate::controller::{AdminError, ConfigChange};
+use crate::controller::{AdminError, ConfigChange, ConfigOp, ConfigOpKind};
 use crate::metadata::cache::MetadataImage;
 
 /// Kafka's `ConfigResource.Type` codes.
@@ -216,7 +216,7 @@ async fn alter(
     ctx: &Context,
     resource_type: i8,
     name: &str,
-    change: &ConfigChange<'_>,
+    change: &ConfigChange,
     validate_only: bool,
 ) -> Result<i64, AdminError> {
     match resource_type {
@@ -273,7 +273,7 @@ pub async fn alter_configs(ctx: &Context, request: AlterConfigsRequest) -> Alter
                 "{key}: a null value is not allowed"
             ))),
             None => {
-                let change = |_: &BTreeMap<String, String>| Ok(replacement.clone());
+                let change = ConfigChange::Replace(replacement);
                 alter(
                     ctx,
                     resource.resource_type,
@@ -300,39 +300,6 @@ pub async fn alter_configs(ctx: &Context, request: AlterConfigsRequest) -> Alter
     AlterConfigsResponse::default().with_responses(responses)
 }
 
-/// The effective value of a list key before an APPEND/SUBTRACT: the current override,
-/// else what the layers below give.
-fn current_list(
-    ctx: &Context,
-    resource_type: i8,
-    key: &str,
-    overrides: &BTreeMap<String, String>,
-) -> Vec<String> {
-    let image = ctx.cache.image();
-    let view = image.broker_view(&ctx.config);
-    let value = match overrides.get(key) {
-        Some(v) => Some(v.clone()),
-        None if resource_type == TOPIC => topic::effective(key, overrides, &view).map(|(v, _)| v),
-        None => view.value(key).map(|(v, _)| v),
-    };
-    value
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-fn is_list(resource_type: i8, key: &str) -> bool {
-    let kind = if resource_type == TOPIC {
-        topic_key(key).map(|k| k.kind)
-    } else {
-        broker_key(key).map(|k| k.kind)
-    };
-    kind == Some(Kind::List)
-}
-
 /// IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT on the current overrides.
 pub async fn incremental_alter_configs(
     ctx: &Context,
@@ -342,57 +309,41 @@ pub async fn incremental_alter_configs(
     let mut revision = 0;
     for resource in &request.resources {
         let resource_type = resource.resource_type;
-        let change =
-            |current: &BTreeMap<String, String>| -> Result<BTreeMap<String, String>, AdminError> {
-                let mut next = current.clone();
-                for c in &resource.configs {
-                    let key = c.name.as_str().to_string();
-                    let value = c.value.as_ref().map(|v| v.as_str().to_string());
-                    match (c.config_operation, value) {
-                        (SET, Some(v)) => {
-                            next.insert(key, v);
-                        }
-                        (DELETE, _) => {
-                            next.remove(&key);
-                        }
-                        (APPEND | SUBTRACT, _) if !is_list(resource_type, &key) => {
-                            return Err(AdminError::InvalidConfig(format!(
-                                "{key}: APPEND and SUBTRACT apply only to list configurations"
-                            )))
-                        }
-                        (op @ (APPEND | SUBTRACT), Some(v)) => {
-                            let mut items = current_list(ctx, resource_type, &key, &next);
-                            for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                                if op == APPEND && !items.iter().any(|i| i == item) {
-                                    items.push(item.to_string());
-                                } else if op == SUBTRACT {
-                                    items.retain(|i| i != item);
-                                }
-                            }
-                            next.insert(key, items.join(","));
-                        }
-                        (op @ (SET | APPEND | SUBTRACT), None) => {
-                            return Err(AdminError::InvalidConfig(format!(
-                                "{key}: operation {op} needs a value"
-                            )))
-                        }
-                        (op, _) => {
-                            return Err(AdminError::InvalidRequest(format!(
-                                "unknown config operation {op}"
-                            )))
-                        }
+        let ops: Result<Vec<ConfigOp>, AdminError> = resource
+            .configs
+            .iter()
+            .map(|c| {
+                let kind = match c.config_operation {
+                    SET => ConfigOpKind::Set,
+                    DELETE => ConfigOpKind::Delete,
+                    APPEND => ConfigOpKind::Append,
+                    SUBTRACT => ConfigOpKind::Subtract,
+                    op => {
+                        return Err(AdminError::InvalidRequest(format!(
+                            "unknown config operation {op}"
+                        )))
                     }
-                }
-                Ok(next)
-            };
-        let outcome = alter(
-            ctx,
-            resource_type,
-            resource.resource_name.as_str(),
-            &change,
-            request.validate_only,
-        )
-        .await;
+                };
+                Ok(ConfigOp {
+                    key: c.name.as_str().to_string(),
+                    kind,
+                    value: c.value.as_ref().map(|v| v.as_str().to_string()),
+                })
+            })
+            .collect();
+        let outcome = match ops {
+            Ok(ops) => {
+                alter(
+                    ctx,
+                    resource_type,
+                    resource.resource_name.as_str(),
+                    &ConfigChange::Ops(ops),
+                    request.validate_only,
+                )
+                .await
+            }
+            Err(err) => Err(err),
+        };
         if let Ok(r) = outcome {
             revision = revision.max(r);
         }
