@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, FlushMode};
+use crate::controller::service::{ControllerService, Controllers};
 use crate::controller::{Controller, Defaults, Incarnation};
 use crate::error::{Error, Result};
 use crate::group::coordinator::CoordinatorConfig;
@@ -258,6 +259,8 @@ impl Broker {
             lease_tx,
         )));
         background.push(tokio::spawn(controller.clone().run(lease_rx)));
+        let admin: Arc<dyn ControllerService> =
+            Arc::new(Controllers::new(controller.clone(), cache.clone(), None));
         background.push(tokio::spawn(track_readiness(
             cache.clone(),
             registration.clone(),
@@ -315,7 +318,7 @@ impl Broker {
             },
             replicas.clone(),
             cache.clone(),
-            controller.clone(),
+            admin.clone(),
         ));
         metrics.attach_groups(groups.clone());
         background.push(tokio::spawn(groups.clone().run(shutdown.clone())));
@@ -323,7 +326,7 @@ impl Broker {
             config: config.clone(),
             cache: cache.clone(),
             replicas: replicas.clone(),
-            controller: controller.clone(),
+            admin: admin.clone(),
             metrics: metrics.clone(),
             store: store_dyn.clone(),
             producer_ids: Arc::new(ProducerIds::new(keys.clone())),

@@ -356,6 +356,24 @@ impl Controller {
         Ok(revision)
     }
 
+    /// Changes a topic's or a broker's dynamic configs.
+    pub async fn alter_configs(
+        &self,
+        resource: &ConfigResource,
+        change: &ConfigChange,
+        validate_only: bool,
+    ) -> Result<Revision, AdminError> {
+        match resource {
+            ConfigResource::Topic(name) => {
+                self.alter_topic_configs(name, change, validate_only).await
+            }
+            ConfigResource::Broker(target) => {
+                self.alter_broker_configs(target, change, validate_only)
+                    .await
+            }
+        }
+    }
+
     /// Replaces a topic's overrides with what `change` makes of the current ones.
     pub async fn alter_topic_configs(
         &self,

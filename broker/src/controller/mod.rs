@@ -11,6 +11,7 @@ mod admin;
 pub mod assignment;
 pub mod change;
 pub mod election;
+pub mod service;
 mod term;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -185,6 +186,11 @@ impl Controller {
     fn set_term(&self, term: Option<(i64, i64)>) {
         *self.term.lock().unwrap_or_else(|e| e.into_inner()) = term;
         self.active.send_replace(term.map(|(epoch, _)| epoch));
+    }
+
+    /// Whether this broker is the controller right now.
+    pub fn is_active(&self) -> bool {
+        self.epoch().is_some()
     }
 
     /// Changes to whether (and in which epoch) this broker is controller.

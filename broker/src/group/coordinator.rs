@@ -30,7 +30,8 @@ use super::state::{
     Synced,
 };
 use crate::clock::now_ms;
-use crate::controller::{AdminError, Controller, TopicSpec};
+use crate::controller::service::ControllerService;
+use crate::controller::{AdminError, TopicSpec};
 use crate::metadata::cache::MetadataCache;
 use crate::partition::manager::ReplicaManager;
 use crate::partition::{Partition, ReplicaError, Role};
@@ -167,7 +168,7 @@ pub struct GroupCoordinator {
     config: CoordinatorConfig,
     replicas: Arc<ReplicaManager>,
     cache: Arc<MetadataCache>,
-    controller: Arc<Controller>,
+    admin: Arc<dyn ControllerService>,
     shards: RwLock<HashMap<i32, Arc<Shard>>>,
     pub stats: CoordinatorStats,
 }
@@ -223,13 +224,13 @@ impl GroupCoordinator {
         config: CoordinatorConfig,
         replicas: Arc<ReplicaManager>,
         cache: Arc<MetadataCache>,
-        controller: Arc<Controller>,
+        admin: Arc<dyn ControllerService>,
     ) -> GroupCoordinator {
         GroupCoordinator {
             config,
             replicas,
             cache,
-            controller,
+            admin,
             shards: RwLock::new(HashMap::new()),
             stats: CoordinatorStats::default(),
         }
@@ -315,7 +316,10 @@ impl GroupCoordinator {
             assignments: BTreeMap::new(),
             configs,
         };
-        let (outcomes, revision) = self.controller.create_topics(vec![spec], false).await;
+        let (outcomes, caught_up) = self
+            .admin
+            .create_topics(vec![spec], false, Duration::from_secs(10))
+            .await;
         match outcomes.into_iter().next().map(|(_, o)| o) {
             Some(Ok(_)) => {
                 info!(
@@ -331,7 +335,7 @@ impl GroupCoordinator {
             }
             None => return Err(ResponseError::CoordinatorNotAvailable),
         }
-        if !self.cache.wait_for(revision, Duration::from_secs(10)).await {
+        if !caught_up {
             return Err(ResponseError::CoordinatorNotAvailable);
         }
         Ok(())

@@ -23,7 +23,7 @@ use super::{str_bytes, Context};
 use crate::config::defs::{is_internal, Kind, BROKER_KEYS, TOPIC_KEYS};
 use crate::config::layers::{is_dynamic, BrokerView, CLUSTER_DEFAULT};
 use crate::config::topic;
-use crate::controller::{AdminError, ConfigChange, ConfigOp, ConfigOpKind};
+use crate::controller::{AdminError, ConfigChange, ConfigOp, ConfigOpKind, ConfigResource};
 use crate::metadata::cache::MetadataImage;
 
 /// Kafka's `ConfigResource.Type` codes.
@@ -212,36 +212,35 @@ fn broker_target(ctx: &Context, name: &str) -> Result<String, AdminError> {
     )))
 }
 
+/// Alters a topic's or a broker's dynamic configs through the controller; answered once
+/// this broker reflects the change.
 async fn alter(
     ctx: &Context,
     resource_type: i8,
     name: &str,
     change: &ConfigChange,
     validate_only: bool,
-) -> Result<i64, AdminError> {
-    match resource_type {
-        TOPIC => {
-            ctx.controller
-                .alter_topic_configs(name, change, validate_only)
-                .await
+) -> Result<(), AdminError> {
+    let resource = match resource_type {
+        TOPIC => ConfigResource::Topic(name.to_string()),
+        BROKER => ConfigResource::Broker(broker_target(ctx, name)?),
+        other => {
+            return Err(AdminError::InvalidRequest(format!(
+                "resource type {other} is not supported"
+            )))
         }
-        BROKER => {
-            let target = broker_target(ctx, name)?;
-            ctx.controller
-                .alter_broker_configs(&target, change, validate_only)
-                .await
-        }
-        other => Err(AdminError::InvalidRequest(format!(
-            "resource type {other} is not supported"
-        ))),
-    }
+    };
+    ctx.admin
+        .alter_configs(&resource, change, validate_only, Duration::from_secs(10))
+        .await
+        .map(|_| ())
 }
 
 /// The error code and message of an alter outcome (0 and none on success).
 fn alter_error(
     ctx: &Context,
     api: &'static str,
-    outcome: &Result<i64, AdminError>,
+    outcome: &Result<(), AdminError>,
 ) -> (i16, Option<StrBytes>) {
     match outcome {
         Ok(_) => (0, None),
@@ -256,7 +255,6 @@ fn alter_error(
 /// AlterConfigs (legacy): the resource's dynamic configs become exactly the given set.
 pub async fn alter_configs(ctx: &Context, request: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
-    let mut revision = 0;
     for resource in &request.resources {
         let mut replacement = BTreeMap::new();
         let mut null = None;
@@ -284,9 +282,6 @@ pub async fn alter_configs(ctx: &Context, request: AlterConfigsRequest) -> Alter
                 .await
             }
         };
-        if let Ok(r) = outcome {
-            revision = revision.max(r);
-        }
         let (error, message) = alter_error(ctx, "AlterConfigs", &outcome);
         responses.push(
             AlterConfigsResourceResponse::default()
@@ -296,7 +291,6 @@ pub async fn alter_configs(ctx: &Context, request: AlterConfigsRequest) -> Alter
                 .with_error_message(message),
         );
     }
-    ctx.cache.wait_for(revision, Duration::from_secs(10)).await;
     AlterConfigsResponse::default().with_responses(responses)
 }
 
@@ -306,7 +300,6 @@ pub async fn incremental_alter_configs(
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
-    let mut revision = 0;
     for resource in &request.resources {
         let resource_type = resource.resource_type;
         let ops: Result<Vec<ConfigOp>, AdminError> = resource
@@ -344,9 +337,6 @@ pub async fn incremental_alter_configs(
             }
             Err(err) => Err(err),
         };
-        if let Ok(r) = outcome {
-            revision = revision.max(r);
-        }
         let (error, message) = alter_error(ctx, "IncrementalAlterConfigs", &outcome);
         responses.push(
             proto_kafka::messages::incremental_alter_configs_response::AlterConfigsResourceResponse::default()
@@ -356,6 +346,5 @@ pub async fn incremental_alter_configs(
                 .with_error_message(message),
         );
     }
-    ctx.cache.wait_for(revision, Duration::from_secs(10)).await;
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }

@@ -80,12 +80,11 @@ pub async fn handle(
             Err(err) => early.push((name, Err(err))),
         }
     }
-    let (created, revision) = ctx
-        .controller
-        .create_topics(specs, request.validate_only)
-        .await;
     let wait = Duration::from_millis(request.timeout_ms.clamp(1000, 60_000) as u64);
-    let caught_up = request.validate_only || ctx.cache.wait_for(revision, wait).await;
+    let (created, caught_up) = ctx
+        .admin
+        .create_topics(specs, request.validate_only, wait)
+        .await;
     let mut outcomes: HashMap<String, Result<TopicRecord, AdminError>> =
         early.into_iter().collect();
     outcomes.extend(created);

@@ -71,14 +71,16 @@ pub async fn handle(
             })
             .collect();
         if !missing.is_empty() {
-            let (outcomes, revision) = ctx.controller.create_topics(missing, false).await;
+            let (outcomes, _) = ctx
+                .admin
+                .create_topics(missing, false, AUTO_CREATE_WAIT)
+                .await;
             for (name, outcome) in &outcomes {
                 if let Err(err) = outcome {
                     let (code, message) = admin(err);
                     tracing::debug!(topic = %name, code, %message, "auto-creation refused");
                 }
             }
-            ctx.cache.wait_for(revision, AUTO_CREATE_WAIT).await;
             image = ctx.cache.image();
         }
     }

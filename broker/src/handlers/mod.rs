@@ -33,7 +33,7 @@ use proto_kafka::protocol::{Encodable, StrBytes};
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::controller::Controller;
+use crate::controller::service::ControllerService;
 use crate::error::Result;
 use crate::group::GroupCoordinator;
 use crate::metadata::cache::MetadataCache;
@@ -51,7 +51,8 @@ pub struct Context {
     pub config: Arc<Config>,
     pub cache: Arc<MetadataCache>,
     pub replicas: Arc<ReplicaManager>,
-    pub controller: Arc<Controller>,
+    /// Admin operations, done by the controller wherever it runs.
+    pub admin: Arc<dyn ControllerService>,
     pub metrics: Arc<Metrics>,
     pub store: Arc<dyn MetadataStore>,
     pub producer_ids: Arc<ProducerIds>,

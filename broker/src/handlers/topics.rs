@@ -76,9 +76,9 @@ pub async fn delete_topics(
         .iter()
         .filter_map(|n| image.topic(n).map(|t| (n.clone(), t.id)))
         .collect();
-    let (outcomes, revision) = ctx.controller.delete_topics(names).await;
-    ctx.cache
-        .wait_for(revision, wait_time(request.timeout_ms))
+    let (outcomes, _) = ctx
+        .admin
+        .delete_topics(names, wait_time(request.timeout_ms))
         .await;
     let mut outcomes: std::collections::HashMap<String, Result<(), AdminError>> =
         outcomes.into_iter().collect();
@@ -118,7 +118,6 @@ pub async fn create_partitions(
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
-    let mut revision = 0;
     for topic in &request.topics {
         let assignments = topic.assignments.as_ref().map(|a| {
             a.iter()
@@ -126,22 +125,20 @@ pub async fn create_partitions(
                 .collect()
         });
         let outcome = ctx
-            .controller
+            .admin
             .create_partitions(
                 topic.name.0.as_str(),
                 topic.count,
                 assignments,
                 request.validate_only,
+                wait_time(request.timeout_ms),
             )
             .await;
         let result = CreatePartitionsTopicResult::default()
             .with_name(topic.name.clone())
             .with_error_message(None);
         results.push(match outcome {
-            Ok(r) => {
-                revision = revision.max(r);
-                result
-            }
+            Ok(_) => result,
             Err(err) => {
                 let (code, message) = admin(&err);
                 ctx.metrics.error("CreatePartitions", code);
@@ -151,8 +148,5 @@ pub async fn create_partitions(
             }
         });
     }
-    ctx.cache
-        .wait_for(revision, wait_time(request.timeout_ms))
-        .await;
     CreatePartitionsResponse::default().with_results(results)
 }
