@@ -104,6 +104,21 @@ pub enum Error {
     #[error("failed to find lease {lease}")]
     LeaseNotFound { lease: i64 },
 
+    #[error("failed to read metadata at revision {revision}: it was compacted")]
+    RangeCompacted { revision: i64 },
+
+    #[error("failed to read metadata at revision {revision}: the store has not reached it")]
+    RangeFutureRevision { revision: i64 },
+
+    #[error(
+        "failed to run a metadata transaction: {ops} {part} exceed the limit of {limit} per transaction"
+    )]
+    TxnTooLarge {
+        part: &'static str,
+        ops: usize,
+        limit: usize,
+    },
+
     #[error("failed to use the metadata store: it has stopped")]
     StoreClosed,
 
@@ -152,6 +167,9 @@ impl Error {
             | Error::DecodeMetadata { .. }
             | Error::WatchCompacted { .. }
             | Error::LeaseNotFound { .. }
+            | Error::RangeCompacted { .. }
+            | Error::RangeFutureRevision { .. }
+            | Error::TxnTooLarge { .. }
             | Error::StoreClosed => "metadata",
             Error::ControllerFenced { .. } | Error::ControllerUnavailable { .. } => "controller",
             Error::Startup { .. } | Error::StartThread { .. } | Error::BrokerIdTaken { .. } => {

@@ -9,4 +9,4 @@ pub mod store;
 pub mod wal;
 
 #[cfg(test)]
-mod conformance;
+pub mod conformance;
