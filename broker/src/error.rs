@@ -119,6 +119,24 @@ pub enum Error {
         limit: usize,
     },
 
+    #[error("failed to connect to etcd at {endpoints}")]
+    ConnectEtcd {
+        endpoints: String,
+        source: etcd_client::Error,
+    },
+
+    #[error("failed to run etcd {operation}")]
+    EtcdRequest {
+        operation: &'static str,
+        source: etcd_client::Error,
+    },
+
+    #[error("failed to run etcd {operation}: no answer within {after:?}")]
+    EtcdTimeout {
+        operation: &'static str,
+        after: std::time::Duration,
+    },
+
     #[error("failed to use the metadata store: it has stopped")]
     StoreClosed,
 
@@ -171,6 +189,9 @@ impl Error {
             | Error::RangeFutureRevision { .. }
             | Error::TxnTooLarge { .. }
             | Error::StoreClosed => "metadata",
+            Error::ConnectEtcd { .. } | Error::EtcdRequest { .. } | Error::EtcdTimeout { .. } => {
+                "etcd"
+            }
             Error::ControllerFenced { .. } | Error::ControllerUnavailable { .. } => "controller",
             Error::Startup { .. } | Error::StartThread { .. } | Error::BrokerIdTaken { .. } => {
                 "startup"
