@@ -31,3 +31,5 @@ pub mod protocol;
 pub mod records;
 pub mod server;
 pub mod telemetry;
+#[cfg(feature = "test-support")]
+pub mod test_support;

@@ -11,5 +11,5 @@ pub mod schema;
 pub mod store;
 pub mod wal;
 
-#[cfg(test)]
+#[cfg(any(test, feature = "test-support"))]
 pub mod conformance;
