@@ -13,7 +13,8 @@
 #     is missing or older, the toolchain module golang.org/toolchain (what `go` itself
 #     downloads to switch toolchains) is fetched from GOPROXY, checked against the go.sum
 #     hash pinned below and unpacked into ~/.cache/runnel/go
-#   Go modules: the test bed's binaries, built once per machine (tests/k8s/build.sh)
+#   Go modules: the test bed's binaries, built once per machine (tests/k8s/build.sh), and
+#     the etcd the metadata store tests run (scripts/build-etcd.sh, the test bed's etcd)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,6 +63,7 @@ need openjdk-17-jdk-headless has javac
 need maven has mvn                   # fetches Kafka's jars
 need iproute2 has ip                 # the test bed's network namespaces
 need procps has pgrep
+need protobuf-compiler has protoc    # etcd-client compiles etcd's protos at build time
 if [ ${#apt_packages[@]} -gt 0 ]; then
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then
@@ -148,4 +150,6 @@ PY
 fi
 echo "setup: the Kubernetes test bed's binaries (a cold build takes a while, once per machine)"
 PATH=$go_bin:$PATH ./tests/k8s/build.sh >/dev/null
+# The etcd the metadata store tests run (broker/tests/etcd_store.rs): the test bed's, linked.
+PATH=$go_bin:$PATH ./scripts/build-etcd.sh >/dev/null
 echo "setup: done"

@@ -104,6 +104,39 @@ pub enum Error {
     #[error("failed to find lease {lease}")]
     LeaseNotFound { lease: i64 },
 
+    #[error("failed to read metadata at revision {revision}: it was compacted")]
+    RangeCompacted { revision: i64 },
+
+    #[error("failed to read metadata at revision {revision}: the store has not reached it")]
+    RangeFutureRevision { revision: i64 },
+
+    #[error(
+        "failed to run a metadata transaction: {ops} {part} exceed the limit of {limit} per transaction"
+    )]
+    TxnTooLarge {
+        part: &'static str,
+        ops: usize,
+        limit: usize,
+    },
+
+    #[error("failed to connect to etcd at {endpoints}")]
+    ConnectEtcd {
+        endpoints: String,
+        source: etcd_client::Error,
+    },
+
+    #[error("failed to run etcd {operation}")]
+    EtcdRequest {
+        operation: &'static str,
+        source: etcd_client::Error,
+    },
+
+    #[error("failed to run etcd {operation}: no answer within {after:?}")]
+    EtcdTimeout {
+        operation: &'static str,
+        after: std::time::Duration,
+    },
+
     #[error("failed to use the metadata store: it has stopped")]
     StoreClosed,
 
@@ -152,7 +185,13 @@ impl Error {
             | Error::DecodeMetadata { .. }
             | Error::WatchCompacted { .. }
             | Error::LeaseNotFound { .. }
+            | Error::RangeCompacted { .. }
+            | Error::RangeFutureRevision { .. }
+            | Error::TxnTooLarge { .. }
             | Error::StoreClosed => "metadata",
+            Error::ConnectEtcd { .. } | Error::EtcdRequest { .. } | Error::EtcdTimeout { .. } => {
+                "etcd"
+            }
             Error::ControllerFenced { .. } | Error::ControllerUnavailable { .. } => "controller",
             Error::Startup { .. } | Error::StartThread { .. } | Error::BrokerIdTaken { .. } => {
                 "startup"

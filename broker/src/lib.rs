@@ -7,8 +7,9 @@
 //! - [`partition`] is the replica state machine (leader epoch, high watermark, ISR) over
 //!   [`log`], the durable segmented log behind an I/O seam; [`records`] is Kafka's batch
 //!   format.
-//! - [`metadata`] is the etcd-level store (embedded for standalone), its schema and the
-//!   broker's cached view; [`controller`] assigns partitions and elects leaders through it.
+//! - [`metadata`] is the etcd-level store (etcd for a cluster, embedded for standalone),
+//!   its schema and the broker's cached view; [`controller`] assigns partitions and elects
+//!   leaders through it.
 //! - [`broker`] wires everything; [`http`] serves health and metrics; [`config`] reads
 //!   `server.properties`, flags and the environment.
 
@@ -30,3 +31,5 @@ pub mod protocol;
 pub mod records;
 pub mod server;
 pub mod telemetry;
+#[cfg(feature = "test-support")]
+pub mod test_support;

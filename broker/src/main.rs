@@ -45,7 +45,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> ExitCode {
-    let broker = match Broker::start(config, Arc::new(RealFs)).await {
+    let broker = match Broker::start(config, Arc::new(RealFs), None).await {
         Ok(broker) => broker,
         Err(err) => {
             error!(error = %err, cause = ?std::error::Error::source(&err).map(ToString::to_string), "failed to start");

@@ -2,7 +2,8 @@
 //! gracefully or (for fault tests) abruptly.
 //!
 //! Start-up order: bind the listeners (fail fast on a taken port), lock and check the log
-//! directories, open the metadata store, agree on the cluster id, register under a lease,
+//! directories, open the metadata store (etcd with `etcd.endpoints`, else embedded; or the
+//! one the caller passes in), agree on the cluster id, register under a lease,
 //! then load metadata (opening and recovering the logs assigned here) and campaign for
 //! controller. The broker is ready once it has registered, applied the metadata, a
 //! controller is known, and no partition still names it leader in a previous incarnation.
@@ -30,7 +31,7 @@ use crate::log::flusher::{Flusher, FlusherThreads};
 use crate::log::io::FileSystem;
 use crate::log::manager::LogManager;
 use crate::metadata::cache::{run_loader, MetadataCache, MetadataImage};
-use crate::metadata::embedded::EmbeddedStore;
+use crate::metadata::open::open_store;
 use crate::metadata::producer_ids::ProducerIds;
 use crate::metadata::schema::{
     kafka_uuid_string, new_id, BrokerRegistration, Endpoint, Keys, SCHEMA_VERSION,
@@ -44,9 +45,6 @@ use registration::{keep_alive, register_at_start, Registered};
 /// The most protocol metadata one group member may send (Kafka has no limit; a group's
 /// members are stored in one record, so one member must not be able to make it huge).
 const MAX_PROTOCOL_METADATA_BYTES: usize = 1 << 20;
-
-/// The key prefix of a standalone broker's metadata.
-pub const STANDALONE_PREFIX: &str = "/runnel/";
 
 /// A running broker.
 #[derive(Debug)]
@@ -62,7 +60,10 @@ pub struct Broker {
     listeners: Vec<JoinHandle<()>>,
     background: Vec<JoinHandle<()>>,
     flusher_threads: Option<FlusherThreads>,
-    store: Arc<EmbeddedStore>,
+    store: Arc<dyn MetadataStore>,
+    /// Whether this broker opened the store (and so closes it when it stops); a store
+    /// passed in by the caller may serve other brokers too.
+    owns_store: bool,
     registration: watch::Receiver<Option<Registered>>,
     drain: Duration,
 }
@@ -136,8 +137,14 @@ fn caught_up(image: &MetadataImage, broker: i32, epoch: i64) -> bool {
 }
 
 impl Broker {
-    /// Starts a broker. `fs` is the I/O seam for logs and the metadata store.
-    pub async fn start(config: Config, fs: Arc<dyn FileSystem>) -> Result<Broker> {
+    /// Starts a broker. `fs` is the I/O seam for logs and the embedded metadata store;
+    /// `store`, when given, is the metadata store to use instead of the one the
+    /// configuration names (in-process clusters share one this way).
+    pub async fn start(
+        config: Config,
+        fs: Arc<dyn FileSystem>,
+        store: Option<Arc<dyn MetadataStore>>,
+    ) -> Result<Broker> {
         let started = Instant::now();
         let mut kafka = Vec::new();
         for l in &config.listeners {
@@ -185,8 +192,12 @@ impl Broker {
 
         let config = Arc::new(config);
         let logs = LogManager::open(fs.clone(), &config.log_dirs, config.broker_id)?;
-        let store = EmbeddedStore::open(fs.clone(), &config.metadata_store_dir())?;
-        let keys = Keys::new(STANDALONE_PREFIX);
+        let metrics = Arc::new(Metrics::new());
+        let (store, owns_store) = match store {
+            Some(store) => (store, false),
+            None => (open_store(&config, fs.clone(), &metrics.store).await?, true),
+        };
+        let keys = Keys::new(config.metadata_prefix.clone());
         let cluster_id = cluster_id(store.as_ref(), &keys).await?;
         logs.ensure_cluster_id(&cluster_id)?;
 
@@ -197,7 +208,6 @@ impl Broker {
             config.flush_bulk_threshold,
         )?;
         let replicas = Arc::new(ReplicaManager::new(config.clone(), logs, flusher)?);
-        let metrics = Arc::new(Metrics::new());
         metrics.attach(replicas.clone());
 
         let broker_registration = BrokerRegistration {
@@ -219,16 +229,15 @@ impl Broker {
         let (ready_tx, ready) = watch::channel(false);
         let cache = Arc::new(MetadataCache::default());
         metrics.attach_cluster(cache.clone(), config.broker_id);
-        let store_dyn: Arc<dyn MetadataStore> = store.clone();
         let mut background = Vec::new();
         background.push(tokio::spawn(run_loader(
-            store_dyn.clone(),
+            store.clone(),
             keys.clone(),
             cache.clone(),
             replicas.clone(),
         )));
         background.push(tokio::spawn(keep_alive(
-            store_dyn.clone(),
+            store.clone(),
             keys.clone(),
             broker_registration,
             config.lease_ttl,
@@ -237,7 +246,7 @@ impl Broker {
 
         let controller = Arc::new(Controller::new(
             config.clone(),
-            store_dyn.clone(),
+            store.clone(),
             keys.clone(),
             cache.clone(),
             config.broker_id,
@@ -328,7 +337,7 @@ impl Broker {
             replicas: replicas.clone(),
             admin: admin.clone(),
             metrics: metrics.clone(),
-            store: store_dyn.clone(),
+            store: store.clone(),
             producer_ids: Arc::new(ProducerIds::new(keys.clone())),
             groups: groups.clone(),
             shutdown: shutdown.clone(),
@@ -372,6 +381,7 @@ impl Broker {
             background,
             flusher_threads: Some(flusher_threads),
             store,
+            owns_store,
             registration,
             drain: config.shutdown_timeout,
         })
@@ -415,7 +425,9 @@ impl Broker {
         if let Some(threads) = self.flusher_threads.take() {
             let _ = tokio::task::spawn_blocking(move || threads.join()).await;
         }
-        self.store.close();
+        if self.owns_store {
+            self.store.close();
+        }
         if let Err(err) = &closed {
             error!(error = %err, "logs did not close cleanly; the next start recovers them");
         }
@@ -429,7 +441,9 @@ impl Broker {
             task.abort();
         }
         self.replicas.flusher().stop();
-        self.store.close();
+        if self.owns_store {
+            self.store.close();
+        }
     }
 }
 

@@ -74,6 +74,9 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     BrokerKey { name: "broker.rack", kind: Kind::String, default: None, doc: "Rack (zone) of this broker, published in Metadata." },
     BrokerKey { name: "log.dirs", kind: Kind::List, default: Some("./runnel-data"), doc: "Directories holding partition logs (Kafka's log.dir is accepted as a synonym)." },
     BrokerKey { name: "metadata.log.dir", kind: Kind::String, default: None, doc: "Directory of the embedded metadata store; defaults to the first of log.dirs." },
+    BrokerKey { name: "cluster.name", kind: Kind::String, default: Some("runnel"), doc: "Name of this cluster; with etcd it names the cluster's key prefix (see etcd.prefix)." },
+    BrokerKey { name: "etcd.endpoints", kind: Kind::List, default: None, doc: "Comma-separated etcd client URLs (http://host:port) holding the cluster's metadata, in place of Kafka's zookeeper.connect. Without it the broker is standalone, with an embedded metadata store." },
+    BrokerKey { name: "etcd.prefix", kind: Kind::String, default: None, doc: "Key prefix of this cluster's metadata; defaults to /runnel/<cluster.name>/ with etcd (the operator sets /runnel/<namespace>/<name>/) and to /runnel/ in the embedded store." },
     BrokerKey { name: "num.partitions", kind: Kind::Int { min: 1, max: I32 }, default: Some("1"), doc: "Partitions of an auto-created topic or of a CreateTopics request asking for -1." },
     BrokerKey { name: "default.replication.factor", kind: Kind::Int { min: 1, max: i16::MAX as i64 }, default: Some("1"), doc: "Replication factor of auto-created topics and of CreateTopics requests asking for -1." },
     BrokerKey { name: "delete.topic.enable", kind: Kind::Bool, default: Some("true"), doc: "Allow DeleteTopics." },
@@ -352,9 +355,12 @@ pub const IGNORED_KAFKA_KEYS: &[&str] = &[
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
     "log.flush.scheduler.interval.ms",
-    "zookeeper.connect",
     "zookeeper.connection.timeout.ms",
 ];
+
+/// Kafka keys that Runnel replaces with keys of its own: (Kafka key, Runnel key). Setting
+/// one warns with the key to use instead.
+pub const REPLACED_KAFKA_KEYS: &[(&str, &str)] = &[("zookeeper.connect", "etcd.endpoints")];
 
 /// Kafka's synonyms accepted for broker keys: (alias, canonical).
 pub const BROKER_ALIASES: &[(&str, &str)] = &[

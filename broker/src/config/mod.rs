@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use defs::{broker_key, check_value, BROKER_ALIASES, BROKER_KEYS, IGNORED_KAFKA_KEYS};
+use defs::{
+    broker_key, check_value, BROKER_ALIASES, BROKER_KEYS, IGNORED_KAFKA_KEYS, REPLACED_KAFKA_KEYS,
+};
 
 use crate::error::{Error, Result};
 
@@ -36,6 +38,11 @@ impl Source {
         }
     }
 }
+
+/// The key prefix of a standalone broker's embedded store when `etcd.prefix` is not set:
+/// the store holds one cluster only, and data directories made before `etcd.prefix`
+/// existed keep their metadata under it.
+pub const STANDALONE_PREFIX: &str = "/runnel/";
 
 /// Whether acknowledged data is fsynced first (see `log.flush.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +110,13 @@ pub struct Config {
     pub rack: Option<String>,
     pub log_dirs: Vec<PathBuf>,
     pub metadata_dir: PathBuf,
+    /// etcd client URLs; empty for a standalone broker (embedded metadata store).
+    pub etcd_endpoints: Vec<String>,
+    /// `cluster.name`.
+    pub cluster_name: String,
+    /// The key prefix of this cluster's metadata, ending with `/` (`etcd.prefix` or its
+    /// default), in whichever store holds it.
+    pub metadata_prefix: String,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
     pub auto_create_topics: bool,
@@ -209,8 +223,17 @@ struct Layers {
 impl Layers {
     fn apply(&mut self, key: &str, value: String, source: Source) {
         let key = canonical(key.trim());
+        let replacement = REPLACED_KAFKA_KEYS
+            .iter()
+            .find(|(kafka, _)| *kafka == key)
+            .map(|(_, runnel)| runnel);
         if broker_key(key).is_some() {
             self.set.insert(key.to_string(), (value, source));
+        } else if let Some(runnel) = replacement {
+            self.warnings.push(format!(
+                "configuration {key} (from {}) has no effect in Runnel: set {runnel} instead",
+                source.describe()
+            ));
         } else if IGNORED_KAFKA_KEYS.contains(&key) {
             self.warnings.push(format!(
                 "configuration {key} (from {}) has no effect in Runnel",
@@ -349,6 +372,9 @@ impl Config {
             rack: None,
             log_dirs: Vec::new(),
             metadata_dir: PathBuf::new(),
+            etcd_endpoints: Vec::new(),
+            cluster_name: String::new(),
+            metadata_prefix: String::new(),
             num_partitions: 1,
             default_replication_factor: 1,
             auto_create_topics: true,
@@ -413,6 +439,7 @@ impl Config {
             .value("metadata.log.dir")
             .map(PathBuf::from)
             .unwrap_or_else(|| self.log_dirs[0].clone());
+        self.fill_metadata_store()?;
         self.num_partitions = self.int("num.partitions")? as i32;
         self.default_replication_factor = self.int("default.replication.factor")? as i16;
         self.auto_create_topics = self.bool("auto.create.topics.enable");
@@ -474,6 +501,33 @@ impl Config {
                 "must not exceed socket.request.max.bytes",
             ));
         }
+        Ok(())
+    }
+
+    /// `etcd.endpoints`, `cluster.name` and the key prefix derived from them.
+    fn fill_metadata_store(&mut self) -> Result<()> {
+        self.etcd_endpoints = self.list("etcd.endpoints");
+        self.cluster_name = self.value("cluster.name").unwrap_or_default().to_string();
+        if self.cluster_name.is_empty() || self.cluster_name.contains('/') {
+            return Err(self.invalid("cluster.name", "must be non-empty and without '/'"));
+        }
+        self.metadata_prefix = match self.value("etcd.prefix") {
+            Some(prefix) => {
+                if !prefix.starts_with('/') || prefix.contains("//") {
+                    return Err(self.invalid(
+                        "etcd.prefix",
+                        "must start with '/' and have no empty segment",
+                    ));
+                }
+                if prefix.ends_with('/') {
+                    prefix.to_string()
+                } else {
+                    format!("{prefix}/")
+                }
+            }
+            None if self.etcd_endpoints.is_empty() => STANDALONE_PREFIX.to_string(),
+            None => format!("/runnel/{}/", self.cluster_name),
+        };
         Ok(())
     }
 
@@ -661,6 +715,48 @@ mod tests {
         assert!(err.to_string().contains("listeners"), "{err}");
         let err = run(&["--message.max.bytes=200000000"], &[]).unwrap_err();
         assert!(err.to_string().contains("message.max.bytes"), "{err}");
+    }
+
+    #[test]
+    fn etcd_keys_choose_the_store_and_the_prefix() {
+        let standalone = run(&[], &[]).unwrap();
+        assert!(standalone.etcd_endpoints.is_empty());
+        assert_eq!(standalone.metadata_prefix, "/runnel/");
+        let cluster = run(
+            &[
+                "--etcd.endpoints",
+                "http://10.0.0.1:2379, http://10.0.0.2:2379",
+            ],
+            &[("RUNNEL_CLUSTER_NAME", "orders")],
+        )
+        .unwrap();
+        assert_eq!(
+            cluster.etcd_endpoints,
+            vec!["http://10.0.0.1:2379", "http://10.0.0.2:2379"]
+        );
+        assert_eq!(cluster.metadata_prefix, "/runnel/orders/");
+        let operator = run(
+            &[],
+            &[
+                ("RUNNEL_ETCD_ENDPOINTS", "http://etcd:2379"),
+                ("RUNNEL_ETCD_PREFIX", "/runnel/team-a/events"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(operator.metadata_prefix, "/runnel/team-a/events/");
+        assert!(run(&["--etcd.prefix=runnel"], &[]).is_err());
+        assert!(run(&["--cluster.name=a/b"], &[]).is_err());
+    }
+
+    #[test]
+    fn zookeeper_connect_warns_with_the_key_that_replaces_it() {
+        let config = run(&["--zookeeper.connect=zk:2181"], &[]).unwrap();
+        assert_eq!(config.warnings.len(), 1);
+        assert!(
+            config.warnings[0].contains("etcd.endpoints"),
+            "{}",
+            config.warnings[0]
+        );
     }
 
     #[test]

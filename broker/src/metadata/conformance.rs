@@ -1,23 +1,35 @@
-//! The conformance suite every [`MetadataStore`] must pass (the embedded store now, the
-//! etcd store with cluster mode): etcd's revision, transaction, lease and watch rules.
-//! Each check uses its own key prefix so the suite can run against a shared etcd.
+//! The conformance suite every [`MetadataStore`] must pass (the embedded store's unit
+//! test and, with the `test-support` feature, broker/tests/etcd_store.rs against a real
+//! etcd): etcd's revision, transaction, lease, watch and pagination rules.
+//! Each check uses its own key prefix under the caller's root.
+//!
+//! NB: the suite compacts the store and closes it at the end: give it a store of its own.
+
+// A test suite: a failed unwrap is a failed check, reported with its line.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
 use super::store::{
-    Compare, CompareOp, CompareTarget, MetadataStore, Op, OpResult, Txn, WatchEvent,
+    Compare, CompareOp, CompareTarget, MetadataStore, Op, OpResult, PageRequest, Txn, WatchEvent,
+    MAX_TXN_OPS,
 };
 use crate::error::Error;
 
-/// Runs every check against `store`; panics with the failing check's name.
-pub(crate) async fn run_all(store: &dyn MetadataStore) {
-    revisions_count_every_write(store, "/conf/rev/").await;
-    create_if_absent_succeeds_once(store, "/conf/cas/").await;
-    compare_on_mod_revision_guards_updates(store, "/conf/mod/").await;
-    prefix_reads_and_deletes_stay_inside_the_prefix(store, "/conf/range/").await;
-    watches_replay_from_a_revision_in_order(store, "/conf/watch/").await;
-    leases_delete_their_keys_on_expiry_and_revoke(store, "/conf/lease/").await;
-    compacted_history_is_refused_to_watchers(store, "/conf/compact/").await;
+/// Runs every check against `store` under `root` (e.g. `/conf/`), then closes it; panics
+/// in the failing check.
+pub async fn run_all(store: &dyn MetadataStore, root: &str) {
+    let p = |name: &str| format!("{root}{name}/");
+    revisions_count_every_write(store, &p("rev")).await;
+    create_if_absent_succeeds_once(store, &p("cas")).await;
+    compare_on_mod_revision_guards_updates(store, &p("mod")).await;
+    prefix_reads_and_deletes_stay_inside_the_prefix(store, &p("range")).await;
+    pages_are_read_at_the_first_pages_revision(store, &p("pages")).await;
+    transactions_over_the_op_limit_are_refused(store, &p("limits")).await;
+    watches_replay_from_a_revision_in_order(store, &p("watch"), &format!("{root}elsewhere")).await;
+    leases_delete_their_keys_on_expiry_and_revoke(store, &p("lease")).await;
+    compacted_history_is_refused_to_watchers_and_readers(store, &p("compact")).await;
+    closing_ends_calls_and_watches(store, &p("close")).await;
 }
 
 async fn revisions_count_every_write(store: &dyn MetadataStore, p: &str) {
@@ -118,7 +130,11 @@ async fn prefix_reads_and_deletes_stay_inside_the_prefix(store: &dyn MetadataSto
     assert_eq!(store.range(p).await.unwrap().kvs.len(), 1);
 }
 
-async fn watches_replay_from_a_revision_in_order(store: &dyn MetadataStore, p: &str) {
+async fn watches_replay_from_a_revision_in_order(
+    store: &dyn MetadataStore,
+    p: &str,
+    elsewhere: &str,
+) {
     let start = store
         .put(&format!("{p}x"), b"1".to_vec(), None)
         .await
@@ -127,10 +143,7 @@ async fn watches_replay_from_a_revision_in_order(store: &dyn MetadataStore, p: &
         .put(&format!("{p}y"), b"2".to_vec(), None)
         .await
         .unwrap();
-    store
-        .put("/conf/elsewhere", b"no".to_vec(), None)
-        .await
-        .unwrap();
+    store.put(elsewhere, b"no".to_vec(), None).await.unwrap();
     let mut watch = store.watch(p, start).await.unwrap();
     store.delete(&format!("{p}x")).await.unwrap();
     let mut seen = Vec::new();
@@ -192,7 +205,7 @@ async fn leases_delete_their_keys_on_expiry_and_revoke(store: &dyn MetadataStore
     assert!(store.put(&key, b"x".to_vec(), Some(kept)).await.is_err());
 }
 
-async fn compacted_history_is_refused_to_watchers(store: &dyn MetadataStore, p: &str) {
+async fn compacted_history_is_refused_to_watchers_and_readers(store: &dyn MetadataStore, p: &str) {
     let first = store
         .put(&format!("{p}a"), b"1".to_vec(), None)
         .await
@@ -207,4 +220,156 @@ async fn compacted_history_is_refused_to_watchers(store: &dyn MetadataStore, p: 
         Err(Error::WatchCompacted { .. })
     ));
     assert!(store.watch(p, second).await.is_ok());
+    let mut pinned = PageRequest::first(p, 10);
+    pinned.revision = first;
+    assert!(matches!(
+        store.range_page(&pinned).await,
+        Err(Error::RangeCompacted { revision }) if revision == first
+    ));
+    pinned.revision = second;
+    let page = store.range_page(&pinned).await.unwrap();
+    assert_eq!(page.kvs.len(), 1);
+    assert_eq!(page.kvs[0].value, b"2");
+    store.compact(second).await.unwrap();
+    pinned.revision = second + 1_000_000;
+    assert!(matches!(
+        store.range_page(&pinned).await,
+        Err(Error::RangeFutureRevision { .. })
+    ));
+}
+
+async fn pages_are_read_at_the_first_pages_revision(store: &dyn MetadataStore, p: &str) {
+    for i in 0..25 {
+        store
+            .put(&format!("{p}k{i:02}"), vec![i], None)
+            .await
+            .unwrap();
+    }
+    store
+        .put(&format!("{p}z"), b"outside".to_vec(), None)
+        .await
+        .unwrap();
+    let prefix = format!("{p}k");
+    let first = store
+        .range_page(&PageRequest::first(prefix.clone(), 10))
+        .await
+        .unwrap();
+    assert_eq!(first.kvs.len(), 10);
+    let pinned = first.revision;
+    // Changes after the first page: in a later page, before it and a new key.
+    store.delete(&format!("{p}k20")).await.unwrap();
+    store
+        .put(&format!("{p}k03"), b"new".to_vec(), None)
+        .await
+        .unwrap();
+    store
+        .put(&format!("{p}k30"), b"new".to_vec(), None)
+        .await
+        .unwrap();
+    store
+        .put(&format!("{p}k15"), b"new".to_vec(), None)
+        .await
+        .unwrap();
+    let mut kvs = first.kvs.clone();
+    let mut page = first;
+    while let Some(request) = page.next_request(&prefix, 10) {
+        page = store.range_page(&request).await.unwrap();
+        assert_eq!(
+            page.revision, pinned,
+            "every page at the first page's revision"
+        );
+        kvs.extend(page.kvs.iter().cloned());
+    }
+    let keys: Vec<String> = kvs.iter().map(|kv| kv.key.clone()).collect();
+    let expected: Vec<String> = (0..25).map(|i| format!("{p}k{i:02}")).collect();
+    assert_eq!(keys, expected, "the snapshot of the first page's revision");
+    assert!(kvs
+        .iter()
+        .all(|kv| kv.value != b"new" && kv.mod_revision <= pinned));
+
+    let now = store.range(&prefix).await.unwrap();
+    assert_eq!(now.kvs.len(), 25, "k20 deleted, k30 added");
+    assert!(now.revision > pinned);
+    let one = store
+        .range_page(&PageRequest::first(prefix.clone(), 1))
+        .await
+        .unwrap();
+    assert_eq!(one.kvs.len(), 1);
+    assert_eq!(
+        one.next.as_deref().map(|n| n > one.kvs[0].key.as_str()),
+        Some(true)
+    );
+}
+
+async fn transactions_over_the_op_limit_are_refused(store: &dyn MetadataStore, p: &str) {
+    let puts = |n: usize| -> Vec<Op> {
+        (0..n)
+            .map(|i| Op::put(format!("{p}{i:03}"), b"x".to_vec()))
+            .collect()
+    };
+    let absent = |n: usize| -> Vec<Compare> {
+        (0..n)
+            .map(|i| Compare::absent(format!("{p}{i:03}")))
+            .collect()
+    };
+    let full = Txn::when(absent(MAX_TXN_OPS))
+        .and_then(puts(MAX_TXN_OPS))
+        .or_else(puts(MAX_TXN_OPS));
+    let response = store.txn(full).await.unwrap();
+    assert!(response.succeeded, "{MAX_TXN_OPS} of each is allowed");
+    assert_eq!(store.range(p).await.unwrap().kvs.len(), MAX_TXN_OPS);
+
+    let too_many = [
+        ("compares", Txn::when(absent(MAX_TXN_OPS + 1))),
+        (
+            "success ops",
+            Txn::when(vec![]).and_then(puts(MAX_TXN_OPS + 1)),
+        ),
+        (
+            "failure ops",
+            Txn::when(vec![]).or_else(puts(MAX_TXN_OPS + 1)),
+        ),
+    ];
+    for (part, txn) in too_many {
+        match store.txn(txn).await {
+            Err(Error::TxnTooLarge {
+                part: got,
+                ops,
+                limit,
+            }) => {
+                assert_eq!((got, ops, limit), (part, MAX_TXN_OPS + 1, MAX_TXN_OPS));
+            }
+            other => panic!("{part}: expected TxnTooLarge, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        store.range(p).await.unwrap().revision,
+        response.revision,
+        "refused transactions write nothing"
+    );
+}
+
+async fn closing_ends_calls_and_watches(store: &dyn MetadataStore, p: &str) {
+    let key = format!("{p}k");
+    store.put(&key, b"x".to_vec(), None).await.unwrap();
+    let mut watch = store.watch(p, 0).await.unwrap();
+    store.close();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(item) = watch.recv().await {
+            if item.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "a watch ends when its store closes");
+    assert!(matches!(store.get(&key).await, Err(Error::StoreClosed)));
+    assert!(matches!(
+        store.put(&key, b"y".to_vec(), None).await,
+        Err(Error::StoreClosed)
+    ));
+    assert!(matches!(
+        store.grant_lease(Duration::from_secs(5)).await,
+        Err(Error::StoreClosed)
+    ));
 }

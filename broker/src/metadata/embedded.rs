@@ -5,25 +5,27 @@
 //! before it is applied and acknowledged. Leases live in memory only: a lease holder is
 //! this same process, so after a restart its leases are gone as if they had expired, and
 //! the keys they held are deleted at open (one revision). History for watches is kept in
-//! memory and starts at the revision the store opened with.
+//! memory and starts at the revision the store opened with; so do the values keys held
+//! before each recent revision, which paginated reads pinned to a past revision need.
 //!
 //! The WAL is fsynced under the state's lock (its order is the revision order), so the
 //! trait's methods run that work with [`crate::blocking::run`], off the async workers,
 //! and leases have a lock of their own: a keep-alive never waits for a slow disk.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{info, warn};
 
 use super::store::{
-    KeyValue, LeaseId, MetadataStore, Op, OpResult, RangeResult, Revision, Txn, TxnResponse,
-    WatchBatch, WatchEvent, WatchStream,
+    key_after, KeyValue, LeaseId, MetadataStore, Op, OpResult, PageRequest, RangePage, RangeResult,
+    Revision, Txn, TxnResponse, WatchBatch, WatchEvent, WatchStream,
 };
 use super::wal::{decode_records, decode_snapshot, encode_record, encode_snapshot, Change, Record};
 use crate::error::{Error, Result};
@@ -33,7 +35,8 @@ const WAL: &str = "store.wal";
 const SNAPSHOT: &str = "store.snapshot";
 /// Snapshot and restart the WAL once it grows past this.
 const WAL_SNAPSHOT_BYTES: u64 = 4 << 20;
-/// Revisions kept for watches that start in the past.
+/// Revisions kept for watches that start in the past and for reads pinned to a past
+/// revision.
 const HISTORY_REVISIONS: usize = 10_000;
 const REAPER_TICK: Duration = Duration::from_millis(200);
 
@@ -44,13 +47,24 @@ struct Lease {
     keys: BTreeSet<String>,
 }
 
+/// What the keys a revision changed held just before it (`None`: absent), so that a read
+/// pinned to an earlier revision can see past them.
+#[derive(Debug)]
+struct Undo {
+    revision: Revision,
+    before: Vec<(String, Option<KeyValue>)>,
+}
+
 #[derive(Debug)]
 struct State {
     kv: BTreeMap<String, KeyValue>,
     revision: Revision,
-    /// Watches may start at revisions above this.
+    /// Watches may start, and reads may be pinned, at revisions above this (reads also
+    /// at the current revision).
     compacted: Revision,
     history: VecDeque<Arc<WatchBatch>>,
+    /// One entry per revision above `compacted`, oldest first.
+    undo: VecDeque<Undo>,
     wal: Arc<dyn LogFile>,
     wal_len: u64,
     closed: bool,
@@ -72,6 +86,8 @@ pub struct EmbeddedStore {
     /// Mirrors `State::closed` for the lease calls, which never take the state's lock.
     closed: AtomicBool,
     events: broadcast::Sender<Arc<WatchBatch>>,
+    /// Becomes true on close, ending every watch.
+    shutdown: watch::Sender<bool>,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -138,6 +154,7 @@ impl EmbeddedStore {
                 revision,
                 compacted: revision,
                 history: VecDeque::new(),
+                undo: VecDeque::new(),
                 wal,
                 wal_len: valid as u64,
                 closed: false,
@@ -148,6 +165,7 @@ impl EmbeddedStore {
             }),
             closed: AtomicBool::new(false),
             events,
+            shutdown: watch::channel(false).0,
         });
         store.drop_orphaned_lease_keys()?;
         info!(dir = %dir.display(), revision, "opened the embedded metadata store");
@@ -166,14 +184,6 @@ impl EmbeddedStore {
             return Err(Error::StoreClosed);
         }
         Ok(state)
-    }
-
-    /// Stops the store: every later call fails with `StoreClosed`.
-    pub fn close(&self) {
-        if let Ok(mut state) = self.lock() {
-            state.closed = true;
-        }
-        self.closed.store(true, Ordering::SeqCst);
     }
 
     /// The current revision.
@@ -295,9 +305,11 @@ impl EmbeddedStore {
             .map_err(io_error(&wal_path))?;
         state.wal_len += record.len() as u64;
         let mut events = Vec::with_capacity(staged.len());
+        let mut before = Vec::with_capacity(staged.len());
         let mut leases = self.leases();
         for (key, value) in staged {
             let old = state.kv.remove(&key);
+            before.push((key.clone(), old.clone()));
             if let Some(old) = &old {
                 if old.lease != 0 {
                     if let Some(lease) = leases.live.get_mut(&old.lease) {
@@ -330,11 +342,16 @@ impl EmbeddedStore {
             events,
         });
         state.history.push_back(batch.clone());
+        state.undo.push_back(Undo {
+            revision: next,
+            before,
+        });
         while state.history.len() > HISTORY_REVISIONS {
             if let Some(dropped) = state.history.pop_front() {
                 state.compacted = dropped.revision;
             }
         }
+        trim_undo(state);
         // No receiver is fine: nobody is watching.
         let _ = self.events.send(batch);
         if state.wal_len > WAL_SNAPSHOT_BYTES {
@@ -368,6 +385,59 @@ impl EmbeddedStore {
         Ok(RangeResult {
             kvs,
             revision: state.revision,
+        })
+    }
+
+    /// One page of a prefix as of `page.revision`: the current keys with the changes made
+    /// after that revision undone.
+    fn page_at(&self, page: &PageRequest) -> Result<RangePage> {
+        let state = self.lock()?;
+        let revision = if page.revision <= 0 {
+            state.revision
+        } else {
+            page.revision
+        };
+        if revision > state.revision {
+            return Err(Error::RangeFutureRevision { revision });
+        }
+        if revision < state.revision && revision <= state.compacted {
+            return Err(Error::RangeCompacted { revision });
+        }
+        let prefix = page.prefix.as_str();
+        let start = page.start.as_deref().unwrap_or(prefix);
+        let wanted = |key: &str| key >= start && key.starts_with(prefix);
+        // Walking the undo log newest first, the last "before" seen for a key is what it
+        // held at `revision`.
+        let mut past: BTreeMap<&str, Option<&KeyValue>> = BTreeMap::new();
+        for undo in state.undo.iter().rev() {
+            if undo.revision <= revision {
+                break;
+            }
+            for (key, before) in &undo.before {
+                if wanted(key) {
+                    past.insert(key, before.as_ref());
+                }
+            }
+        }
+        let limit = page.limit.max(1);
+        // The first `limit + 1` unchanged keys and every changed key hold the first
+        // `limit + 1` keys of the page.
+        let mut kvs: Vec<&KeyValue> = state
+            .kv
+            .range::<str, _>((Bound::Included(start), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(k, _)| !past.contains_key(k.as_str()))
+            .take(limit + 1)
+            .map(|(_, v)| v)
+            .collect();
+        kvs.extend(past.values().flatten().copied());
+        kvs.sort_by(|a, b| a.key.cmp(&b.key));
+        let next = (kvs.len() > limit).then(|| key_after(&kvs[limit - 1].key));
+        kvs.truncate(limit);
+        Ok(RangePage {
+            kvs: kvs.into_iter().cloned().collect(),
+            revision,
+            next,
         })
     }
 
@@ -410,6 +480,17 @@ impl EmbeddedStore {
     }
 }
 
+/// Drops undo entries at or below the compacted revision: no read may be pinned there.
+fn trim_undo(state: &mut State) {
+    while state
+        .undo
+        .front()
+        .is_some_and(|u| u.revision <= state.compacted)
+    {
+        state.undo.pop_front();
+    }
+}
+
 async fn reap_leases(store: Weak<EmbeddedStore>) {
     let mut tick = tokio::time::interval(REAPER_TICK);
     loop {
@@ -435,8 +516,13 @@ impl MetadataStore for EmbeddedStore {
         crate::blocking::run(|| Ok(self.lock()?.kv.get(key).cloned()))
     }
 
+    /// One read under the state's lock is already a snapshot: no pages needed.
     async fn range(&self, prefix: &str) -> Result<RangeResult> {
         crate::blocking::run(|| self.range_now(prefix))
+    }
+
+    async fn range_page(&self, page: &PageRequest) -> Result<RangePage> {
+        crate::blocking::run(|| self.page_at(page))
     }
 
     async fn put(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision> {
@@ -469,6 +555,7 @@ impl MetadataStore for EmbeddedStore {
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
+        txn.check_limits()?;
         crate::blocking::run(|| {
             let mut state = self.lock()?;
             let succeeded = txn.compares.iter().all(|c| c.holds(state.kv.get(&c.key)));
@@ -544,6 +631,7 @@ impl MetadataStore for EmbeddedStore {
             (replay, self.events.subscribe(), state.revision)
         };
         let prefix = prefix.to_string();
+        let mut shutdown = self.shutdown.subscribe();
         tokio::spawn(async move {
             let matches = in_prefix(&prefix);
             let filtered = |b: &WatchBatch| -> Option<WatchBatch> {
@@ -562,7 +650,12 @@ impl MetadataStore for EmbeddedStore {
                 }
             }
             loop {
-                match live.recv().await {
+                let received = tokio::select! {
+                    received = live.recv() => received,
+                    // Closed (or the store dropped): end the watch.
+                    _ = shutdown.wait_for(|closed| *closed) => return,
+                };
+                match received {
                     Ok(batch) if batch.revision <= seen => {}
                     Ok(batch) => {
                         if let Some(b) = filtered(&batch) {
@@ -593,7 +686,16 @@ impl MetadataStore for EmbeddedStore {
             state.history.pop_front();
         }
         state.compacted = state.compacted.max(revision - 1).min(state.revision);
+        trim_undo(&mut state);
         Ok(())
+    }
+
+    fn close(&self) {
+        if let Ok(mut state) = self.lock() {
+            state.closed = true;
+        }
+        self.closed.store(true, Ordering::SeqCst);
+        self.shutdown.send_replace(true);
     }
 }
 
@@ -612,7 +714,7 @@ mod tests {
     async fn the_embedded_store_passes_the_conformance_suite() {
         let dir = tempfile::tempdir().unwrap();
         let store = open_real(&dir.path().join("store"));
-        conformance::run_all(store.as_ref()).await;
+        conformance::run_all(store.as_ref(), "/conf/").await;
     }
 
     #[tokio::test]

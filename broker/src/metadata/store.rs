@@ -8,18 +8,36 @@
 //!   change) and `version` (changes since creation); a missing key compares as 0 on all;
 //! - a key put under a lease is deleted when the lease expires or is revoked;
 //! - a watch from revision R delivers, in order, every change with revision >= R, or
-//!   fails with `WatchCompacted` when history before R is gone (the watcher re-reads).
+//!   fails with `WatchCompacted` when history before R is gone (the watcher re-reads);
+//! - a large prefix is read in pages, every page at the first page's revision, so the
+//!   pages together are one consistent snapshot (or `RangeCompacted` once that revision
+//!   is gone);
+//! - a transaction holds at most [`MAX_TXN_OPS`] compares, success ops and failure ops,
+//!   each counted on its own (etcd's `--max-txn-ops`); callers chunk larger writes.
 
 use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
+use tracing::warn;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub type Revision = i64;
 pub type LeaseId = i64;
+
+/// The most compares, and separately the most success and failure ops, in one
+/// transaction: etcd's default `--max-txn-ops`. Both stores refuse more with
+/// `TxnTooLarge`, so a caller that fits the embedded store fits etcd.
+pub const MAX_TXN_OPS: usize = 128;
+
+/// Keys per page when [`MetadataStore::range`] reads a prefix page by page.
+pub const RANGE_PAGE_KEYS: usize = 1000;
+
+/// How often [`MetadataStore::range`] starts over when its first page's revision is
+/// compacted between pages (each attempt is a new snapshot).
+const RANGE_ATTEMPTS: usize = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KeyValue {
@@ -170,6 +188,25 @@ impl Txn {
         self.failure = ops;
         self
     }
+
+    /// Refuses a transaction over [`MAX_TXN_OPS`] in any of its three parts.
+    pub fn check_limits(&self) -> Result<()> {
+        let parts = [
+            ("compares", self.compares.len()),
+            ("success ops", self.success.len()),
+            ("failure ops", self.failure.len()),
+        ];
+        for (part, ops) in parts {
+            if ops > MAX_TXN_OPS {
+                return Err(Error::TxnTooLarge {
+                    part,
+                    ops,
+                    limit: MAX_TXN_OPS,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,6 +222,59 @@ pub struct TxnResponse {
 pub struct RangeResult {
     pub kvs: Vec<KeyValue>,
     pub revision: Revision,
+}
+
+/// One page of a prefix read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub prefix: String,
+    /// The first key to return (inclusive, inside `prefix`); `None` for the prefix's start.
+    pub start: Option<String>,
+    /// The most keys to return; a store may return fewer (etcd does when a page would
+    /// not fit a gRPC message), so only [`RangePage::next`] says whether more follow.
+    pub limit: usize,
+    /// The revision to read at; 0 for the current one (a first page).
+    pub revision: Revision,
+}
+
+impl PageRequest {
+    /// The first page of `prefix`, at the current revision.
+    pub fn first(prefix: impl Into<String>, limit: usize) -> PageRequest {
+        PageRequest {
+            prefix: prefix.into(),
+            start: None,
+            limit,
+            revision: 0,
+        }
+    }
+}
+
+/// Keys of one page, in key order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangePage {
+    pub kvs: Vec<KeyValue>,
+    /// The revision the page was read at; later pages are asked for at this revision.
+    pub revision: Revision,
+    /// Where the next page starts; `None` when this page ends the prefix.
+    pub next: Option<String>,
+}
+
+impl RangePage {
+    /// The request for the page after this one, at this page's revision.
+    pub fn next_request(&self, prefix: &str, limit: usize) -> Option<PageRequest> {
+        let start = self.next.clone()?;
+        Some(PageRequest {
+            prefix: prefix.to_string(),
+            start: Some(start),
+            limit,
+            revision: self.revision,
+        })
+    }
+}
+
+/// The smallest key after `key`: where a page that ended at `key` continues.
+pub fn key_after(key: &str) -> String {
+    format!("{key}\0")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,7 +305,29 @@ pub type WatchStream = mpsc::Receiver<Result<WatchBatch>>;
 #[async_trait]
 pub trait MetadataStore: Send + Sync + fmt::Debug {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>>;
-    async fn range(&self, prefix: &str) -> Result<RangeResult>;
+    /// Reads every key under `prefix` at one revision: page by page with
+    /// [`range_page`](Self::range_page), all pages at the first page's revision. When that
+    /// revision is compacted between pages, starts over with a new first page.
+    async fn range(&self, prefix: &str) -> Result<RangeResult> {
+        let mut attempt = 1;
+        loop {
+            match read_pages(self, prefix).await {
+                Err(Error::RangeCompacted { revision }) if attempt < RANGE_ATTEMPTS => {
+                    warn!(
+                        prefix,
+                        revision,
+                        attempt,
+                        "a paginated read's revision was compacted; reading again"
+                    );
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+    /// Reads one page of a prefix; see [`PageRequest`] and [`RangePage`]. Fails with
+    /// `RangeCompacted` when the requested revision is compacted.
+    async fn range_page(&self, page: &PageRequest) -> Result<RangePage>;
     async fn put(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision>;
     /// Deletes `key`; returns the revision after and how many keys were deleted.
     async fn delete(&self, key: &str) -> Result<(Revision, i64)>;
@@ -226,6 +338,23 @@ pub trait MetadataStore: Send + Sync + fmt::Debug {
     async fn revoke_lease(&self, lease: LeaseId) -> Result<()>;
     /// Watches `prefix` from `from_revision` (0: from the next revision).
     async fn watch(&self, prefix: &str, from_revision: Revision) -> Result<WatchStream>;
-    /// Forgets history before `revision`.
+    /// Forgets history before `revision` (a revision already compacted: nothing to do).
     async fn compact(&self, revision: Revision) -> Result<()>;
+    /// Stops the store: later calls fail with `StoreClosed` and open watches end. Leases
+    /// are left to expire (a graceful stop revokes its own first).
+    fn close(&self);
+}
+
+/// Every page of `prefix`, read at the first page's revision.
+async fn read_pages<S: MetadataStore + ?Sized>(store: &S, prefix: &str) -> Result<RangeResult> {
+    let mut page = store
+        .range_page(&PageRequest::first(prefix, RANGE_PAGE_KEYS))
+        .await?;
+    let revision = page.revision;
+    let mut kvs = std::mem::take(&mut page.kvs);
+    while let Some(request) = page.next_request(prefix, RANGE_PAGE_KEYS) {
+        page = store.range_page(&request).await?;
+        kvs.append(&mut page.kvs);
+    }
+    Ok(RangeResult { kvs, revision })
 }

@@ -6,6 +6,7 @@
 //! per-topic and per-partition series, never formatted error text.
 
 mod live;
+pub mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use prometheus_client::registry::Registry;
 use crate::metadata::cache::MetadataCache;
 use crate::partition::manager::ReplicaManager;
 use live::{LiveStats, Throughput};
+use store::StoreMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -62,6 +64,8 @@ pub struct Metrics {
     pub producer_ids: Counter,
     pub rejected_frames: Family<ReasonLabels, Counter>,
     pub connections: Gauge,
+    /// The etcd store's series (registered whichever store runs; empty on the embedded one).
+    pub store: StoreMetrics,
     live: Arc<LiveStats>,
 }
 
@@ -136,6 +140,8 @@ impl Metrics {
             connections.clone(),
         );
         registry.register_collector(Box::new(live.clone()));
+        let store = StoreMetrics::default();
+        store.register(&mut registry);
         Metrics {
             registry,
             requests,
@@ -150,6 +156,7 @@ impl Metrics {
             producer_ids,
             rejected_frames,
             connections,
+            store,
             live,
         }
     }

@@ -405,7 +405,9 @@ pub fn test_config(data: &Path, extra: &[(&str, &str)]) -> Config {
 
 /// Starts a broker in this process and waits for it to be ready.
 pub async fn start(config: Config, fs: Arc<dyn FileSystem>) -> Broker {
-    let broker = Broker::start(config, fs).await.expect("broker starts");
+    let broker = Broker::start(config, fs, None)
+        .await
+        .expect("broker starts");
     assert!(
         broker.wait_ready(Duration::from_secs(20)).await,
         "broker ready in 20 s"
