@@ -188,6 +188,11 @@ impl Controller {
         self.active.send_replace(term.map(|(epoch, _)| epoch));
     }
 
+    /// The controller epoch while this broker is the controller.
+    pub fn current_epoch(&self) -> Option<i64> {
+        self.epoch()
+    }
+
     /// Whether this broker is the controller right now.
     pub fn is_active(&self) -> bool {
         self.epoch().is_some()
