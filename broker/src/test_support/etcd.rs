@@ -134,6 +134,7 @@ impl TestEtcd {
         format!("http://127.0.0.1:{}", self.client_port)
     }
 
+    /// The client address, for a [`TcpProxy`](super::proxy::TcpProxy) in front of it.
     pub fn client_addr(&self) -> SocketAddr {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.client_port))
     }

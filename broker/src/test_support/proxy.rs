@@ -43,6 +43,7 @@ impl TcpProxy {
         })
     }
 
+    /// Where clients connect to reach the target through the proxy.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
