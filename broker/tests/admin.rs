@@ -554,7 +554,10 @@ async fn alter_configs_validates_and_legacy_alter_replaces_the_whole_set() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dynamic_broker_default_reaches_running_partitions_and_survives_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let extra = [("log.retention.check.interval.ms", "50")];
+    let extra = [
+        ("log.retention.check.interval.ms", "50"),
+        ("internal.topic.configs.enable", "true"),
+    ];
     let b = broker(dir.path(), &extra).await;
     let mut c = Client::connect(b.kafka_addrs[0]).await;
     assert_eq!(c.create_topic("shrinks", 1).await, 0);

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{batch, start, test_config, topic_name, Client};
+use proto_kafka::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use proto_kafka::messages::find_coordinator_request::FindCoordinatorRequest;
 use proto_kafka::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
@@ -374,4 +375,204 @@ async fn a_produce_to_many_topics_waits_one_timeout_in_all() {
         took < Duration::from_millis(2500),
         "timeouts added up: {took:?}"
     );
+}
+
+/// A log that fails to open (an I/O error during recovery) stays offline and is opened
+/// again at the next metadata change: never created over its data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_failed_to_open_is_opened_again_never_created_over() {
+    let sim = fresh_disk();
+    let config = test_config(Path::new("/data"), &[]);
+    let broker = start(config.clone(), Arc::new(sim.clone())).await;
+    let mut c = Client::connect(broker.kafka_addrs[0]).await;
+    assert_eq!(c.create_topic("victim", 1).await, 0);
+    for i in 0..20 {
+        let (error, offset) = produce_one(&mut c, "victim", &format!("old-{i}"), -1).await;
+        assert_eq!((error, offset), (0, i));
+    }
+    drop(c);
+    let after = sim.power_cut(CutMode::LoseUnsynced);
+    broker.abort();
+    // One transient EIO while the victim's log is recovered.
+    after.inject(fault(FaultOp::Sync, "/data/victim-0", FaultEffect::Fail, Some(1)));
+    let broker = start(config, Arc::new(after.clone())).await;
+    let mut c = Client::connect(broker.kafka_addrs[0]).await;
+    // The open failed (the log may already have been tried again: the broker's own start
+    // changes metadata too).
+    let text = common::metrics(broker.http_addr).await;
+    assert_eq!(common::metric(&text, "runnel_log_open_failures_total"), 1.0);
+    // Any metadata change makes the broker try the failed partition again.
+    assert_eq!(c.create_topic("unrelated", 1).await, 0);
+    let mut reopened = false;
+    for _ in 0..50 {
+        let (error, offset) = produce_one(&mut c, "victim", "new", -1).await;
+        if error == 0 {
+            assert_eq!(offset, 20, "appended after the 20 acknowledged records");
+            reopened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reopened, "the log was opened again");
+    let values: Vec<String> = c
+        .read_all("victim", 0, 0)
+        .await
+        .into_iter()
+        .map(|(_, v)| String::from_utf8_lossy(&v).into_owned())
+        .collect();
+    let mut expected: Vec<String> = (0..20).map(|i| format!("old-{i}")).collect();
+    expected.push("new".into());
+    assert_eq!(values, expected, "nothing acknowledged was overwritten");
+}
+
+fn keyed(key: &str, value: &str) -> bytes::Bytes {
+    use proto_kafka::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon_ms: None,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: runnel_broker::clock::now_ms(),
+        key: Some(bytes::Bytes::copy_from_slice(key.as_bytes())),
+        value: Some(bytes::Bytes::copy_from_slice(value.as_bytes())),
+        headers: Vec::new(),
+    };
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &[record],
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+async fn create_compacted(c: &mut Client, name: &str) -> i16 {
+    use proto_kafka::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    let config = |k: &str, v: &str| {
+        CreatableTopicConfig::default()
+            .with_name(s(k))
+            .with_value(Some(s(v)))
+    };
+    let topic = CreatableTopic::default()
+        .with_name(topic_name(name))
+        .with_num_partitions(1)
+        .with_replication_factor(1)
+        .with_configs(vec![
+            config("cleanup.policy", "compact"),
+            config("min.cleanable.dirty.ratio", "0"),
+        ]);
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![topic])
+        .with_timeout_ms(10_000);
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &request).await;
+    r.topics[0].error_code
+}
+
+/// The cleaner's directory fsyncs run without the log's lock: fetches of the partition
+/// it installs into go on while the disk is slow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cleaning_pass_on_a_slow_disk_does_not_hold_up_fetches() {
+    let sim = fresh_disk();
+    let config = test_config(
+        Path::new("/data"),
+        &[
+            ("internal.log.segment.bytes", "600"),
+            ("log.cleaner.backoff.ms", "50"),
+            ("log.flush.offset.checkpoint.interval.ms", "50"),
+        ],
+    );
+    let broker = start(config, Arc::new(sim.clone())).await;
+    let mut c = Client::connect(broker.kafka_addrs[0]).await;
+    assert_eq!(create_compacted(&mut c, "cmp").await, 0);
+    for i in 0..60 {
+        let r = c
+            .produce("cmp", 0, keyed(&format!("k{}", i % 3), &format!("v{i}")), 1)
+            .await;
+        assert_eq!(r.error_code, 0);
+    }
+    let before = common::metric(
+        &common::metrics(broker.http_addr).await,
+        "runnel_log_cleaner_passes_total",
+    );
+    sim.inject(fault(
+        FaultOp::SyncDir,
+        "/data/cmp-0",
+        FaultEffect::Delay(Duration::from_millis(700)),
+        None,
+    ));
+    // More dirty segments, without waiting for the slow disk.
+    for i in 60..120 {
+        let request =
+            Client::produce_request("cmp", 0, keyed(&format!("k{}", i % 3), &format!("v{i}")), 0);
+        let (_, frame) = c.frame(ApiKey::Produce, 9, &request);
+        c.send_raw(&frame).await.unwrap();
+    }
+    let mut f = Client::connect(broker.kafka_addrs[0]).await;
+    let mut worst = Duration::ZERO;
+    let started = Instant::now();
+    let mut passes = before;
+    // Fetch until a pass that began on the slow disk has installed (each install syncs
+    // the directory several times), and a little after.
+    while started.elapsed() < Duration::from_secs(40) {
+        let t = Instant::now();
+        let _ = f.fetch("cmp", 0, 0, 0).await;
+        worst = worst.max(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if passes <= before {
+            let text = common::metrics(broker.http_addr).await;
+            passes = common::metric(&text, "runnel_log_cleaner_passes_total");
+        } else if started.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+    }
+    println!(
+        "slowest fetch while the cleaner installed on a slow disk: {worst:?} ({} passes)",
+        passes - before
+    );
+    assert!(passes > before, "a cleaner pass finished on the slow disk");
+    assert!(worst < Duration::from_millis(500), "a fetch waited {worst:?}");
+}
+
+/// Interval mode flushes at every roll (as Kafka does), so the recovery point moves and
+/// the cleaner, which cleans below it, runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interval_mode_still_compacts() {
+    let sim = fresh_disk();
+    let config = test_config(
+        Path::new("/data"),
+        &[
+            ("log.flush.mode", "interval"),
+            ("internal.log.segment.bytes", "600"),
+            ("log.cleaner.backoff.ms", "50"),
+            ("log.flush.offset.checkpoint.interval.ms", "50"),
+        ],
+    );
+    let broker = start(config, Arc::new(sim.clone())).await;
+    let mut c = Client::connect(broker.kafka_addrs[0]).await;
+    assert_eq!(create_compacted(&mut c, "cmp").await, 0);
+    for i in 0..200 {
+        let r = c
+            .produce("cmp", 0, keyed(&format!("k{}", i % 3), &format!("v{i}")), 1)
+            .await;
+        assert_eq!(r.error_code, 0);
+    }
+    let mut passes = 0.0;
+    for _ in 0..50 {
+        let text = common::metrics(broker.http_addr).await;
+        passes = common::metric(&text, "runnel_log_cleaner_passes_total");
+        if passes > 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(passes > 0.0, "no compaction in interval mode");
 }

@@ -65,6 +65,7 @@ async fn health_readiness_and_metrics_are_served() {
         "runnel_produce_batches_total{codec=\"gzip\"} 1",
         "runnel_flush_rounds_total",
         "runnel_log_opened_total 0",
+        "runnel_log_open_failures_total 0",
         "runnel_log_recovered_segments_total 0",
         "runnel_log_truncated_bytes_total 0",
         "runnel_log_dropped_segments_total 0",

@@ -347,13 +347,16 @@ async fn log_append_time_topics_stamp_the_broker_clock() {
     assert!(r.log_append_time_ms > 0);
     let data = c.fetch("lat", 0, 0, 0).await;
     let mut raw = data.records.unwrap();
+    // Consumers take a LogAppendTime record's timestamp from the batch's maxTimestamp
+    // (bytes 35..43 of a v2 batch); the decoder here keeps the producer's own.
+    let max_timestamp = i64::from_be_bytes(raw[35..43].try_into().unwrap());
+    assert_eq!(max_timestamp, r.log_append_time_ms);
     let sets = proto_kafka::records::RecordBatchDecoder::decode_all(&mut raw).unwrap();
     let record = &sets[0].records[0];
     assert_eq!(
         record.timestamp_type,
         proto_kafka::records::TimestampType::LogAppend
     );
-    assert_eq!(record.timestamp, r.log_append_time_ms);
     b.abort();
 }
 
@@ -400,7 +403,14 @@ async fn metadata_v0_with_an_empty_list_means_every_topic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_by_size_moves_the_log_start_and_earliest_follows() {
     let dir = tempfile::tempdir().unwrap();
-    let b = broker(dir.path(), &[("log.retention.check.interval.ms", "50")]).await;
+    let b = broker(
+        dir.path(),
+        &[
+            ("log.retention.check.interval.ms", "50"),
+            ("internal.topic.configs.enable", "true"),
+        ],
+    )
+    .await;
     let mut c = Client::connect(b.kafka_addrs[0]).await;
     let configs = [
         ("internal.segment.bytes", "2000"),
@@ -453,7 +463,14 @@ async fn retention_by_size_moves_the_log_start_and_earliest_follows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_by_time_deletes_segments_whose_newest_record_is_too_old() {
     let dir = tempfile::tempdir().unwrap();
-    let b = broker(dir.path(), &[("log.retention.check.interval.ms", "50")]).await;
+    let b = broker(
+        dir.path(),
+        &[
+            ("log.retention.check.interval.ms", "50"),
+            ("internal.topic.configs.enable", "true"),
+        ],
+    )
+    .await;
     let mut c = Client::connect(b.kafka_addrs[0]).await;
     let configs = [
         ("internal.segment.bytes", "1000"),
@@ -621,5 +638,18 @@ async fn a_manual_assignment_obeys_the_partition_limit_too() {
     let spec = topic("many", -1, -1).with_assignments(assignments);
     let (error, message) = create(&mut c, spec, true).await;
     assert_eq!(error, 37, "INVALID_PARTITIONS: {message:?}");
+    b.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_configs_are_refused_from_clients_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path(), &[]).await;
+    let mut c = Client::connect(b.kafka_addrs[0]).await;
+    let configs = vec![CreatableTopicConfig::default()
+        .with_name(StrBytes::from_static_str("internal.segment.bytes"))
+        .with_value(Some(StrBytes::from_static_str("100")))];
+    let (error, message) = create(&mut c, topic("tiny", 1, 1).with_configs(configs), false).await;
+    assert_eq!(error, 40, "INVALID_CONFIG: {message:?}");
     b.abort();
 }

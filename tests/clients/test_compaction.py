@@ -15,7 +15,8 @@ from kafka.errors import InvalidRecordError
 
 from standalone import Broker
 
-CLEANER_FLAGS = ("--log.cleaner.backoff.ms=200",)
+# internal.* topic configs (tiny segments) are for tests: the broker must allow them.
+CLEANER_FLAGS = ("--log.cleaner.backoff.ms=200", "--internal.topic.configs.enable=true")
 
 
 def wait_for(predicate, timeout=60, what="condition"):

@@ -416,15 +416,18 @@ impl Broker {
                 warn!(error = %err, "failed to deregister");
             }
         }
+        // The flusher finishes what it has and stops before the logs close: a flush and
+        // a close must not both replace a log's small files (they share temporary names).
+        self.replicas.flusher().stop();
+        if let Some(threads) = self.flusher_threads.take() {
+            let _ = tokio::task::spawn_blocking(move || threads.join()).await;
+        }
         let replicas = self.replicas.clone();
         let closed = tokio::task::spawn_blocking(move || replicas.shutdown())
             .await
             .map_err(|e| Error::Startup {
                 reason: format!("log shutdown task failed: {e}"),
             })?;
-        if let Some(threads) = self.flusher_threads.take() {
-            let _ = tokio::task::spawn_blocking(move || threads.join()).await;
-        }
         if self.owns_store {
             self.store.close();
         }

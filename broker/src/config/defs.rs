@@ -82,6 +82,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     BrokerKey { name: "delete.topic.enable", kind: Kind::Bool, default: Some("true"), doc: "Allow DeleteTopics." },
     BrokerKey { name: "auto.create.topics.enable", kind: Kind::Bool, default: Some("true"), doc: "Create a topic when Metadata asks for it and the client allows it." },
     BrokerKey { name: "log.segment.bytes", kind: Kind::Int { min: 1_048_576, max: I32 }, default: Some("1073741824"), doc: "Roll a segment once it would grow past this size (at least 1 MiB, as Kafka 4)." },
+    BrokerKey { name: "internal.topic.configs.enable", kind: Kind::Bool, default: Some("false"), doc: "Internal, for tests: lets clients set internal.* configs (tiny segments) on topics and as dynamic broker configs; off, they are refused (a client could otherwise exhaust file descriptors with one segment per batch)." },
     BrokerKey { name: "internal.log.segment.bytes", kind: Kind::Int { min: 1, max: I32 }, default: None, doc: "Internal, for tests: overrides log.segment.bytes without its 1 MiB lower bound (Kafka's internal.segment.bytes). Not listed by DescribeConfigs." },
     BrokerKey { name: "log.roll.ms", kind: Kind::Long { min: 1 }, default: None, doc: "Roll a segment once its first batch is this old; defaults to log.roll.hours." },
     BrokerKey { name: "log.roll.hours", kind: Kind::Int { min: 1, max: I32 }, default: Some("168"), doc: "log.roll.ms in hours." },

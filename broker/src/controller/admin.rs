@@ -79,6 +79,7 @@ impl Controller {
         }
         validate_overrides(&spec.configs)
             .map_err(|(key, reason)| AdminError::InvalidConfig(format!("{key}: {reason}")))?;
+        self.check_internal_keys(Some(&spec.name), spec.configs.keys())?;
         let replicas = if spec.assignments.is_empty() {
             let partitions = if spec.partitions == -1 {
                 self.defaults.num_partitions
@@ -396,6 +397,13 @@ impl Controller {
         )?;
         validate_overrides(&configs)
             .map_err(|(key, reason)| AdminError::InvalidConfig(format!("{key}: {reason}")))?;
+        self.check_internal_keys(
+            Some(name),
+            configs
+                .iter()
+                .filter(|(k, v)| record.configs.get(*k) != Some(*v))
+                .map(|(k, _)| k),
+        )?;
         if validate_only {
             return Ok(image.revision);
         }
@@ -433,6 +441,13 @@ impl Controller {
                     .map(|(v, _)| split_list(&v))
                     .unwrap_or_default()
             },
+        )?;
+        self.check_internal_keys(
+            None,
+            configs
+                .iter()
+                .filter(|(k, v)| current.and_then(|c| c.value.get(*k)) != Some(*v))
+                .map(|(k, _)| k),
         )?;
         for (key, value) in &configs {
             let Some(def) = broker_key(key) else {

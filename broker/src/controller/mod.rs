@@ -111,6 +111,28 @@ fn live_racks(image: &MetadataImage) -> BTreeMap<i32, Option<String>> {
 const UNCLEAN: &str = "unclean.leader.election.enable";
 
 impl Controller {
+    /// Refuses internal (test-only) keys from clients unless this broker allows them;
+    /// the group coordinator's own topic may use them.
+    fn check_internal_keys<'a>(
+        &self,
+        topic: Option<&str>,
+        keys: impl IntoIterator<Item = &'a String>,
+    ) -> Result<(), AdminError> {
+        if self.config.bool("internal.topic.configs.enable")
+            || topic.is_some_and(crate::group::is_internal)
+        {
+            return Ok(());
+        }
+        match keys.into_iter().find(|k| crate::config::defs::is_internal(k)) {
+            Some(key) => Err(AdminError::InvalidConfig(format!(
+                "{key} is internal (for tests); the broker refuses it unless internal.topic.configs.enable is set"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Controller {
     /// Whether `topic` allows unclean leader election: its override, else the dynamic
     /// cluster default, else this controller's static setting.
     fn unclean_allowed(&self, image: &MetadataImage, topic: &str) -> bool {

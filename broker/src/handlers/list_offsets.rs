@@ -78,8 +78,8 @@ fn lookup(
     if timestamp < -3 || (timestamp == -3 && version < 7) {
         return Err(code(ResponseError::InvalidRequest));
     }
-    let answer = partition
-        .list_offset(timestamp, epoch)
+    // Timestamp lookups read segment files: off the async workers.
+    let answer = crate::blocking::run(|| partition.list_offset(timestamp, epoch))
         .map_err(|e| replica(&e))?;
     Ok((answer.offset, answer.timestamp, answer.leader_epoch))
 }

@@ -34,7 +34,7 @@ use super::segment::{
     cleaned_marker_path, remove_segment_files, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
 use super::segment::{file_name, scan_batches, AppendMeta, ScanEnd, Segment};
-use crate::records::batch::{set_last_offset, BatchHeader};
+use crate::records::batch::{set_last_offset, set_log_append_time, BatchHeader};
 use crate::records::codec;
 
 /// The directory, inside a partition's, where cleaned segments are written.
@@ -78,9 +78,12 @@ pub struct CleanPlan {
 }
 
 /// One group's cleaned segment in the staging directory.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Output {
     pub base: i64,
+    /// The offset after the segments it replaces (the next segment's base): a swap
+    /// names it, so an interrupted install removes exactly those segments.
+    pub end: i64,
     /// The segments it replaces.
     pub replaces: Vec<i64>,
     /// Nothing survived: the old segments are simply deleted.
@@ -284,6 +287,10 @@ fn filter_batch(
     }
     let mut out = codec::encode(&kept, set.compression)?;
     set_last_offset(&mut out, header.last_offset());
+    if header.is_log_append_time() {
+        // The encoder writes CreateTime: restore the broker's stamp and its type.
+        set_log_append_time(&mut out, header.max_timestamp);
+    }
     Ok(Kept::Some(out))
 }
 
@@ -319,6 +326,7 @@ pub fn write_cleaned(
     };
     let mut outputs = Vec::new();
     let retention = policy.delete_retention_ms;
+    let bases: Vec<i64> = plan.groups.iter().flatten().map(|i| i.base).collect();
     for group in &plan.groups {
         // Only segments below the map's end: the rest wait for the next pass.
         let group: Vec<Input> = group.iter().filter(|i| i.base < end).cloned().collect();
@@ -345,8 +353,15 @@ pub fn write_cleaned(
         if !segment.is_empty() {
             report.segments_out += 1;
         }
+        let last = group.last().map_or(base, |i| i.base);
+        let group_end = bases
+            .iter()
+            .copied()
+            .find(|b| *b > last)
+            .unwrap_or(plan.end);
         outputs.push(Output {
             base,
+            end: group_end,
             replaces: group.iter().map(|i| i.base).collect(),
             empty: segment.is_empty(),
         });
@@ -365,10 +380,10 @@ fn remove_if_present(fs: &dyn FileSystem, path: &Path) -> io::Result<()> {
 /// The commit point: the staged log becomes `<base>.log.swap` in the partition directory,
 /// made durable together with its cleaned marker (a marker left by a pass that crashed
 /// before this sits on a segment below the recovery point, which was synced whole).
-pub fn commit_swap(fs: &dyn FileSystem, dir: &Path, base: i64) -> io::Result<()> {
+pub fn commit_swap(fs: &dyn FileSystem, dir: &Path, base: i64, end: i64) -> io::Result<()> {
     mark_cleaned(fs, dir, base)?;
     let staged = dir.join(STAGING_DIR).join(file_name(base, LOG_SUFFIX));
-    fs.rename(&staged, &swap_path(dir, base))?;
+    fs.rename(&staged, &swap_path(dir, base, Some(end)))?;
     fs.sync_dir(dir)
 }
 
@@ -380,12 +395,32 @@ fn mark_cleaned(fs: &dyn FileSystem, dir: &Path, base: i64) -> io::Result<()> {
     Ok(())
 }
 
-fn swap_path(dir: &Path, base: i64) -> PathBuf {
-    dir.join(format!("{}{SWAP_SUFFIX}", file_name(base, LOG_SUFFIX)))
+/// `<base>.log.<end>.swap` (`<base>.log.swap` from before swaps named their end).
+fn swap_path(dir: &Path, base: i64, end: Option<i64>) -> PathBuf {
+    match end {
+        Some(end) => dir.join(format!(
+            "{}.{end:020}{SWAP_SUFFIX}",
+            file_name(base, LOG_SUFFIX)
+        )),
+        None => dir.join(format!("{}{SWAP_SUFFIX}", file_name(base, LOG_SUFFIX))),
+    }
+}
+
+/// (base, end) of a swap file's name.
+fn parse_swap_name(name: &str) -> Option<(i64, Option<i64>)> {
+    let stem = name.strip_suffix(SWAP_SUFFIX)?;
+    if let Some(base) = super::segment::parse_log_file_name(stem) {
+        return Some((base, None));
+    }
+    let (log, end) = stem.rsplit_once('.')?;
+    Some((
+        super::segment::parse_log_file_name(log)?,
+        Some(end.parse().ok()?),
+    ))
 }
 
 /// After the old segments are gone: the staged indexes and the swap take their names.
-pub fn finish_swap(fs: &dyn FileSystem, dir: &Path, base: i64) -> io::Result<()> {
+pub fn finish_swap(fs: &dyn FileSystem, dir: &Path, base: i64, end: Option<i64>) -> io::Result<()> {
     let staging = dir.join(STAGING_DIR);
     for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
         let staged = staging.join(file_name(base, suffix));
@@ -398,7 +433,7 @@ pub fn finish_swap(fs: &dyn FileSystem, dir: &Path, base: i64) -> io::Result<()>
     // Removing the replaced segments removed the marker at this base too.
     mark_cleaned(fs, dir, base)?;
     fs.rename(
-        &swap_path(dir, base),
+        &swap_path(dir, base, end),
         &dir.join(file_name(base, LOG_SUFFIX)),
     )?;
     fs.sync_dir(dir)
@@ -414,13 +449,13 @@ pub fn finish_interrupted(fs: &dyn FileSystem, dir: &Path) -> io::Result<usize> 
         .collect();
     let mut completed = 0;
     for entry in &entries {
-        let Some(stem) = entry.name.strip_suffix(SWAP_SUFFIX) else {
+        let Some((base, swap_end)) = parse_swap_name(&entry.name) else {
             continue;
         };
-        let Some(base) = super::segment::parse_log_file_name(stem) else {
-            continue;
-        };
-        let swap = fs.open(&swap_path(dir, base), super::io::OpenMode::Existing)?;
+        let swap = fs.open(
+            &swap_path(dir, base, swap_end),
+            super::io::OpenMode::Existing,
+        )?;
         let len = swap.len()?;
         let mut last = base;
         let end = scan_batches(swap.as_ref(), 0, len, true, &mut |_, h, _| {
@@ -430,13 +465,16 @@ pub fn finish_interrupted(fs: &dyn FileSystem, dir: &Path) -> io::Result<usize> 
         if end != ScanEnd::Complete {
             // Never happens to a swap fsynced before its rename; keep the old segments.
             warn!(dir = %dir.display(), base_offset = base, "discarding a damaged cleaned segment");
-            fs.remove_file(&swap_path(dir, base))?;
+            fs.remove_file(&swap_path(dir, base, swap_end))?;
             continue;
         }
-        for &old in logs.iter().filter(|&&b| b >= base && b <= last) {
+        // Exactly the segments the swap replaces: [base, end). A swap named before ends
+        // were recorded covers what its batches reach.
+        let replaced = |b: i64| b >= base && swap_end.map_or(b <= last, |end| b < end);
+        for &old in logs.iter().filter(|&&b| replaced(b)) {
             remove_segment_files(fs, dir, old)?;
         }
-        finish_swap(fs, dir, base)?;
+        finish_swap(fs, dir, base, swap_end)?;
         info!(dir = %dir.display(), base_offset = base, last_offset = last, "completed an interrupted cleaning swap");
         completed += 1;
     }

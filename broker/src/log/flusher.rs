@@ -296,6 +296,16 @@ fn flush(inner: &Inner, targets: &[Arc<dyn FlushTarget>]) {
 /// Writes the ticket's small files (snapshots, epoch checkpoint), each replaced
 /// atomically; false if one failed (the log then goes offline).
 fn write_files(inner: &Inner, ticket: &FlushTicket, target: &dyn FlushTarget) -> bool {
+    if ticket.writes.is_empty() {
+        return true;
+    }
+    // The partition may have been deleted (and its topic created again under the same
+    // name) since the ticket was taken: never write one incarnation's files into another's.
+    let owner = super::partition_log::read_topic_id(inner.fs.as_ref(), &ticket.partition_dir);
+    if !matches!(owner, Ok(Some(id)) if id == ticket.topic_id) {
+        warn!(partition = %target.describe(), "not writing a log's files: its directory belongs to another incarnation or is gone");
+        return false;
+    }
     for (path, contents) in &ticket.writes {
         if let Err(err) = write_atomic(inner.fs.as_ref(), path, contents) {
             inner.stats.failures.fetch_add(1, Ordering::Relaxed);
@@ -387,6 +397,7 @@ mod tests {
                 files: Vec::new(),
                 dir: None,
                 partition_dir: PathBuf::from("/nowhere/p-0"),
+                topic_id: uuid::Uuid::nil(),
                 target_offset: 0,
                 recovery_point: 0,
             })
@@ -496,6 +507,7 @@ mod tests {
                 files: vec![self.file.clone()],
                 dir: None,
                 partition_dir: self.partition_dir.clone(),
+                topic_id: uuid::Uuid::nil(),
                 target_offset: 0,
                 recovery_point: 0,
             })

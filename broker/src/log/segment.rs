@@ -191,6 +191,11 @@ impl Segment {
     /// when the flusher next syncs the partition directory.
     pub fn create(fs: &dyn FileSystem, dir: &Path, base_offset: i64) -> io::Result<Segment> {
         let [log_path, index_path, time_path] = segment_paths(dir, base_offset);
+        // A marker left at this base by an older segment must not vouch for this one.
+        let marker = cleaned_marker_path(dir, base_offset);
+        if fs.exists(&marker) {
+            fs.remove_file(&marker)?;
+        }
         let log = fs.open(&log_path, OpenMode::Create)?;
         log.set_len(0)?;
         let (mut index, _) = OffsetIndex::open(fs, &index_path, base_offset, 0)?;
@@ -606,6 +611,28 @@ pub fn read_batches(
         bytes: Bytes::from(buf),
         next_offset,
     })
+}
+
+/// The largest batch timestamp among the batches of `plan` that end at or below `upto`,
+/// and that batch's base offset (the earliest on a tie). Reads only batch headers.
+pub fn max_timestamp_in(plan: &ReadPlan, upto: i64) -> io::Result<Option<(i64, i64)>> {
+    let mut max: Option<(i64, i64)> = None;
+    scan_batches(
+        plan.file.as_ref(),
+        0,
+        plan.end_pos,
+        false,
+        &mut |_, header, _| {
+            if header.next_offset() > upto {
+                return Ok(false);
+            }
+            if max.is_none_or(|(ts, _)| header.max_timestamp > ts) {
+                max = Some((header.max_timestamp, header.base_offset));
+            }
+            Ok(true)
+        },
+    )?;
+    Ok(max.filter(|(ts, _)| *ts >= 0))
 }
 
 /// The first record at or after `timestamp` below `high_watermark`, scanning from `from`:

@@ -455,7 +455,15 @@ impl EmbeddedStore {
         }
         let mut state = self.lock()?;
         for id in expired {
-            self.revoke_locked(&mut state, id)?;
+            // A keep-alive may have come in while this waited for the state's lock.
+            let still_expired = self
+                .leases()
+                .live
+                .get(&id)
+                .is_some_and(|l| l.deadline <= Instant::now());
+            if still_expired {
+                self.revoke_locked(&mut state, id)?;
+            }
         }
         Ok(())
     }
@@ -498,7 +506,8 @@ async fn reap_leases(store: Weak<EmbeddedStore>) {
         let Some(store) = store.upgrade() else {
             return;
         };
-        match store.expire_leases() {
+        // Expiry commits (a WAL fsync): off the async workers, like every write.
+        match crate::blocking::run(|| store.expire_leases()) {
             Ok(()) => {}
             Err(Error::StoreClosed) => return,
             Err(err) => warn!(error = %err, "failed to expire metadata leases"),

@@ -238,6 +238,11 @@ impl LiveStats {
                 replicas.recovery.logs_opened.load(Ordering::Relaxed),
             ),
             (
+                "runnel_log_open_failures",
+                "Partition logs that failed to open and stayed offline until tried again",
+                replicas.recovery.open_failures.load(Ordering::Relaxed),
+            ),
+            (
                 "runnel_log_recovered_segments",
                 "Segments recovered by CRC scan at start",
                 replicas.recovery.segments_recovered.load(Ordering::Relaxed),

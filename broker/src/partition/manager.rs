@@ -23,6 +23,8 @@ use crate::metadata::schema::{PartitionRecord, TopicRecord};
 #[derive(Debug, Default)]
 pub struct RecoveryStats {
     pub logs_opened: AtomicU64,
+    /// Logs that failed to open (left offline, tried again at the next metadata change).
+    pub open_failures: AtomicU64,
     pub segments_recovered: AtomicU64,
     pub bytes_truncated: AtomicU64,
     pub segments_dropped: AtomicU64,
@@ -228,6 +230,7 @@ impl ReplicaManager {
             }
             Err(err) => {
                 error!(topic = %name, partition = index, error = %err, "failed to open the partition's log; it is offline on this broker");
+                self.recovery.open_failures.fetch_add(1, Ordering::Relaxed);
                 self.failed
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
@@ -244,11 +247,19 @@ impl ReplicaManager {
         config: &TopicConfig,
     ) -> Result<crate::log::partition_log::PartitionLog> {
         let log_config = config.log_config(&self.broker);
+        let key = (name.to_string(), index);
+        // A directory that failed to open before is opened again, never created over.
         let local = self
             .local
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&(name.to_string(), index));
+            .remove(&key)
+            .or_else(|| {
+                self.failed_local
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&key)
+            });
         if let Some(local) = local {
             let found = read_topic_id(self.logs.fs().as_ref(), &local.path)
                 .ok()

@@ -23,7 +23,9 @@ use crate::log::cleaner::{write_cleaned, CleanPolicy, CleanReport};
 use crate::log::flusher::{FlushTarget, Flusher};
 use crate::log::partition_log::{AppendError, AppendInfo, FlushTicket, PartitionLog, ReadError};
 use crate::log::producer_state::SequenceError;
-use crate::log::segment::{find_by_timestamp, read_batches, ReadBatches, ReadPlan};
+use crate::log::segment::{
+    find_by_timestamp, max_timestamp_in, read_batches, ReadBatches, ReadPlan,
+};
 use crate::metadata::schema::{IsrMember, PartitionRecord};
 use crate::records::validate::{validate_produce_batch, Invalid};
 
@@ -174,6 +176,10 @@ pub struct Partition {
     topic_id: Uuid,
     broker_id: i32,
     log: Mutex<PartitionLog>,
+    /// Held by what removes or replaces segments (cleaning installs, retention,
+    /// DeleteRecords, deletion), which run on blocking threads; never by produce or
+    /// fetch, so a slow directory fsync there stalls neither.
+    housekeeping: Mutex<()>,
     state: RwLock<ReplicaState>,
     config: RwLock<Arc<TopicConfig>>,
     broker: Arc<Config>,
@@ -221,6 +227,7 @@ impl Partition {
             topic_id: log.topic_id(),
             broker_id,
             log: Mutex::new(log),
+            housekeeping: Mutex::new(()),
             state: RwLock::new(state),
             config: RwLock::new(config),
             broker,
@@ -363,6 +370,7 @@ impl Partition {
             });
         }
         let (log_end, log_start) = (log.log_end_offset(), log.log_start_offset());
+        let rolled = log.has_pending_roll();
         drop(log);
         self.bytes_in
             .fetch_add(records.len() as u64, Ordering::Relaxed);
@@ -377,6 +385,7 @@ impl Partition {
         });
         match self.flush_mode() {
             FlushMode::Durable => self.flusher.request(self.clone()),
+            FlushMode::Interval if rolled => self.flusher.request(self.clone()),
             FlushMode::Interval => {
                 self.note_unflushed(info.last_offset - info.base_offset + 1, &config)
             }
@@ -574,15 +583,26 @@ impl Partition {
                     timestamp: -1,
                     leader_epoch: -1,
                 };
-                let found = log
-                    .max_timestamp_below(high_watermark)
-                    .map_err(|_| ReplicaError::Storage)?;
-                let Some((timestamp, hint, plan)) = found else {
-                    return Ok(none);
-                };
+                let (full, partial) = log.max_timestamp_plan(high_watermark);
+                let log_start = log.log_start_offset();
                 let budget = log.config().decompression_budget;
                 let epochs = log.epochs().entries().to_vec();
                 drop(log);
+                // The segment holding the high watermark is scanned without the lock.
+                let partial = match partial {
+                    Some(plan) => max_timestamp_in(&plan, high_watermark)
+                        .map_err(|_| ReplicaError::Storage)?
+                        .filter(|(_, offset)| *offset >= log_start)
+                        .map(|(ts, offset)| (ts, offset, plan)),
+                    None => None,
+                };
+                let best = match (full, partial) {
+                    (Some(f), Some(p)) => Some(if p.0 > f.0 { p } else { f }),
+                    (f, p) => f.or(p),
+                };
+                let Some((timestamp, hint, plan)) = best else {
+                    return Ok(none);
+                };
                 // The record itself, not its batch: walk the batch from the hint.
                 let found = find_by_timestamp(&plan, hint, timestamp, high_watermark, budget)
                     .map_err(|_| ReplicaError::Storage)?;
@@ -649,6 +669,7 @@ impl Partition {
         if !config.delete {
             return Ok(());
         }
+        let _housekeeping = lock(&self.housekeeping);
         let mut log = lock(&self.log);
         if log.is_offline() {
             return Ok(());
@@ -705,8 +726,17 @@ impl Partition {
                 source,
             }
         })?;
+        // The swap's directory fsyncs run without the log's lock (produce and fetch go
+        // on); retention, DeleteRecords and deletion wait for it.
+        let _housekeeping = lock(&self.housekeeping);
+        let install = match lock(&self.log).plan_install(&outputs) {
+            Ok(install) => install,
+            Err(crate::error::Error::LogOffline { .. }) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        let done = install.run();
         let mut log = lock(&self.log);
-        if let Err(err) = log.install_cleaned(&outputs, &report) {
+        if let Err(err) = log.finish_install(done, &report) {
             // Half-installed segments are only safe to serve after the next start
             // completes the swap.
             log.set_offline();
@@ -726,6 +756,7 @@ impl Partition {
         if target < 0 || target > high_watermark {
             return Err(ReplicaError::OffsetOutOfRange);
         }
+        let _housekeeping = lock(&self.housekeeping);
         let mut log = self.online_log()?;
         let start = match log.advance_log_start(target) {
             Ok(start) => start,
@@ -749,6 +780,7 @@ impl Partition {
         state.role = Role::Follower;
         state.leader = -1;
         self.apply_state(state);
+        let _housekeeping = lock(&self.housekeeping);
         lock(&self.log).delete_dir()
     }
 

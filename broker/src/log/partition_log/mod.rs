@@ -25,7 +25,7 @@ use uuid::Uuid;
 use super::epochs::LeaderEpochCache;
 use super::io::{create_dir_durable, read_file, sync_parent, write_atomic, FileSystem, LogFile};
 use super::producer_state::{snapshot_name, Check, ProducerState, SequenceError};
-use super::segment::{remove_segment_files, scan_batches, AppendMeta, ReadPlan, Segment};
+use super::segment::{remove_segment_files, AppendMeta, ReadPlan, Segment};
 use crate::error::{Error, Result};
 use crate::records::batch::{self, BatchHeader};
 use crate::records::validate::ValidBatch;
@@ -103,6 +103,9 @@ pub struct FlushTicket {
     pub dir: Option<PathBuf>,
     /// The partition directory (always), so a flusher can sync its whole volume instead.
     pub partition_dir: PathBuf,
+    /// The topic incarnation the files belong to: `writes` go only into a directory
+    /// whose `partition.metadata` still names it.
+    pub topic_id: Uuid,
     /// Every offset below this is durable once the files are synced.
     pub target_offset: i64,
     /// Every segment below this base offset is fully synced, indexes included.
@@ -193,6 +196,16 @@ impl PartitionLog {
         topic_id: Uuid,
         config: LogConfig,
     ) -> Result<PartitionLog> {
+        if fs.exists(dir) {
+            // Creating over a directory would truncate its first segment: whatever is
+            // there is opened (or set aside), never overwritten.
+            return Err(Error::Startup {
+                reason: format!(
+                    "cannot create the partition log {}: the directory exists",
+                    dir.display()
+                ),
+            });
+        }
         create_dir_durable(fs.as_ref(), dir)?;
         write_atomic(
             fs.as_ref(),
@@ -412,54 +425,34 @@ impl PartitionLog {
         Ok(segment.map(|s| s.read_plan(offset)))
     }
 
-    /// The largest record timestamp below `upto` (the high watermark) and where to look
-    /// for its record, for ListOffsets MAX_TIMESTAMP: (timestamp, an offset at or before
-    /// that record within its batch, the segment's read plan). The earliest wins a tie.
-    /// The offset is exact when the segment was appended to in this process and the
-    /// batch's base offset after recovery; the caller walks the batch's records from it.
-    pub fn max_timestamp_below(&self, upto: i64) -> Result<Option<(i64, i64, ReadPlan)>> {
+    /// Where the largest record timestamp below `upto` (the high watermark) can be, for
+    /// ListOffsets MAX_TIMESTAMP, planned under the lock and scanned after it: the best
+    /// of the segments wholly below `upto` (timestamp, an offset at or before its record,
+    /// the segment's plan; the earliest wins a tie), and the plan of the segment holding
+    /// `upto`, whose batches below it [`max_timestamp_in`] reads.
+    pub fn max_timestamp_plan(
+        &self,
+        upto: i64,
+    ) -> (Option<(i64, i64, ReadPlan)>, Option<ReadPlan>) {
         let mut best: Option<(i64, i64, ReadPlan)> = None;
+        let mut partial = None;
         for segment in self.segments.values() {
             if segment.is_empty() || segment.base_offset() >= upto {
                 break;
             }
-            let candidate = if segment.next_offset() <= upto {
-                (segment.max_timestamp() >= 0)
-                    .then(|| (segment.max_timestamp(), segment.offset_of_max_timestamp()))
-            } else {
-                // The segment holding the high watermark: only its batches below it.
-                let plan = segment.read_plan(segment.base_offset());
-                let mut max: Option<(i64, i64)> = None;
-                scan_batches(
-                    plan.file.as_ref(),
-                    0,
-                    plan.end_pos,
-                    false,
-                    &mut |_, header, _| {
-                        if header.next_offset() > upto {
-                            return Ok(false);
-                        }
-                        if max.is_none_or(|(ts, _)| header.max_timestamp > ts) {
-                            max = Some((header.max_timestamp, header.base_offset));
-                        }
-                        Ok(true)
-                    },
-                )
-                .map_err(|source| Error::ReadFile {
-                    path: self.dir.clone(),
-                    source,
-                })?;
-                max.filter(|(ts, _)| *ts >= 0)
-            };
-            let Some((timestamp, offset)) = candidate else {
-                continue;
-            };
-            if offset < self.log_start_offset || best.as_ref().is_some_and(|b| b.0 >= timestamp) {
+            if segment.next_offset() > upto {
+                partial = Some(segment.read_plan(segment.base_offset()));
+                break;
+            }
+            let (timestamp, offset) = (segment.max_timestamp(), segment.offset_of_max_timestamp());
+            if timestamp < 0 || offset < self.log_start_offset {
                 continue;
             }
-            best = Some((timestamp, offset, segment.read_plan(offset)));
+            if best.as_ref().is_none_or(|b| timestamp > b.0) {
+                best = Some((timestamp, offset, segment.read_plan(offset)));
+            }
         }
-        Ok(best)
+        (best, partial)
     }
 
     /// Plans for finding the first record at or after `timestamp`: every segment that
@@ -537,6 +530,7 @@ impl PartitionLog {
             files,
             dir,
             partition_dir: self.dir.clone(),
+            topic_id: self.topic_id,
             target_offset: target,
             recovery_point: self.active().base_offset(),
         })
@@ -572,6 +566,13 @@ impl PartitionLog {
         self.pending_files.clear();
         self.dir_sync_pending = false;
         Ok(())
+    }
+
+    /// A segment rolled since the last flush: its files (and the producer snapshot) wait
+    /// for the flusher. Interval mode flushes then, as Kafka flushes a segment at roll,
+    /// so the recovery point (and compaction, which stays below it) moves on.
+    pub fn has_pending_roll(&self) -> bool {
+        !self.pending_files.is_empty()
     }
 
     pub fn log_end_offset(&self) -> i64 {

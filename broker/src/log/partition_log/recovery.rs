@@ -61,7 +61,12 @@ impl PartitionLog {
         let mut previous: Option<(i64, bool)> = None;
         for (i, &base) in bases.iter().enumerate() {
             if let Some((end, cleaned)) = previous {
-                if base < end || (base > end && !cleaned) {
+                // A gap is compaction's when the segment before it was written by the
+                // cleaner (its marker), or when it lies below this log's own checkpointed
+                // recovery point (everything there was synced whole; logs compacted
+                // before markers existed rely on it).
+                let below_recovery_point = options.recovery_point.is_some_and(|rp| base <= rp);
+                if base < end || (base > end && !cleaned && !below_recovery_point) {
                     // A directory fsync persists every entry the directory holds, so
                     // after a power cut a later segment can exist while an earlier one
                     // lost its unsynced tail. Nothing in the lost part was acknowledged
