@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod partition;
 pub mod protocol;
 pub mod records;
+pub mod rpc;
 pub mod server;
 pub mod telemetry;
 #[cfg(feature = "test-support")]

@@ -39,6 +39,8 @@ use crate::metadata::schema::{
 use crate::metadata::store::{Compare, MetadataStore, Op, OpResult, Txn};
 use crate::metrics::Metrics;
 use crate::partition::manager::ReplicaManager;
+use crate::rpc::admin::AdminService;
+use crate::rpc::forward::GrpcForward;
 use crate::server::listener::{self, KafkaListener};
 use registration::{keep_alive, register_at_start, Registered};
 
@@ -52,6 +54,8 @@ pub struct Broker {
     /// Bound Kafka listener addresses, in `listeners` order.
     pub kafka_addrs: Vec<SocketAddr>,
     pub http_addr: SocketAddr,
+    /// Bound address of the admin gRPC service.
+    pub admin_addr: SocketAddr,
     pub metrics: Arc<Metrics>,
     pub replicas: Arc<ReplicaManager>,
     pub cache: Arc<MetadataCache>,
@@ -154,6 +158,7 @@ impl Broker {
             });
         }
         let http = bind(&config.http_listener, "HTTP").await?;
+        let admin_tcp = bind(&config.admin_listener, "admin gRPC").await?;
         let kafka_addrs: Vec<SocketAddr> = kafka
             .iter()
             .map(|l| l.tcp.local_addr())
@@ -168,6 +173,13 @@ impl Broker {
             addr: config.http_listener.clone(),
             source,
         })?;
+        let admin_addr = admin_tcp
+            .local_addr()
+            .map_err(|source| Error::BindListener {
+                what: "admin gRPC",
+                addr: config.admin_listener.clone(),
+                source,
+            })?;
         // An advertised port of 0 means "the port the listener got" (tests bind port 0).
         let endpoints: Vec<Endpoint> = config
             .advertised_listeners
@@ -210,10 +222,16 @@ impl Broker {
         let replicas = Arc::new(ReplicaManager::new(config.clone(), logs, flusher)?);
         metrics.attach(replicas.clone());
 
+        let admin_endpoint = crate::rpc::advertised_admin(
+            config.admin_advertised_listener.as_deref(),
+            admin_addr,
+            endpoints.first().map_or("localhost", |e| e.host.as_str()),
+        );
         let broker_registration = BrokerRegistration {
             id: config.broker_id,
             endpoints,
             rack: config.rack.clone(),
+            admin_endpoint: Some(admin_endpoint),
         };
         let registered = register_at_start(
             store.as_ref(),
@@ -268,8 +286,28 @@ impl Broker {
             lease_tx,
         )));
         background.push(tokio::spawn(controller.clone().run(lease_rx)));
-        let admin: Arc<dyn ControllerService> =
-            Arc::new(Controllers::new(controller.clone(), cache.clone(), None));
+        // Forwarding exists in both modes: standalone, the controller is this process.
+        let forward = Arc::new(GrpcForward::new(
+            config.broker_id,
+            cache.clone(),
+            replicas.clone(),
+        ));
+        let controllers = Arc::new(Controllers::new(
+            controller.clone(),
+            cache.clone(),
+            Some(forward.clone()),
+        ));
+        let admin: Arc<dyn ControllerService> = controllers.clone();
+        let admin_service = AdminService::new(cache.clone(), controller.clone(), admin.clone());
+        metrics.attach_admin(controllers, forward, admin_service.refused.clone());
+        let oversized = admin_service.refused.oversized.clone();
+        background.push(tokio::spawn(crate::rpc::serve(
+            admin_tcp,
+            admin_service,
+            config.admin_max_message_bytes,
+            oversized,
+            shutdown.clone(),
+        )));
         background.push(tokio::spawn(track_readiness(
             cache.clone(),
             registration.clone(),
@@ -365,6 +403,7 @@ impl Broker {
             broker = config.broker_id,
             kafka = ?kafka_addrs,
             http = %http_addr,
+            admin = %admin_addr,
             cluster_id = %cluster_id,
             flush_mode = ?config.flush_mode,
             "broker started"
@@ -372,6 +411,7 @@ impl Broker {
         Ok(Broker {
             kafka_addrs,
             http_addr,
+            admin_addr,
             metrics,
             replicas,
             cache,

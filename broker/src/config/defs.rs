@@ -134,6 +134,9 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     BrokerKey { name: "max.connections", kind: Kind::Int { min: 1, max: I32 }, default: Some("100000"), doc: "The most client connections at once; new ones wait above it." },
     BrokerKey { name: "connections.max.idle.ms", kind: Kind::Long { min: 1 }, default: Some("600000"), doc: "Close a connection that sent nothing for this long." },
     BrokerKey { name: "http.listener", kind: Kind::String, default: Some("localhost:9095"), doc: "host:port of the HTTP endpoint serving /healthz, /readyz and /metrics." },
+    BrokerKey { name: "admin.listener", kind: Kind::String, default: Some("localhost:9096"), doc: "host:port of the admin/watch gRPC service (broker/proto/runnel.proto): what the operator, the console and other brokers forwarding admin requests to the controller use." },
+    BrokerKey { name: "admin.advertised.listener", kind: Kind::String, default: None, doc: "host:port other brokers and clients reach the admin service at; defaults to admin.listener (with the bound port when it is 0, and the first advertised listener's host when it binds every interface)." },
+    BrokerKey { name: "admin.max.message.bytes", kind: Kind::Int { min: 1024, max: I32 }, default: Some("4194304"), doc: "The largest gRPC message the admin service accepts; larger ones are refused (OUT_OF_RANGE) and counted." },
     BrokerKey { name: "metadata.lease.ttl.ms", kind: Kind::Long { min: 2000 }, default: Some("10000"), doc: "TTL of this broker's registration lease in the metadata store." },
     BrokerKey { name: "shutdown.timeout.ms", kind: Kind::Long { min: 0 }, default: Some("30000"), doc: "How long a graceful shutdown waits for in-flight requests." },
 ];

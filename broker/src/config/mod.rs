@@ -136,6 +136,9 @@ pub struct Config {
     pub max_connections: usize,
     pub connections_max_idle: Duration,
     pub http_listener: String,
+    pub admin_listener: String,
+    pub admin_advertised_listener: Option<String>,
+    pub admin_max_message_bytes: usize,
     pub lease_ttl: Duration,
     pub checkpoint_interval: Duration,
     pub retention_check_interval: Duration,
@@ -390,6 +393,9 @@ impl Config {
             max_connections: 0,
             connections_max_idle: Duration::ZERO,
             http_listener: String::new(),
+            admin_listener: String::new(),
+            admin_advertised_listener: None,
+            admin_max_message_bytes: 0,
             lease_ttl: Duration::ZERO,
             checkpoint_interval: Duration::ZERO,
             retention_check_interval: Duration::ZERO,
@@ -464,6 +470,12 @@ impl Config {
         self.max_connections = self.int("max.connections")? as usize;
         self.connections_max_idle = self.millis("connections.max.idle.ms")?;
         self.http_listener = self.value("http.listener").unwrap_or_default().to_string();
+        self.admin_listener = self.value("admin.listener").unwrap_or_default().to_string();
+        self.admin_advertised_listener = self
+            .value("admin.advertised.listener")
+            .filter(|v| !v.is_empty())
+            .map(str::to_string);
+        self.admin_max_message_bytes = self.int("admin.max.message.bytes")? as usize;
         self.lease_ttl = self.millis("metadata.lease.ttl.ms")?;
         self.checkpoint_interval = self.millis("log.flush.offset.checkpoint.interval.ms")?;
         self.retention_check_interval = self.millis("log.retention.check.interval.ms")?;

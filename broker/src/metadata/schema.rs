@@ -154,6 +154,10 @@ pub struct BrokerRegistration {
     pub id: i32,
     pub endpoints: Vec<Endpoint>,
     pub rack: Option<String>,
+    /// host:port of the broker's admin gRPC service (absent in registrations written
+    /// before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

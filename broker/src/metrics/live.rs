@@ -12,10 +12,13 @@ use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
+use crate::controller::service::Controllers;
 use crate::group::GroupCoordinator;
 use crate::metadata::cache::{MetadataCache, MetadataImage};
 use crate::partition::manager::ReplicaManager;
 use crate::partition::{Partition, Role};
+use crate::rpc::admin::RefusedForwards;
+use crate::rpc::forward::GrpcForward;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PartitionLabels {
@@ -39,6 +42,7 @@ pub(super) struct LiveStats {
     pub(super) replicas: OnceLock<Arc<ReplicaManager>>,
     pub(super) cluster: OnceLock<(Arc<MetadataCache>, i32)>,
     pub(super) groups: OnceLock<Arc<GroupCoordinator>>,
+    pub(super) admin: OnceLock<(Arc<Controllers>, Arc<GrpcForward>, Arc<RefusedForwards>)>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -417,6 +421,52 @@ impl LiveStats {
     }
 }
 
+impl LiveStats {
+    /// Admin requests forwarded to the controller, and gRPC requests the admin service
+    /// refused (nothing was written for any of them).
+    fn encode_admin(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let Some((controllers, forward, refused)) = self.admin.get() else {
+            return Ok(());
+        };
+        counter(
+            encoder,
+            "runnel_admin_forwarded",
+            "Admin requests this broker forwarded to the controller over gRPC",
+            controllers.forwarded.load(Ordering::Relaxed),
+        )?;
+        counter(
+            encoder,
+            "runnel_admin_forward_failures",
+            "Forwarded admin requests that failed to reach the controller or were refused by it",
+            forward.failures(),
+        )?;
+        let mut family = encoder.encode_descriptor(
+            "runnel_admin_refused",
+            "gRPC admin requests refused before anything was done, by reason",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, value) in [
+            (
+                "stale_broker_epoch",
+                refused.stale_broker.load(Ordering::Relaxed),
+            ),
+            (
+                "stale_controller_epoch",
+                refused.stale_controller.load(Ordering::Relaxed),
+            ),
+            (
+                "unknown_fields",
+                crate::rpc::codec::refused_unknown_fields(),
+            ),
+            ("oversized", refused.oversized.load(Ordering::Relaxed)),
+        ] {
+            ConstCounter::new(value).encode(family.encode_family(&vec![("reason", reason)])?)?;
+        }
+        Ok(())
+    }
+}
+
 impl Collector for LiveStats {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let replicas = self.replicas.get();
@@ -427,6 +477,7 @@ impl Collector for LiveStats {
             self.encode_replicas(&mut encoder, replicas, &partitions)?;
         }
         self.encode_groups(&mut encoder)?;
+        self.encode_admin(&mut encoder)?;
         self.encode_controller(&mut encoder)
     }
 }

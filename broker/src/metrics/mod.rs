@@ -171,6 +171,16 @@ impl Metrics {
         let _ = self.live.groups.set(groups);
     }
 
+    /// Lets scrapes read the admin service's counters: forwarded calls and refusals.
+    pub fn attach_admin(
+        &self,
+        controllers: Arc<crate::controller::service::Controllers>,
+        forward: Arc<crate::rpc::forward::GrpcForward>,
+        refused: Arc<crate::rpc::admin::RefusedForwards>,
+    ) {
+        let _ = self.live.admin.set((controllers, forward, refused));
+    }
+
     /// Lets scrapes read the controller's gauges from the metadata image.
     pub fn attach_cluster(&self, cache: Arc<MetadataCache>, broker_id: i32) {
         let _ = self.live.cluster.set((cache, broker_id));
