@@ -15,12 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{batch, start, test_config, topic_name, Client};
-use proto_kafka::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use proto_kafka::messages::find_coordinator_request::FindCoordinatorRequest;
 use proto_kafka::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use proto_kafka::messages::*;
+use proto_kafka::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use proto_kafka::protocol::StrBytes;
 use proto_kafka::records::Compression;
 use runnel_broker::log::io::FileSystem;
@@ -394,7 +394,12 @@ async fn a_log_that_failed_to_open_is_opened_again_never_created_over() {
     let after = sim.power_cut(CutMode::LoseUnsynced);
     broker.abort();
     // One transient EIO while the victim's log is recovered.
-    after.inject(fault(FaultOp::Sync, "/data/victim-0", FaultEffect::Fail, Some(1)));
+    after.inject(fault(
+        FaultOp::Sync,
+        "/data/victim-0",
+        FaultEffect::Fail,
+        Some(1),
+    ));
     let broker = start(config, Arc::new(after.clone())).await;
     let mut c = Client::connect(broker.kafka_addrs[0]).await;
     // The open failed (the log may already have been tried again: the broker's own start
@@ -539,7 +544,10 @@ async fn a_cleaning_pass_on_a_slow_disk_does_not_hold_up_fetches() {
         passes - before
     );
     assert!(passes > before, "a cleaner pass finished on the slow disk");
-    assert!(worst < Duration::from_millis(500), "a fetch waited {worst:?}");
+    assert!(
+        worst < Duration::from_millis(500),
+        "a fetch waited {worst:?}"
+    );
 }
 
 /// Interval mode flushes at every roll (as Kafka does), so the recovery point moves and

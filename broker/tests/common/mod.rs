@@ -393,6 +393,7 @@ pub fn test_config(data: &Path, extra: &[(&str, &str)]) -> Config {
     let mut pairs: Vec<(&str, &str)> = vec![
         ("listeners", "PLAINTEXT://127.0.0.1:0"),
         ("http.listener", "127.0.0.1:0"),
+        ("admin.listener", "127.0.0.1:0"),
         ("log.dirs", &dir),
     ];
     pairs.extend_from_slice(extra);
@@ -483,6 +484,7 @@ impl Process {
         let child = Command::new(env!("CARGO_BIN_EXE_runnel-broker"))
             .arg(format!("--listeners=PLAINTEXT://127.0.0.1:{kafka_port}"))
             .arg(format!("--http.listener=127.0.0.1:{http_port}"))
+            .arg("--admin.listener=127.0.0.1:0")
             .arg(format!("--log.dirs={}", data.display()))
             .args(extra)
             .stdout(Stdio::null())
