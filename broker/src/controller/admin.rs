@@ -20,7 +20,18 @@ impl Controller {
                 0,
             );
         };
-        let image = self.cache.image();
+        let image = match self.current_image().await {
+            Ok(image) => image,
+            Err(err) => {
+                return (
+                    specs
+                        .into_iter()
+                        .map(|s| (s.name, Err(err.clone())))
+                        .collect(),
+                    0,
+                )
+            }
+        };
         let live = live_brokers(&image);
         let mut outcomes = Vec::with_capacity(specs.len());
         let mut revision = image.revision;
@@ -179,7 +190,15 @@ impl Controller {
         &self,
         names: Vec<String>,
     ) -> (Vec<(String, Result<(), AdminError>)>, Revision) {
-        let image = self.cache.image();
+        let image = match self.current_image().await {
+            Ok(image) => image,
+            Err(err) => {
+                return (
+                    names.into_iter().map(|n| (n, Err(err.clone()))).collect(),
+                    0,
+                )
+            }
+        };
         let mut revision = image.revision;
         let mut outcomes = Vec::with_capacity(names.len());
         for name in names {
@@ -200,6 +219,7 @@ impl Controller {
                     .txn(txn)
                     .await
                     .map_err(|e| AdminError::Unavailable(e.to_string()))?;
+                self.saw_revision(response.revision);
                 if !response.succeeded {
                     return Err(AdminError::Unavailable(format!(
                         "topic {name} changed while being deleted; retry"
@@ -228,7 +248,7 @@ impl Controller {
         validate_only: bool,
     ) -> Result<Revision, AdminError> {
         let epoch = self.epoch_or_refuse()?;
-        let image = self.cache.image();
+        let image = self.current_image().await?;
         let (mut record, mod_revision) = self.topic_of(&image, name)?;
         let current = image.topic_partitions(name).count() as i32;
         if count < current {
@@ -309,9 +329,17 @@ impl Controller {
                 .map_err(|e| AdminError::Unavailable(e.to_string()))?;
             guarded.push((Some(Compare::absent(key.clone())), Op::put(key, value)));
         }
-        self.commit(epoch, guarded)
+        let (created, _) = self
+            .commit(epoch, guarded)
             .await
             .map_err(admin_unavailable)?;
+        if !created {
+            // Another request added partitions first: the topic record must not claim
+            // a count whose partition records are someone else's.
+            return Err(AdminError::Unavailable(format!(
+                "partitions of topic {name} were added concurrently; retry"
+            )));
+        }
         record.partitions = count;
         let revision = self
             .put_topic_if_unchanged(
@@ -383,7 +411,7 @@ impl Controller {
         validate_only: bool,
     ) -> Result<Revision, AdminError> {
         let epoch = self.epoch_or_refuse()?;
-        let image = self.cache.image();
+        let image = self.current_image().await?;
         let (mut record, mod_revision) = self.topic_of(&image, name)?;
         let view = image.broker_view(&self.config);
         let configs = change.apply(
@@ -429,7 +457,7 @@ impl Controller {
                 "{target:?} is neither a broker id nor the default"
             )));
         }
-        let image = self.cache.image();
+        let image = self.current_image().await?;
         let current = image.broker_configs.get(target);
         let empty = BTreeMap::new();
         let view = image.broker_view(&self.config);

@@ -15,6 +15,7 @@ pub mod service;
 mod term;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,6 +36,9 @@ use crate::metadata::store::{Compare, LeaseId, MetadataStore, Op, Revision, Txn}
 
 /// Most operations per transaction (etcd's default limit is 128).
 pub const MAX_TXN_OPS: usize = 100;
+/// How long an admin operation waits for this broker's metadata cache to show the
+/// controller's own latest write before planning over it.
+const CACHE_CATCH_UP: Duration = Duration::from_secs(5);
 /// Most partitions one topic may be created with in one request.
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
 
@@ -167,6 +171,9 @@ pub struct Controller {
     /// The epoch while this broker is controller, and the broker epoch it leads as.
     term: Mutex<Option<(i64, i64)>>,
     active: watch::Sender<Option<i64>>,
+    /// The newest store revision any of this controller's transactions saw (applied or
+    /// refused). Admin operations plan over an image at least this new.
+    written: AtomicI64,
 }
 
 impl Controller {
@@ -187,6 +194,7 @@ impl Controller {
             defaults,
             term: Mutex::new(None),
             active: watch::channel(None).0,
+            written: AtomicI64::new(0),
         }
     }
 
@@ -218,6 +226,32 @@ impl Controller {
     /// Whether this broker is the controller right now.
     pub fn is_active(&self) -> bool {
         self.epoch().is_some()
+    }
+
+    /// Notes the revision a transaction of this controller answered with.
+    fn saw_revision(&self, revision: Revision) {
+        self.written.fetch_max(revision, Ordering::SeqCst);
+    }
+
+    /// The metadata image, once it shows every write this controller has made. The
+    /// cache follows the store through a watch, so it can lag this controller's own
+    /// last transaction: a request forwarded from another broker (answered there only
+    /// once that broker's cache caught up) can arrive before this one's has. Planning
+    /// over the older image would refuse a valid change (a partition count or a topic
+    /// it cannot see yet) or fail its compare-and-set as a conflict.
+    async fn current_image(&self) -> Result<Arc<MetadataImage>, AdminError> {
+        let revision = self.written.load(Ordering::SeqCst);
+        if !self.cache.wait_for(revision, CACHE_CATCH_UP).await {
+            warn!(
+                revision,
+                applied = self.cache.image().revision,
+                "metadata cache did not catch up with the controller's last write"
+            );
+            return Err(AdminError::Unavailable(format!(
+                "this broker's metadata has not caught up with revision {revision}; retry"
+            )));
+        }
+        Ok(self.cache.image())
     }
 
     /// Changes to whether (and in which epoch) this broker is controller.

@@ -19,6 +19,8 @@ impl Controller {
             match self.campaign(incarnation.lease).await {
                 Ok(Some(epoch)) => {
                     info!(broker = self.broker_id, epoch, "became controller");
+                    // Admin requests plan over an image that shows the election at least.
+                    self.saw_revision(epoch);
                     self.set_term(Some((epoch, incarnation.broker_epoch)));
                     self.lead(epoch, &mut lease, &mut changes).await;
                     self.set_term(None);
@@ -107,6 +109,7 @@ impl Controller {
             compares.extend(chunk.iter().filter_map(|(c, _)| c.clone()));
             let ops = chunk.iter().map(|(_, op)| op.clone()).collect();
             let response = self.store.txn(Txn::when(compares).and_then(ops)).await?;
+            self.saw_revision(response.revision);
             revision = response.revision;
             if !response.succeeded {
                 let ours = self.store.get(&self.keys.controller()).await?;
