@@ -19,6 +19,7 @@ pub mod clock;
 pub mod config;
 pub mod controller;
 pub mod error;
+pub mod fsio;
 pub mod group;
 pub mod handlers;
 pub mod http;

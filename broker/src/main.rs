@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use runnel_broker::broker::Broker;
 use runnel_broker::config::{help_text, Command, Config};
-use runnel_broker::log::io::RealFs;
+use runnel_broker::fsio::RealFs;
 use tracing::{error, info, warn};
 
 fn main() -> ExitCode {

@@ -26,7 +26,7 @@ use proto_kafka::messages::*;
 use proto_kafka::protocol::StrBytes;
 use proto_kafka::records::Compression;
 use runnel_broker::broker::Broker;
-use runnel_broker::log::io::RealFs;
+use runnel_broker::fsio::RealFs;
 use uuid::Uuid;
 
 const TOPIC: i8 = 2;

@@ -19,7 +19,7 @@ use proto_kafka::messages::incremental_alter_configs_request::{
 use proto_kafka::messages::*;
 use proto_kafka::protocol::StrBytes;
 use runnel_broker::broker::Broker;
-use runnel_broker::log::io::RealFs;
+use runnel_broker::fsio::RealFs;
 use runnel_broker::rpc::proto::admin_client::AdminClient;
 use runnel_broker::rpc::proto::{self, Forwarded};
 use runnel_broker::test_support::etcd::TestEtcd;

@@ -23,7 +23,7 @@ use proto_kafka::messages::*;
 use proto_kafka::protocol::StrBytes;
 use proto_kafka::records::Compression;
 use runnel_broker::broker::Broker;
-use runnel_broker::log::io::RealFs;
+use runnel_broker::fsio::RealFs;
 
 const MEMBER_ID_REQUIRED: i16 = 79;
 const ILLEGAL_GENERATION: i16 = 22;

@@ -23,8 +23,8 @@ use proto_kafka::messages::*;
 use proto_kafka::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use proto_kafka::protocol::StrBytes;
 use proto_kafka::records::Compression;
-use runnel_broker::log::io::FileSystem;
-use runnel_broker::log::sim::{CutMode, Fault, FaultEffect, FaultOp, FaultTarget, SimFs};
+use runnel_broker::fsio::sim::{CutMode, Fault, FaultEffect, FaultOp, FaultTarget, SimFs};
+use runnel_broker::fsio::FileSystem;
 
 const KAFKA_STORAGE_ERROR: i16 = 56;
 

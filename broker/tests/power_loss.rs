@@ -20,8 +20,8 @@ use bytes::Bytes;
 use common::{batch, decode, metric, metrics, start, test_config, Client};
 use proto_kafka::messages::{ApiKey, FetchResponse, ProduceResponse};
 use proto_kafka::records::Compression;
-use runnel_broker::log::io::FileSystem;
-use runnel_broker::log::sim::{CutMode, SimFs};
+use runnel_broker::fsio::sim::{CutMode, SimFs};
+use runnel_broker::fsio::FileSystem;
 
 const TOPIC: &str = "power";
 const PARTITIONS: i32 = 2;

@@ -34,8 +34,8 @@ use proto_kafka::protocol::StrBytes;
 use proto_kafka::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use runnel_broker::log::io::FileSystem;
-use runnel_broker::log::sim::{CutMode, SimFs};
+use runnel_broker::fsio::sim::{CutMode, SimFs};
+use runnel_broker::fsio::FileSystem;
 
 const PLAIN: &str = "plain";
 const CHURN: &str = "churn";

@@ -17,7 +17,7 @@ use proto_kafka::messages::*;
 use proto_kafka::protocol::{Decodable, StrBytes};
 use proto_kafka::records::Compression;
 use runnel_broker::broker::Broker;
-use runnel_broker::log::io::RealFs;
+use runnel_broker::fsio::RealFs;
 
 async fn broker(dir: &std::path::Path, extra: &[(&str, &str)]) -> Broker {
     start(test_config(&dir.join("data"), extra), Arc::new(RealFs)).await

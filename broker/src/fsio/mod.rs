@@ -2,9 +2,11 @@
 //!
 //! Logs, indexes, checkpoints and the embedded metadata store never touch `std::fs`
 //! directly: they hold an `Arc<dyn FileSystem>`. Production uses [`RealFs`]; the fault
-//! tests use [`super::sim::SimFs`], which keeps a durable prefix per file that only
+//! tests use [`sim::SimFs`], which keeps a durable prefix per file that only
 //! `sync_data` advances and can cut power, so that a test proves fsync ordering rather
 //! than page-cache luck (kill -9 leaves the page cache intact and only proves recovery).
+
+pub mod sim;
 
 use std::fmt;
 use std::io;
@@ -334,7 +336,7 @@ mod tests {
 
     #[test]
     fn create_dir_durable_makes_every_new_level_durable() {
-        use crate::log::sim::{CutMode, SimFs};
+        use crate::fsio::sim::{CutMode, SimFs};
         let fs = SimFs::new();
         create_dir_durable(&fs, Path::new("/a/b/c")).unwrap();
         let after = fs.power_cut(CutMode::LoseUnsynced);

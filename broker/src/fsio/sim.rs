@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::io::{DirEntry, DirLock, FileSystem, LogFile, OpenMode, Volume};
+use super::{DirEntry, DirLock, FileSystem, LogFile, OpenMode, Volume};
 
 /// What survives a power cut beyond the durable prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -726,7 +726,7 @@ impl SplitMix {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::io::{read_file, write_atomic};
+    use crate::fsio::{read_file, write_atomic};
 
     fn data_dir(fs: &SimFs) -> PathBuf {
         let dir = PathBuf::from("/data");

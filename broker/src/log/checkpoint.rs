@@ -21,8 +21,8 @@ use std::path::Path;
 
 use uuid::Uuid;
 
-use super::io::{read_file, write_atomic, FileSystem};
 use crate::error::{Error, Result};
+use crate::fsio::{read_file, write_atomic, FileSystem};
 use crate::ids::{kafka_uuid_string, parse_kafka_uuid};
 
 const VERSION: &str = "0";
@@ -149,7 +149,7 @@ pub fn write_offsets(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::io::RealFs;
+    use crate::fsio::RealFs;
 
     #[test]
     fn offsets_round_trip() {

@@ -29,11 +29,11 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tracing::{info, warn};
 
-use super::io::{FileSystem, LogFile};
 use super::segment::{
     cleaned_marker_path, remove_segment_files, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
 use super::segment::{file_name, scan_batches, AppendMeta, ScanEnd, Segment};
+use crate::fsio::{FileSystem, LogFile};
 use crate::records::batch::{set_last_offset, set_log_append_time, BatchHeader};
 use crate::records::codec;
 
@@ -390,7 +390,7 @@ pub fn commit_swap(fs: &dyn FileSystem, dir: &Path, base: i64, end: i64) -> io::
 fn mark_cleaned(fs: &dyn FileSystem, dir: &Path, base: i64) -> io::Result<()> {
     let marker = cleaned_marker_path(dir, base);
     if !fs.exists(&marker) {
-        fs.open(&marker, super::io::OpenMode::CreateNew)?;
+        fs.open(&marker, crate::fsio::OpenMode::CreateNew)?;
     }
     Ok(())
 }
@@ -454,7 +454,7 @@ pub fn finish_interrupted(fs: &dyn FileSystem, dir: &Path) -> io::Result<usize> 
         };
         let swap = fs.open(
             &swap_path(dir, base, swap_end),
-            super::io::OpenMode::Existing,
+            crate::fsio::OpenMode::Existing,
         )?;
         let len = swap.len()?;
         let mut last = base;
@@ -502,10 +502,10 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::log::io::{DirEntry, DirLock, OpenMode, Volume};
+    use crate::fsio::sim::{CutMode, SimFs};
+    use crate::fsio::{DirEntry, DirLock, OpenMode, Volume};
     use crate::log::partition_log::{LogConfig, OpenOptions, PartitionLog};
     use crate::log::segment::read_batches;
-    use crate::log::sim::{CutMode, SimFs};
     use crate::records::validate::{validate_produce_batch, Limits};
 
     /// (offset, key, value)

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use tracing::warn;
 
 use super::checkpoint::{encode_lines, read_lines};
-use super::io::{write_atomic, FileSystem};
 use crate::error::Result;
+use crate::fsio::{write_atomic, FileSystem};
 
 pub const FILE_NAME: &str = "leader-epoch-checkpoint";
 
@@ -155,7 +155,7 @@ fn parse(lines: &[String]) -> Option<Vec<EpochEntry>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::io::RealFs;
+    use crate::fsio::RealFs;
 
     #[test]
     fn entries_persist_and_answer_end_offsets() {

@@ -33,9 +33,9 @@ use std::thread::JoinHandle;
 
 use tracing::{error, info, warn};
 
-use super::io::{write_atomic, FileSystem, Volume};
 use super::partition_log::FlushTicket;
 use crate::error::{Error, Result};
+use crate::fsio::{write_atomic, FileSystem, Volume};
 
 /// Something with a log to flush (a partition replica).
 pub trait FlushTarget: Send + Sync {
@@ -374,7 +374,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::log::io::RealFs;
+    use crate::fsio::RealFs;
 
     /// Records overlapping flushes and requests not yet covered by a flush.
     #[derive(Default)]
@@ -495,7 +495,7 @@ mod tests {
 
     /// A target whose ticket holds one real file, so file-by-file syncs are counted.
     struct FileProbe {
-        file: Arc<dyn crate::log::io::LogFile>,
+        file: Arc<dyn crate::fsio::LogFile>,
         partition_dir: PathBuf,
         finished_ok: AtomicU64,
     }
@@ -526,7 +526,7 @@ mod tests {
 
     #[test]
     fn a_bulk_flush_syncs_the_volume_once_and_falls_back_to_files_when_it_fails() {
-        use crate::log::io::{FileSystem, OpenMode};
+        use crate::fsio::{FileSystem, OpenMode};
         let dir = tempfile::tempdir().unwrap();
         let probes: Vec<Arc<FileProbe>> = (0..3)
             .map(|i| {
@@ -589,8 +589,8 @@ mod tests {
     /// by file, and the file's own handle still reports the error.
     #[test]
     fn a_syncfs_error_consumed_by_one_batch_is_never_lost_to_another() {
-        use crate::log::io::{FileSystem, OpenMode};
-        use crate::log::sim::{CutMode, Fault, FaultEffect, FaultOp, FaultTarget, SimFs};
+        use crate::fsio::sim::{CutMode, Fault, FaultEffect, FaultOp, FaultTarget, SimFs};
+        use crate::fsio::{FileSystem, OpenMode};
         let sim = SimFs::new();
         let dir = PathBuf::from("/data");
         sim.create_dir_all(&dir).unwrap();

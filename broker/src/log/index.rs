@@ -16,7 +16,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::io::{read_exact_at, FileSystem, LogFile, OpenMode};
+use crate::fsio::{read_exact_at, FileSystem, LogFile, OpenMode};
 
 /// A fixed-size index entry.
 trait Entry: Copy + std::fmt::Debug {
@@ -280,7 +280,7 @@ impl TimeIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::io::RealFs;
+    use crate::fsio::RealFs;
 
     #[test]
     fn lookup_returns_the_greatest_entry_at_or_below_the_target() {

@@ -19,9 +19,9 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::checkpoint::{read_offsets, write_offsets, OffsetEntry};
-use super::io::{create_dir_durable, read_file, sync_parent, write_atomic, DirLock, FileSystem};
 use super::partition_log::{LogConfig, OpenOptions, OpenReport, PartitionLog};
 use crate::error::{Error, Result};
+use crate::fsio::{create_dir_durable, read_file, sync_parent, write_atomic, DirLock, FileSystem};
 use crate::ids::kafka_uuid_string;
 
 pub const META_PROPERTIES: &str = "meta.properties";
@@ -328,7 +328,7 @@ impl LogManager {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::io::RealFs;
+    use crate::fsio::RealFs;
 
     #[test]
     fn partition_directories_split_at_the_last_dash() {

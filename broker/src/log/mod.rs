@@ -1,5 +1,5 @@
 //! The storage layer: segmented partition logs with sparse indexes, checkpoints,
-//! recovery, the broker-wide flusher and the I/O seam every byte passes through.
+//! recovery and the broker-wide flusher, over the I/O seam in [`crate::fsio`].
 //! It knows nothing of requests, clusters or protocol types.
 
 pub mod checkpoint;
@@ -7,9 +7,7 @@ pub mod cleaner;
 pub mod epochs;
 pub mod flusher;
 pub mod index;
-pub mod io;
 pub mod manager;
 pub mod partition_log;
 pub mod producer_state;
 pub mod segment;
-pub mod sim;

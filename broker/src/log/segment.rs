@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::index::{OffsetIndex, TimeIndex};
-use super::io::{read_exact_at, FileSystem, LogFile, OpenMode};
+use crate::fsio::{read_exact_at, FileSystem, LogFile, OpenMode};
 use crate::records::batch::{inspect, BatchHeader, BatchWalker, Step, HEADER_LEN};
 use crate::records::walk::for_each_record;
 
@@ -686,7 +686,7 @@ pub fn find_by_timestamp(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::io::RealFs;
+    use crate::fsio::RealFs;
     use crate::records::batch::test_batches::uncompressed;
     use crate::records::batch::{set_base_offset, set_partition_leader_epoch};
 

@@ -29,7 +29,7 @@ use super::store::{
 };
 use super::wal::{decode_records, decode_snapshot, encode_record, encode_snapshot, Change, Record};
 use crate::error::{Error, Result};
-use crate::log::io::{create_dir_durable, read_file, write_atomic, FileSystem, LogFile, OpenMode};
+use crate::fsio::{create_dir_durable, read_file, write_atomic, FileSystem, LogFile, OpenMode};
 
 const WAL: &str = "store.wal";
 const SNAPSHOT: &str = "store.snapshot";
@@ -119,7 +119,7 @@ impl EmbeddedStore {
             .open(&wal_path, OpenMode::Create)
             .map_err(io_error(&wal_path))?;
         if !fs.exists(&snapshot_path) {
-            crate::log::io::sync_parent(fs.as_ref(), &wal_path)?;
+            crate::fsio::sync_parent(fs.as_ref(), &wal_path)?;
         }
         let raw = read_file(fs.as_ref(), &wal_path)?;
         let (records, valid) = decode_records(&raw);
@@ -711,8 +711,8 @@ impl MetadataStore for EmbeddedStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::io::RealFs;
-    use crate::log::sim::{CutMode, SimFs};
+    use crate::fsio::sim::{CutMode, SimFs};
+    use crate::fsio::RealFs;
     use crate::metadata::conformance;
 
     fn open_real(dir: &Path) -> Arc<EmbeddedStore> {
@@ -870,7 +870,7 @@ mod tests {
     /// registered: it takes no lock a WAL fsync holds.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_keep_alive_never_waits_for_a_slow_wal_fsync() {
-        use crate::log::sim::{Fault, FaultEffect, FaultOp, FaultTarget};
+        use crate::fsio::sim::{Fault, FaultEffect, FaultOp, FaultTarget};
         let sim = SimFs::new();
         sim.create_dir_all(Path::new("/meta")).unwrap();
         let store = EmbeddedStore::open(Arc::new(sim.clone()), Path::new("/meta")).unwrap();

@@ -8,7 +8,7 @@ use super::etcd::EtcdStore;
 use super::store::MetadataStore;
 use crate::config::Config;
 use crate::error::Result;
-use crate::log::io::FileSystem;
+use crate::fsio::FileSystem;
 use crate::metrics::store::StoreMetrics;
 
 /// Opens the store `config` names. `fs` is the embedded store's I/O seam; `metrics` is

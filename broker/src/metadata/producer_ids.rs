@@ -72,7 +72,7 @@ impl ProducerIds {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::io::RealFs;
+    use crate::fsio::RealFs;
     use crate::metadata::embedded::EmbeddedStore;
     use std::sync::Arc;
 

@@ -874,8 +874,8 @@ mod tests {
     use super::*;
     use crate::config::layers::BrokerView;
     use crate::config::topic::TopicConfig;
-    use crate::log::io::FileSystem;
-    use crate::log::sim::{Fault, FaultEffect, FaultOp, FaultTarget, SimFs};
+    use crate::fsio::sim::{Fault, FaultEffect, FaultOp, FaultTarget, SimFs};
+    use crate::fsio::FileSystem;
     use crate::records::batch::test_batches::uncompressed;
 
     fn record(leader: i32, leader_epoch: i32, isr: &[(i32, i64)]) -> PartitionRecord {

@@ -25,7 +25,7 @@ use proto_kafka::records::{
 };
 use runnel_broker::broker::Broker;
 use runnel_broker::config::Config;
-use runnel_broker::log::io::FileSystem;
+use runnel_broker::fsio::FileSystem;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

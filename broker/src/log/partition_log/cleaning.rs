@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::PartitionLog;
 use crate::error::{Error, Result};
+use crate::fsio::FileSystem;
 use crate::log::cleaner::{self, CleanPlan, CleanPolicy, Input, Output};
-use crate::log::io::FileSystem;
 use crate::log::segment::{remove_segment_files, Segment};
 
 impl PartitionLog {

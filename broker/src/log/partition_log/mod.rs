@@ -23,10 +23,10 @@ use tracing::info;
 use uuid::Uuid;
 
 use super::epochs::LeaderEpochCache;
-use super::io::{create_dir_durable, read_file, sync_parent, write_atomic, FileSystem, LogFile};
 use super::producer_state::{snapshot_name, Check, ProducerState, SequenceError};
 use super::segment::{remove_segment_files, AppendMeta, ReadPlan, Segment};
 use crate::error::{Error, Result};
+use crate::fsio::{create_dir_durable, read_file, sync_parent, write_atomic, FileSystem, LogFile};
 use crate::records::batch::{self, BatchHeader};
 use crate::records::validate::ValidBatch;
 
@@ -652,10 +652,10 @@ fn remove_segment(fs: &dyn FileSystem, dir: &Path, base: i64) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::io::RealFs;
+    use crate::fsio::sim::{CutMode, SimFs};
+    use crate::fsio::RealFs;
     use crate::log::producer_state::parse_snapshot_name;
     use crate::log::segment::read_batches;
-    use crate::log::sim::{CutMode, SimFs};
     use crate::records::batch::test_batches::uncompressed;
     use crate::records::validate::{validate_produce_batch, Limits};
 

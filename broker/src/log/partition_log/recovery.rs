@@ -13,9 +13,9 @@ use super::{
     io_err, remove_segment, LogConfig, OpenOptions, OpenReport, PartitionLog, ProducerState,
 };
 use crate::error::{Error, Result};
+use crate::fsio::{read_file, FileSystem};
 use crate::log::cleaner;
 use crate::log::epochs::LeaderEpochCache;
-use crate::log::io::{read_file, FileSystem};
 use crate::log::producer_state::{parse_snapshot_name, snapshot_name};
 use crate::log::segment::{
     cleaned_marker_path, parse_log_file_name, scan_batches, RecoveryReport, Segment,
@@ -173,7 +173,7 @@ impl PartitionLog {
 
     /// Loads the latest usable producer-state snapshot and replays the batches after it.
     /// Snapshots past the log end (left by a truncation) are deleted.
-    fn rebuild_producer_state(&mut self, entries: &[crate::log::io::DirEntry]) -> Result<()> {
+    fn rebuild_producer_state(&mut self, entries: &[crate::fsio::DirEntry]) -> Result<()> {
         let log_end = self.log_end_offset();
         let mut snapshots: Vec<i64> = entries
             .iter()
