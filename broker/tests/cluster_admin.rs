@@ -535,3 +535,35 @@ async fn forged_stale_oversized_and_unknown_grpc_requests_are_refused_and_write_
     assert_eq!(r.topics[0].outcome.as_ref().unwrap().error_code, 0, "{r:?}");
     assert!(topic_exists(&mut admin, "proper").await);
 }
+
+/// The lease is kept alive on a thread and runtime of its own: a request runtime whose
+/// workers are all blocked for longer than the TTL does not cost the broker its
+/// registration (before, the keep-alive ran on that runtime and the lease expired).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_starved_request_runtime_does_not_lose_the_registration() {
+    let Some(cluster) = Cluster::start("starved runtime", 1, &[]).await else {
+        return;
+    };
+    let broker = cluster.broker(0);
+    let epoch = broker.replicas.broker_epoch();
+    // Block every worker of this runtime for 2.5 × the TTL.
+    let blockers: Vec<_> = (0..2)
+        .map(|_| {
+            tokio::spawn(async {
+                std::thread::sleep(Duration::from_millis(5000));
+            })
+        })
+        .collect();
+    for blocker in blockers {
+        blocker.await.unwrap();
+    }
+    // Give a lost registration time to show: the re-registration would follow at once.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        broker.replicas.broker_epoch(),
+        epoch,
+        "registered in the same epoch"
+    );
+    let image = broker.cache.image();
+    assert_eq!(image.brokers[&0].epoch, epoch);
+}

@@ -8,6 +8,7 @@
 //! controller. The broker is ready once it has registered, applied the metadata, a
 //! controller is known, and no partition still names it leader in a previous incarnation.
 
+pub mod keeper;
 pub mod registration;
 
 use std::net::SocketAddr;
@@ -42,7 +43,8 @@ use crate::partition::manager::ReplicaManager;
 use crate::rpc::admin::AdminService;
 use crate::rpc::forward::GrpcForward;
 use crate::server::listener::{self, KafkaListener};
-use registration::{keep_alive, register_at_start, Registered};
+use keeper::{Keeper, KeeperSpec};
+use registration::{register_at_start, Registered};
 
 /// The most protocol metadata one group member may send (Kafka has no limit; a group's
 /// members are stored in one record, so one member must not be able to make it huge).
@@ -64,6 +66,7 @@ pub struct Broker {
     listeners: Vec<JoinHandle<()>>,
     background: Vec<JoinHandle<()>>,
     flusher_threads: Option<FlusherThreads>,
+    keeper: Option<Keeper>,
     store: Arc<dyn MetadataStore>,
     /// Whether this broker opened the store (and so closes it when it stops); a store
     /// passed in by the caller may serve other brokers too.
@@ -254,13 +257,23 @@ impl Broker {
             cache.clone(),
             replicas.clone(),
         )));
-        background.push(tokio::spawn(keep_alive(
-            store.clone(),
-            keys.clone(),
-            broker_registration,
-            config.lease_ttl,
+        let keeper = Keeper::spawn(
+            KeeperSpec {
+                store: store.clone(),
+                // A store passed in is shared (in-process tests); only one the broker
+                // opened from its configuration gets a second connection.
+                etcd_endpoints: if owns_store {
+                    config.etcd_endpoints.clone()
+                } else {
+                    Vec::new()
+                },
+                store_metrics: metrics.store.clone(),
+                keys: keys.clone(),
+                registration: broker_registration,
+                ttl: config.lease_ttl,
+            },
             registration_tx,
-        )));
+        )?;
 
         let controller = Arc::new(Controller::new(
             config.clone(),
@@ -420,6 +433,7 @@ impl Broker {
             listeners,
             background,
             flusher_threads: Some(flusher_threads),
+            keeper: Some(keeper),
             store,
             owns_store,
             registration,
@@ -450,6 +464,9 @@ impl Broker {
         let lease = (*self.registration.borrow()).map(|r| r.lease);
         for task in self.background.drain(..) {
             task.abort();
+        }
+        if let Some(keeper) = self.keeper.take() {
+            let _ = tokio::task::spawn_blocking(move || keeper.join()).await;
         }
         if let Some(lease) = lease {
             if let Err(err) = self.store.revoke_lease(lease).await {
@@ -482,6 +499,9 @@ impl Broker {
     pub fn abort(mut self) {
         for task in self.listeners.drain(..).chain(self.background.drain(..)) {
             task.abort();
+        }
+        if let Some(keeper) = self.keeper.take() {
+            keeper.stop();
         }
         self.replicas.flusher().stop();
         if self.owns_store {
