@@ -321,3 +321,40 @@ def test_kill9_and_immediate_restart_waits_out_the_old_lease(cluster, topic):
     timing("kill -9 + immediate restart", "leader again", time.monotonic() - started)
     # Nothing acknowledged was lost (acks=all waits for fsync).
     assert len(consume(cluster.bootstrap, topic, 3, 30)) == 30
+
+
+def test_rf3_partition_goes_offline_rather_than_to_a_follower_without_the_records(cluster, topic):
+    """Followers do not replicate yet: a new partition's ISR is its leader alone, so the
+    leader's death takes it offline until it returns, instead of electing a follower
+    that holds none of the records acks=all acknowledged."""
+    a = admin(cluster.bootstrap)
+    try:
+        [t] = a.create_topics({topic: {"num_partitions": 1, "replication_factor": 3}}, raise_errors=False)["topics"]
+        assert t["error_code"] == 0, t
+        [described] = a.describe_topics([topic])
+    finally:
+        a.close()
+    [p] = described["partitions"]
+    leader = p["leader_id"]
+    assert sorted(p["replica_nodes"]) == [0, 1, 2]
+    assert p["isr_nodes"] == [leader]
+    produce(cluster.bootstrap, topic, 1, 50)
+    victim = cluster.broker(leader)
+    victim.kill()
+    killed = time.monotonic()
+    seen = set()
+
+    def offline():
+        now = leaders(cluster.bootstrap, topic)[0]  # through the live brokers
+        seen.add(now[0])
+        return now == (-1, LEADER_NOT_AVAILABLE)
+
+    _, took = wait_until("the partition offline", offline, TTL + SLACK)
+    timing("rf 3", "partition offline after kill -9 of its leader", time.monotonic() - killed)
+    assert seen <= {leader, -1}, seen
+    cluster.wait_controller(exclude={leader}, timeout=TTL + SLACK)
+    victim.start()
+    _, took = wait_until("its leader back", lambda: leaders(cluster.bootstrap, topic)[0] == (leader, 0), TTL + SLACK)
+    timing("rf 3", "leader back after restart", time.monotonic() - killed)
+    got = consume(cluster.bootstrap, topic, 1, 50)
+    assert [r.value for r in got] == [f"v0-{i}".encode() for i in range(50)]

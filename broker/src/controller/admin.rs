@@ -3,6 +3,24 @@
 
 use super::*;
 
+/// The ISR of a new partition: its leader alone. Followers do not replicate yet
+/// (replication is later work) and the leader's high watermark counts only itself, so a
+/// follower named in the ISR would hold none of the records acks=all acknowledged, and
+/// electing it after the leader died would lose them all without a word. Followers join
+/// the ISR when they have caught up, through the leader's ISR change.
+fn initial_isr(replicas: &[i32], live: &BTreeMap<i32, i64>) -> Vec<IsrMember> {
+    replicas
+        .first()
+        .and_then(|leader| {
+            live.get(leader).map(|epoch| IsrMember {
+                broker: *leader,
+                broker_epoch: *epoch,
+            })
+        })
+        .into_iter()
+        .collect()
+}
+
 impl Controller {
     /// Validates and creates topics. Returns each topic's outcome and the revision the
     /// caller should wait for before answering.
@@ -144,15 +162,7 @@ impl Controller {
             .map(|replicas| PartitionRecord {
                 leader: replicas[0],
                 leader_epoch: 0,
-                isr: replicas
-                    .iter()
-                    .filter_map(|b| {
-                        live.get(b).map(|epoch| IsrMember {
-                            broker: *b,
-                            broker_epoch: *epoch,
-                        })
-                    })
-                    .collect(),
+                isr: initial_isr(&replicas, live),
                 replicas,
                 partition_epoch: 0,
             })
@@ -312,15 +322,7 @@ impl Controller {
             let partition = PartitionRecord {
                 leader: replicas[0],
                 leader_epoch: 0,
-                isr: replicas
-                    .iter()
-                    .filter_map(|b| {
-                        live.get(b).map(|e| IsrMember {
-                            broker: *b,
-                            broker_epoch: *e,
-                        })
-                    })
-                    .collect(),
+                isr: initial_isr(&replicas, &live),
                 replicas,
                 partition_epoch: 0,
             };
@@ -556,5 +558,25 @@ impl Controller {
             )));
         }
         Ok(revision)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_partition_has_its_live_leader_alone_in_sync() {
+        let live: BTreeMap<i32, i64> = [(0, 10), (1, 11), (2, 12)].into();
+        assert_eq!(
+            initial_isr(&[1, 2, 0], &live),
+            vec![IsrMember {
+                broker: 1,
+                broker_epoch: 11
+            }]
+        );
+        // A leader that is not registered is in sync with nobody.
+        assert_eq!(initial_isr(&[5, 1], &live), vec![]);
+        assert_eq!(initial_isr(&[], &live), vec![]);
     }
 }
