@@ -522,7 +522,8 @@ async fn forged_stale_oversized_and_unknown_grpc_requests_are_refused_and_write_
     assert!(refused(&controller_metrics, "unknown_fields") >= 1.0);
 
     // The same service, used properly, works: created through the non-controller's
-    // admin service (forwarded) and described through the controller's.
+    // admin service (forwarded) and described there at once (read-your-writes holds on
+    // the broker that took the request).
     let r = not_controller
         .create_topics(proto::CreateTopicsRequest {
             topics: vec![spec("proper")],
@@ -533,7 +534,7 @@ async fn forged_stale_oversized_and_unknown_grpc_requests_are_refused_and_write_
         .unwrap()
         .into_inner();
     assert_eq!(r.topics[0].outcome.as_ref().unwrap().error_code, 0, "{r:?}");
-    assert!(topic_exists(&mut admin, "proper").await);
+    assert!(topic_exists(&mut not_controller, "proper").await);
 }
 
 /// The lease is kept alive on a thread and runtime of its own: a request runtime whose

@@ -241,17 +241,17 @@ impl Controller {
     /// it cannot see yet) or fail its compare-and-set as a conflict.
     async fn current_image(&self) -> Result<Arc<MetadataImage>, AdminError> {
         let revision = self.written.load(Ordering::SeqCst);
-        if !self.cache.wait_for(revision, CACHE_CATCH_UP).await {
+        if !self.cache.wait_for_raw(revision, CACHE_CATCH_UP).await {
             warn!(
                 revision,
-                applied = self.cache.image().revision,
+                applied = self.cache.raw_image().revision,
                 "metadata cache did not catch up with the controller's last write"
             );
             return Err(AdminError::Unavailable(format!(
                 "this broker's metadata has not caught up with revision {revision}; retry"
             )));
         }
-        Ok(self.cache.image())
+        Ok(self.cache.raw_image())
     }
 
     /// Changes to whether (and in which epoch) this broker is controller.

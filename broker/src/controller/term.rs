@@ -7,7 +7,7 @@ impl Controller {
     /// Campaigns while this broker is registered; leads until fenced, until its key is
     /// gone, or until the registration changes. Each term starts from nothing.
     pub async fn run(self: Arc<Self>, mut lease: watch::Receiver<Option<Incarnation>>) {
-        let mut changes = self.cache.subscribe();
+        let mut changes = self.cache.subscribe_raw();
         loop {
             let current = *lease.borrow_and_update();
             let Some(incarnation) = current else {
@@ -61,7 +61,7 @@ impl Controller {
         changes: &mut watch::Receiver<Revision>,
     ) {
         loop {
-            let image = self.cache.image();
+            let image = self.cache.raw_image();
             if image.revision >= epoch {
                 match self.reconcile_leaders(&image, epoch).await {
                     Err(Error::ControllerFenced { .. }) | Err(Error::StoreClosed) => return,
@@ -75,7 +75,7 @@ impl Controller {
             }
             // Stop at once when the key names another epoch, or is gone (our lease
             // expired): a controller without its key must not act a moment longer.
-            let image = self.cache.image();
+            let image = self.cache.raw_image();
             if image.revision >= epoch && image.controller.map(|(_, e)| e) != Some(epoch) {
                 return;
             }

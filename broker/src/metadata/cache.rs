@@ -205,11 +205,17 @@ pub trait ImageListener: Send + Sync {
     async fn on_image(&self, old: &MetadataImage, new: &MetadataImage);
 }
 
-/// The current image and the revision it reflects.
+/// The metadata as this broker knows it, twice: the raw image, published as soon as it is
+/// read from the store (what the controller works from: it must not wait for this
+/// broker's disks), and the applied image, published once the replica manager has acted
+/// on it (opened, created or deleted logs; what the handlers answer from, so a client
+/// that sees a partition here can use it).
 #[derive(Debug)]
 pub struct MetadataCache {
     image: RwLock<Arc<MetadataImage>>,
     applied: watch::Sender<Revision>,
+    raw: RwLock<Arc<MetadataImage>>,
+    loaded: watch::Sender<Revision>,
 }
 
 impl Default for MetadataCache {
@@ -217,19 +223,46 @@ impl Default for MetadataCache {
         MetadataCache {
             image: RwLock::new(Arc::new(MetadataImage::default())),
             applied: watch::channel(0).0,
+            raw: RwLock::new(Arc::new(MetadataImage::default())),
+            loaded: watch::channel(0).0,
         }
     }
 }
 
 impl MetadataCache {
+    /// The applied image.
     pub fn image(&self) -> Arc<MetadataImage> {
         self.image.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn publish(&self, image: MetadataImage) {
+    /// The raw image: the store's state, whether or not this broker has applied it yet.
+    pub fn raw_image(&self) -> Arc<MetadataImage> {
+        self.raw.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn publish_raw(&self, image: Arc<MetadataImage>) {
         let revision = image.revision;
-        *self.image.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(image);
+        *self.raw.write().unwrap_or_else(|e| e.into_inner()) = image;
+        self.loaded.send_replace(revision);
+    }
+
+    fn publish(&self, image: Arc<MetadataImage>) {
+        let revision = image.revision;
+        *self.image.write().unwrap_or_else(|e| e.into_inner()) = image;
         self.applied.send_replace(revision);
+    }
+
+    /// Waits until the raw image reflects `revision`; false on timeout.
+    pub async fn wait_for_raw(&self, revision: Revision, timeout: Duration) -> bool {
+        let mut rx = self.loaded.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|r| *r >= revision))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// A receiver that changes whenever a new raw image is published.
+    pub fn subscribe_raw(&self) -> watch::Receiver<Revision> {
+        self.loaded.subscribe()
     }
 
     /// Waits until the cache reflects `revision`; false on timeout.
@@ -283,20 +316,102 @@ async fn load_and_follow(
     for kv in &range.kvs {
         image.apply(keys, &WatchEvent::Put(kv.clone()));
     }
+    let image = Arc::new(image);
+    cache.publish_raw(image.clone());
     let old = cache.image();
     listener.on_image(&old, &image).await;
     cache.publish(image);
     let mut watch = store.watch(keys.root(), range.revision + 1).await?;
     while let Some(batch) = watch.recv().await {
         let batch = batch?;
-        let old = cache.image();
-        let mut image = (*old).clone();
+        // The raw image is the applied one plus whatever is still being applied: build
+        // on it, so the two never diverge.
+        let mut image = (*cache.raw_image()).clone();
         for event in &batch.events {
             image.apply(keys, event);
         }
         image.revision = batch.revision;
+        let image = Arc::new(image);
+        cache.publish_raw(image.clone());
+        let old = cache.image();
         listener.on_image(&old, &image).await;
         cache.publish(image);
     }
     Err(Error::StoreClosed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::fsio::sim::SimFs;
+    use crate::fsio::FileSystem;
+    use crate::metadata::embedded::EmbeddedStore;
+    use crate::metadata::schema::encode;
+
+    /// Applies images only when the test lets it, like a broker recovering a big log.
+    struct SlowListener {
+        permits: Semaphore,
+    }
+
+    #[async_trait]
+    impl ImageListener for SlowListener {
+        async fn on_image(&self, _old: &MetadataImage, _new: &MetadataImage) {
+            if let Ok(permit) = self.permits.acquire().await {
+                permit.forget();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_raw_image_is_published_before_the_slow_apply_finishes() {
+        let sim = SimFs::new();
+        sim.create_dir_all(Path::new("/meta")).unwrap();
+        let store = EmbeddedStore::open(Arc::new(sim), Path::new("/meta")).unwrap();
+        let store: Arc<dyn MetadataStore> = store;
+        let keys = Keys::new("/runnel/");
+        let cache = Arc::new(MetadataCache::default());
+        let listener = Arc::new(SlowListener {
+            permits: Semaphore::new(1),
+        });
+        let loader = tokio::spawn(run_loader(
+            store.clone(),
+            keys.clone(),
+            cache.clone(),
+            listener.clone(),
+        ));
+        // The first (empty) image is applied with the one permit.
+        while listener.permits.available_permits() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let record = TopicRecord {
+            id: crate::ids::new_id(),
+            partitions: 1,
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+        };
+        let revision = store
+            .put(
+                &keys.topic("t"),
+                encode("topic", &keys.topic("t"), &record).unwrap(),
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(cache.wait_for_raw(revision, Duration::from_secs(5)).await);
+        assert!(cache.raw_image().topic("t").is_some());
+        assert!(
+            !cache.wait_for(revision, Duration::from_millis(200)).await,
+            "not applied while the listener is stuck"
+        );
+        assert!(cache.image().topic("t").is_none());
+        listener.permits.add_permits(1);
+        assert!(cache.wait_for(revision, Duration::from_secs(5)).await);
+        assert!(cache.image().topic("t").is_some());
+        store.close();
+        let _ = loader.await;
+    }
 }
