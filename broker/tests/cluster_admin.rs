@@ -344,6 +344,14 @@ async fn the_watch_stream_shows_a_snapshot_then_every_leader_change_in_revision_
         killed_at.elapsed()
     );
 
+    let text = metrics(cluster.broker(controller).http_addr).await;
+    assert_eq!(metric(&text, "runnel_controller_elections_total"), 1.0);
+    assert!(
+        metric(&text, "runnel_controller_leader_changes_total") >= 2.0,
+        "the controller wrote the victim's partitions offline"
+    );
+    assert!(metric(&text, "runnel_controller_transaction_seconds_count") >= 1.0);
+
     // It comes back: its partitions are led by it again, seen as changes.
     let restarted_at = Instant::now();
     let broker = cluster.launch(victim).await;

@@ -312,6 +312,7 @@ impl Broker {
         ));
         let admin: Arc<dyn ControllerService> = controllers.clone();
         let admin_service = AdminService::new(cache.clone(), controller.clone(), admin.clone());
+        metrics.attach_controller(controller.clone());
         metrics.attach_admin(controllers, forward, admin_service.refused.clone());
         let oversized = admin_service.refused.oversized.clone();
         background.push(tokio::spawn(crate::rpc::serve(

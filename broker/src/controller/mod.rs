@@ -12,6 +12,7 @@ pub mod assignment;
 pub mod change;
 pub mod election;
 pub mod service;
+pub mod stats;
 mod term;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -174,6 +175,7 @@ pub struct Controller {
     /// The newest store revision any of this controller's transactions saw (applied or
     /// refused). Admin operations plan over an image at least this new.
     written: AtomicI64,
+    pub stats: stats::ControllerStats,
 }
 
 impl Controller {
@@ -195,6 +197,7 @@ impl Controller {
             term: Mutex::new(None),
             active: watch::channel(None).0,
             written: AtomicI64::new(0),
+            stats: stats::ControllerStats::default(),
         }
     }
 

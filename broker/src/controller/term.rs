@@ -19,6 +19,9 @@ impl Controller {
             match self.campaign(incarnation.lease).await {
                 Ok(Some(epoch)) => {
                     info!(broker = self.broker_id, epoch, "became controller");
+                    self.stats
+                        .terms
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     // Admin requests plan over an image that shows the election at least.
                     self.saw_revision(epoch);
                     self.set_term(Some((epoch, incarnation.broker_epoch)));
@@ -108,14 +111,24 @@ impl Controller {
             let mut compares = self.fences(epoch);
             compares.extend(chunk.iter().filter_map(|(c, _)| c.clone()));
             let ops = chunk.iter().map(|(_, op)| op.clone()).collect();
+            let started = std::time::Instant::now();
             let response = self.store.txn(Txn::when(compares).and_then(ops)).await?;
+            self.stats
+                .transactions
+                .observe(started.elapsed().as_secs_f64());
             self.saw_revision(response.revision);
             revision = response.revision;
             if !response.succeeded {
                 let ours = self.store.get(&self.keys.controller()).await?;
                 if ours.is_none_or(|kv| kv.create_revision != epoch) {
+                    self.stats
+                        .fenced
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     return Err(Error::ControllerFenced { epoch });
                 }
+                self.stats
+                    .conflicts
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 all_ok = false;
             }
         }
@@ -152,7 +165,13 @@ impl Controller {
             }
         }
         if !guarded.is_empty() {
-            self.commit(epoch, guarded).await?;
+            let count = guarded.len() as u64;
+            let (all_ok, _) = self.commit(epoch, guarded).await?;
+            if all_ok {
+                self.stats
+                    .leader_changes
+                    .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         Ok(())
     }

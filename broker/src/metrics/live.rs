@@ -42,6 +42,7 @@ pub(super) struct LiveStats {
     pub(super) replicas: OnceLock<Arc<ReplicaManager>>,
     pub(super) cluster: OnceLock<(Arc<MetadataCache>, i32)>,
     pub(super) groups: OnceLock<Arc<GroupCoordinator>>,
+    pub(super) controller: OnceLock<Arc<crate::controller::Controller>>,
     pub(super) admin: OnceLock<(Arc<Controllers>, Arc<GrpcForward>, Arc<RefusedForwards>)>,
 }
 
@@ -467,6 +468,50 @@ impl LiveStats {
     }
 }
 
+impl LiveStats {
+    /// The controller's own counters (on every broker: a broker that was controller
+    /// keeps what it did).
+    fn encode_controller_work(
+        &self,
+        encoder: &mut DescriptorEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        let Some(controller) = self.controller.get() else {
+            return Ok(());
+        };
+        let stats = &controller.stats;
+        for (name, help, value) in [
+            (
+                "runnel_controller_elections",
+                "Times this broker became the controller",
+                &stats.terms,
+            ),
+            (
+                "runnel_controller_leader_changes",
+                "Partition leadership changes this broker wrote as controller",
+                &stats.leader_changes,
+            ),
+            (
+                "runnel_controller_fenced_transactions",
+                "Controller transactions refused because its term was over",
+                &stats.fenced,
+            ),
+            (
+                "runnel_controller_conflicted_transactions",
+                "Controller transactions refused because a record changed under them",
+                &stats.conflicts,
+            ),
+        ] {
+            counter(encoder, name, help, value.load(Ordering::Relaxed))?;
+        }
+        stats.transactions.encode(encoder.encode_descriptor(
+            "runnel_controller_transaction_seconds",
+            "Time of the controller's fenced etcd transactions",
+            None,
+            MetricType::Histogram,
+        )?)
+    }
+}
+
 impl Collector for LiveStats {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let replicas = self.replicas.get();
@@ -478,6 +523,7 @@ impl Collector for LiveStats {
         }
         self.encode_groups(&mut encoder)?;
         self.encode_admin(&mut encoder)?;
+        self.encode_controller_work(&mut encoder)?;
         self.encode_controller(&mut encoder)
     }
 }

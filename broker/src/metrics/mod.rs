@@ -181,6 +181,11 @@ impl Metrics {
         let _ = self.live.admin.set((controllers, forward, refused));
     }
 
+    /// Lets scrapes read the controller's counters.
+    pub fn attach_controller(&self, controller: Arc<crate::controller::Controller>) {
+        let _ = self.live.controller.set(controller);
+    }
+
     /// Lets scrapes read the controller's gauges from the metadata image.
     pub fn attach_cluster(&self, cache: Arc<MetadataCache>, broker_id: i32) {
         let _ = self.live.cluster.set((cache, broker_id));
