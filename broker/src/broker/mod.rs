@@ -538,7 +538,7 @@ async fn follow_registration(
 
 async fn track_readiness(
     cache: Arc<MetadataCache>,
-    registration: watch::Receiver<Option<Registered>>,
+    mut registration: watch::Receiver<Option<Registered>>,
     mut acting: watch::Receiver<Option<i64>>,
     broker: i32,
     ready: watch::Sender<bool>,
@@ -553,7 +553,7 @@ async fn track_readiness(
         let controller_acting =
             image.controller.is_none_or(|(id, _)| id != broker) || acting.borrow().is_some();
         let now_ready = controller_acting
-            && (*registration.borrow())
+            && (*registration.borrow_and_update())
                 .is_some_and(|r| image.revision >= r.epoch && caught_up(&image, broker, r.epoch));
         ready.send_replace(now_ready);
         if now_ready && !announced {
@@ -563,9 +563,13 @@ async fn track_readiness(
                 "broker ready"
             );
         }
+        // A re-registration can reach the image (through the watch) before the keeper
+        // publishes it here: wake on either, or readiness would wait for an unrelated
+        // metadata change.
         tokio::select! {
             changed = changes.changed() => if changed.is_err() { return },
             changed = acting.changed() => if changed.is_err() { return },
+            changed = registration.changed() => if changed.is_err() { return },
         }
     }
 }
