@@ -6,8 +6,7 @@
 # Ports (override by environment): Kafka KAFKA_PORT+i (19092), HTTP HTTP_PORT+i (19192),
 # gRPC admin ADMIN_PORT+i (19292), etcd client ETCD_PORT (12379) and peer ETCD_PORT+1.
 # Data and logs go under RUNNEL_CLUSTER_DIR (default: a new temporary directory); running
-# again on the same directory brings the same cluster back. RUNNEL_ADMIN_LISTENER=0 leaves
-# --admin.listener out (for a broker that does not know the key). The broker binary is
+# again on the same directory brings the same cluster back. The broker binary is
 # RUNNEL_BROKER_BIN, else target/debug/runnel-broker, built when missing; etcd comes
 # from scripts/build-etcd.sh (built once per machine when missing).
 set -euo pipefail
@@ -97,8 +96,10 @@ peer_url=http://127.0.0.1:$((ETCD_PORT + 1))
 etcd_pid=$!
 wait_http "$etcd_url/health" etcd "$etcd_pid"
 
-admin_flag=true
-[ "${RUNNEL_ADMIN_LISTENER:-1}" = 0 ] && admin_flag=false
+unset_own=()
+for var in RUNNEL_CLUSTER_DIR RUNNEL_LEASE_TTL_MS RUNNEL_CLUSTER_NAME RUNNEL_BROKER_BIN RUNNEL_CACHE; do
+  unset_own+=(-u "$var")
+done
 bootstrap=()
 for ((i = 0; i < N; i++)); do
   mkdir -p "$DIR/broker-$i"
@@ -112,11 +113,13 @@ for ((i = 0; i < N; i++)); do
     "--log.dirs=$DIR/broker-$i/data"
     "--broker.rack=${RACKS[i % 3]}"
   )
-  $admin_flag && flags+=("--admin.listener=127.0.0.1:$((ADMIN_PORT + i))")
+  flags+=("--admin.listener=127.0.0.1:$((ADMIN_PORT + i))")
   # The exact command, to start a broker again by hand after killing it.
-  printf '%q ' "$(realpath "$BROKER")" "${flags[@]}" >"$DIR/broker-$i/command"
+  printf '%q ' env "${unset_own[@]}" "$(realpath "$BROKER")" "${flags[@]}" >"$DIR/broker-$i/command"
   echo >>"$DIR/broker-$i/command"
-  "$BROKER" "${flags[@]}" >>"$DIR/broker-$i/broker.log" 2>&1 </dev/null &
+  # The broker reads every RUNNEL_<KEY> variable as a configuration key: this script's
+  # own (RUNNEL_CLUSTER_DIR, ...) must not reach it.
+  env "${unset_own[@]}" "$BROKER" "${flags[@]}" >>"$DIR/broker-$i/broker.log" 2>&1 </dev/null &
   pids+=($!)
   bootstrap+=("127.0.0.1:$((KAFKA_PORT + i))")
 done
@@ -128,8 +131,7 @@ echo "cluster '$CLUSTER_NAME' of $N broker(s) ready (lease TTL $TTL_MS ms)"
 echo "  bootstrap: $(IFS=,; echo "${bootstrap[*]}")"
 echo "  etcd:      $etcd_url (pid $etcd_pid, log $DIR/etcd/etcd.log)"
 for ((i = 0; i < N; i++)); do
-  admin="-"
-  $admin_flag && admin=127.0.0.1:$((ADMIN_PORT + i))
+  admin=127.0.0.1:$((ADMIN_PORT + i))
   echo "  broker $i:  kafka 127.0.0.1:$((KAFKA_PORT + i))  http http://127.0.0.1:$((HTTP_PORT + i))  admin $admin  rack ${RACKS[i % 3]}  pid ${pids[i]}"
   echo "             log $DIR/broker-$i/broker.log, command $DIR/broker-$i/command"
 done

@@ -212,7 +212,12 @@ class ClusterBroker:
     def start(self, wait=True):
         """Starts (or restarts, on the same data directory and ports) the broker."""
         log = open(self.dir / "broker.log", "a")
-        self.process = subprocess.Popen(self.args(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+        # The broker reads RUNNEL_<KEY> variables as configuration; the test run's own
+        # (RUNNEL_CACHE, RUNNEL_ETCD_BIN, RUNNEL_FULL, ...) must not configure it.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNEL_")}
+        self.process = subprocess.Popen(
+            self.args(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, env=env
+        )
         log.close()
         self.started = time.monotonic()
         if wait:
