@@ -344,7 +344,16 @@ async fn the_watch_stream_shows_a_snapshot_then_every_leader_change_in_revision_
         killed_at.elapsed()
     );
 
-    let text = metrics(cluster.broker(controller).http_addr).await;
+    // The stream shows the partitions offline as soon as the broker is gone; the
+    // controller's rewrite of their records follows.
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = metrics(cluster.broker(controller).http_addr).await;
+        if metric(&text, "runnel_controller_leader_changes_total") >= 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(metric(&text, "runnel_controller_elections_total"), 1.0);
     assert!(
         metric(&text, "runnel_controller_leader_changes_total") >= 2.0,

@@ -286,7 +286,12 @@ impl Admin for AdminService {
             if tx.send(Ok(watch::snapshot(&last))).await.is_err() {
                 return;
             }
-            while changes.changed().await.is_ok() {
+            loop {
+                // A watcher that went away ends its task now, not at the next change.
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { return },
+                    () = tx.closed() => return,
+                }
                 let image = cache.image();
                 if let Some(event) = watch::changes(&last, &image) {
                     if tx.send(Ok(event)).await.is_err() {
