@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{batch, start, test_config, topic_name, Client};
+use common::{batch, keyed_batch, start, test_config, topic_name, Client};
 use proto_kafka::messages::find_coordinator_request::FindCoordinatorRequest;
 use proto_kafka::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
@@ -431,33 +431,7 @@ async fn a_log_that_failed_to_open_is_opened_again_never_created_over() {
 }
 
 fn keyed(key: &str, value: &str) -> bytes::Bytes {
-    use proto_kafka::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon_ms: None,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: runnel_broker::clock::now_ms(),
-        key: Some(bytes::Bytes::copy_from_slice(key.as_bytes())),
-        value: Some(bytes::Bytes::copy_from_slice(value.as_bytes())),
-        headers: Vec::new(),
-    };
-    let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &[record],
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    keyed_batch(key, Some(value.as_bytes()))
 }
 
 async fn create_compacted(c: &mut Client, name: &str) -> i16 {

@@ -20,8 +20,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use common::{batch, metric, metrics, producer_batch, start, test_config, topic_name, Client};
+use bytes::Bytes;
+use common::{
+    batch, keyed_batch, metric, metrics, producer_batch, start, test_config, topic_name, Client,
+};
 use proto_kafka::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use proto_kafka::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
@@ -31,9 +33,7 @@ use proto_kafka::messages::offset_fetch_request::{
 };
 use proto_kafka::messages::*;
 use proto_kafka::protocol::StrBytes;
-use proto_kafka::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use proto_kafka::records::{Compression, RecordBatchDecoder};
 use runnel_broker::fsio::sim::{CutMode, SimFs};
 use runnel_broker::fsio::FileSystem;
 
@@ -104,35 +104,6 @@ type Shared = Arc<Mutex<Model>>;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
-}
-
-fn keyed_batch(key: &str, value: Option<&[u8]>) -> Bytes {
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon_ms: None,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: now_ms(),
-        key: Some(Bytes::copy_from_slice(key.as_bytes())),
-        value: value.map(Bytes::copy_from_slice),
-        headers: Vec::new(),
-    };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &[record],
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
 }
 
 /// (offset, key, value) of every record from `offset` up to the high watermark.

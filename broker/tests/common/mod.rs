@@ -325,6 +325,36 @@ pub fn producer_batch(
 }
 
 /// A plain batch whose records carry the CreateTime `timestamp`.
+/// One record with `key` and `value` (`None`: a tombstone), stamped now.
+pub fn keyed_batch(key: &str, value: Option<&[u8]>) -> Bytes {
+    let record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon_ms: None,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: runnel_broker::clock::now_ms(),
+        key: Some(Bytes::copy_from_slice(key.as_bytes())),
+        value: value.map(Bytes::copy_from_slice),
+        headers: Vec::new(),
+    };
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &[record],
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
 pub fn batch_at(values: &[&[u8]], timestamp: i64) -> Bytes {
     encode_batch(values, Compression::None, -1, -1, -1, timestamp)
 }
