@@ -28,7 +28,8 @@ PREFIX = f"/runnel/{CLUSTER_NAME}/"
 TTL_MS = 3000
 RACKS = ("zone-a", "zone-b", "zone-c")
 # Pass --admin.listener (the gRPC admin service other brokers forward to)? None: when the
-# binary's --help lists the key; True/False force it on or off.
+# binary's --help lists the key; True/False force it on or off. (Off only for a binary
+# without the key: with it, every broker would bind its default localhost:9096.)
 ADMIN_LISTENER = None
 
 

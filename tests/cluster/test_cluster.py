@@ -44,6 +44,16 @@ def leaders(bootstrap, name):
     return {p["partition_index"]: (p["leader_id"], p["error_code"]) for p in t["partitions"]}
 
 
+def all_partitions(bootstrap):
+    """(topic, leader) of every partition in the cluster, from Metadata."""
+    a = admin(bootstrap)
+    try:
+        topics = a.describe_topics()
+    finally:
+        a.close()
+    return [(t["name"], p["leader_id"]) for t in topics for p in t["partitions"]]
+
+
 def led_by(bootstrap):
     """broker id → how many partitions it leads, over every topic, from Metadata."""
     a = admin(bootstrap)
@@ -235,6 +245,7 @@ def test_sigstopped_broker_steps_down_and_comes_back(cluster, topic):
         # Offline, then back: two leadership changes.
         assert records_after[p]["leader_epoch"] == records_before[p]["leader_epoch"] + 2, (records_before[p], records_after[p])
     _, took = wait_until("its leader count back", lambda: victim.leader_count() == leading_before, 5)
+    _, took = wait_until("it ready again", victim.ready, 5)
     assert cluster.controller_id() == controller
     log = victim.log_text()
     assert "registration lease lost" in log
@@ -265,6 +276,18 @@ def test_kill9_controller_fails_over_and_restart_gets_partitions_back(cluster, t
 
     now, took = wait_until("the killed broker's partitions offline", offline, SLACK)
     timing("kill -9", "its RF 1 partitions offline (leader -1, LEADER_NOT_AVAILABLE)", time.monotonic() - killed_at)
+    # The new controller counts every partition without a leader (this topic's and the
+    # module's earlier ones led by the dead broker), the others count none.
+    offline_total = sum(1 for t in all_partitions(survivor.bootstrap) if t[1] == -1)
+    assert offline_total >= 2
+    counts = {b.id: int(b.metric("kafka_controller_offline_partitions_count")) for b in cluster.brokers if b.alive()}
+    assert counts == {b: (offline_total if b == new_controller else 0) for b in counts}, counts
+    # The new controller took office once, wrote one leadership change per partition it
+    # took offline, and none of its transactions was refused as a stale term's.
+    successor = cluster.broker(new_controller)
+    assert successor.metric("runnel_controller_elections_total") == 1
+    assert successor.metric("runnel_controller_leader_changes_total") == offline_total
+    assert successor.metric("runnel_controller_fenced_transactions_total") == 0
     assert all(now[p][0] in (0, 1, 2) and now[p][0] != victim_id for p in now if p not in mine)
 
     survivors = ",".join(b.bootstrap for b in cluster.brokers if b.alive())
