@@ -17,6 +17,8 @@
 
 mod admin;
 mod shard;
+#[cfg(test)]
+mod test_fixture;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -694,5 +696,183 @@ impl GroupCoordinator {
             },
             Some(Err(err)) => Err(write_error(&err)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use proto_kafka::error::ResponseError;
+
+    use super::test_fixture::Fixture;
+    use super::OffsetToCommit;
+    use crate::clock::now_ms;
+    use crate::group::codec::{group_key, group_value, GroupValue, MemberValue};
+    use crate::protocol::error_code::code;
+
+    fn offset(topic: &str, offset: i64) -> OffsetToCommit {
+        OffsetToCommit {
+            topic: topic.to_string(),
+            partition: 0,
+            offset,
+            leader_epoch: -1,
+            metadata: None,
+        }
+    }
+
+    /// A stored generation of group `g` with one member, `m1`.
+    fn stored_group(generation: i32) -> (Bytes, Option<Bytes>) {
+        let value = GroupValue {
+            protocol_type: "consumer".to_string(),
+            generation,
+            protocol: Some("range".to_string()),
+            leader: Some("m1".to_string()),
+            state_timestamp: now_ms(),
+            members: vec![MemberValue {
+                member_id: "m1".to_string(),
+                instance_id: None,
+                client_id: "c".to_string(),
+                client_host: "/127.0.0.1".to_string(),
+                rebalance_timeout_ms: 30_000,
+                session_timeout_ms: 30_000,
+                subscription: Bytes::from_static(b"sub"),
+                assignment: Bytes::from_static(b"assigned"),
+            }],
+        };
+        (group_key("g"), Some(group_value(&value)))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_the_offsets_topic_no_coordinator_is_available() {
+        let f = Fixture::start(false).await;
+        let c = &f.coordinator;
+        assert_eq!(
+            c.heartbeat("g", "m1", None, 1),
+            code(ResponseError::CoordinatorNotAvailable)
+        );
+        assert_eq!(
+            c.fetch_offsets("g", None),
+            Err(code(ResponseError::CoordinatorNotAvailable))
+        );
+        f.stop();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_get_not_coordinator_then_load_in_progress_until_the_shard_is_loaded() {
+        let f = Fixture::start(true).await;
+        let c = &f.coordinator;
+        let not_coordinator = code(ResponseError::NotCoordinator);
+        assert_eq!(c.heartbeat("g", "m1", None, 1), not_coordinator);
+        assert_eq!(c.fetch_offsets("g", None), Err(not_coordinator));
+        assert_eq!(
+            c.commit("g", -1, "", None, vec![offset("t", 1)]).await,
+            Err(not_coordinator)
+        );
+        assert_eq!(c.list(&[]), Ok(Vec::new()), "no shard, nothing to list");
+
+        let shard = f.unloaded_shard();
+        let loading = code(ResponseError::CoordinatorLoadInProgress);
+        assert_eq!(c.heartbeat("g", "m1", None, 1), loading);
+        assert_eq!(c.fetch_offsets("g", None), Err(loading));
+        assert_eq!(
+            c.commit("g", -1, "", None, vec![offset("t", 1)]).await,
+            Err(loading)
+        );
+        assert_eq!(c.list(&[]), Err(loading));
+        assert_eq!(c.describe("g").map(|s| s.state), Err(loading));
+
+        f.load(&shard).await;
+        assert_eq!(
+            c.heartbeat("g", "m1", None, 1),
+            code(ResponseError::UnknownMemberId),
+            "loaded: the group is answered for, and it does not exist"
+        );
+        assert_eq!(c.list(&[]), Ok(Vec::new()));
+        f.stop();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reconcile_takes_up_the_led_offsets_partition_and_loads_it() {
+        let f = Fixture::start(true).await;
+        let c = &f.coordinator;
+        c.reconcile();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let error = c.heartbeat("g", "m1", None, 1);
+            if error != code(ResponseError::CoordinatorLoadInProgress) {
+                assert_eq!(error, code(ResponseError::UnknownMemberId));
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "never loaded");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            c.stats
+                .shards_loaded
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        f.stop();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_from_outside_the_groups_generation_is_refused() {
+        let f = Fixture::start(true).await;
+        let c = &f.coordinator;
+        let shard = f.unloaded_shard();
+        f.write(&shard, &[stored_group(3)]).await;
+        f.load(&shard).await;
+
+        let illegal = code(ResponseError::IllegalGeneration);
+        assert_eq!(
+            c.commit("g", 2, "m1", None, vec![offset("t", 10)]).await,
+            Err(illegal),
+            "a stale generation"
+        );
+        assert_eq!(
+            c.commit("g", 4, "m1", None, vec![offset("t", 10)]).await,
+            Err(illegal),
+            "a generation the group never reached"
+        );
+        assert_eq!(
+            c.commit("g", 3, "m2", None, vec![offset("t", 10)]).await,
+            Err(code(ResponseError::UnknownMemberId)),
+            "not a member"
+        );
+        assert_eq!(
+            c.commit("g", -1, "", None, vec![offset("t", 10)]).await,
+            Err(code(ResponseError::UnknownMemberId)),
+            "an admin commit while the group has members"
+        );
+        assert_eq!(
+            c.commit("absent", 1, "m1", None, vec![offset("t", 10)])
+                .await,
+            Err(illegal),
+            "a generation of a group that does not exist"
+        );
+        assert_eq!(
+            c.describe("absent").map(|s| s.state),
+            Ok("Dead"),
+            "a refused commit creates no group"
+        );
+        let fetched = c.fetch_offsets("g", None).unwrap();
+        assert!(
+            fetched.is_empty(),
+            "nothing refused was applied: {fetched:?}"
+        );
+
+        assert_eq!(
+            c.commit("g", 3, "m1", None, vec![offset("t", 10), offset("nope", 1)])
+                .await,
+            Ok(vec![0, code(ResponseError::UnknownTopicOrPartition)])
+        );
+        let fetched = c
+            .fetch_offsets("g", Some(vec![("t".to_string(), vec![0])]))
+            .unwrap();
+        assert_eq!(fetched.len(), 1);
+        assert_eq!(fetched[0].offset, 10);
+        f.stop();
     }
 }

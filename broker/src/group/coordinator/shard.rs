@@ -174,7 +174,7 @@ impl GroupCoordinator {
     }
 
     /// Replays a shard's partition up to the high watermark.
-    fn load(&self, index: i32, shard: &Shard) {
+    pub(super) fn load(&self, index: i32, shard: &Shard) {
         let started = Instant::now();
         let partition = &shard.partition;
         let offsets = partition.offsets();
@@ -373,5 +373,270 @@ fn replay(groups: &mut HashMap<String, Group>, r: &Record, now: Instant) {
                 }
             },
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+    use proto_kafka::records::{Record, TimestampType};
+
+    use super::super::test_fixture::{Fixture, RETENTION_MS};
+    use super::replay;
+    use crate::clock::now_ms;
+    use crate::group::codec::{
+        group_key, group_value, offset_key, offset_value, GroupValue, MemberValue, OffsetValue,
+    };
+    use crate::group::state::{Group, GroupState};
+    use crate::group::OFFSETS_TOPIC;
+
+    fn record(offset: i64, key: Bytes, value: Option<Bytes>) -> Record {
+        Record {
+            transactional: false,
+            control: false,
+            delete_horizon_ms: None,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset,
+            sequence: -1,
+            timestamp: 1_000,
+            key: Some(key),
+            value,
+            headers: Vec::new(),
+        }
+    }
+
+    fn committed(group: &str, partition: i32, offset: i64, at_ms: i64) -> (Bytes, Option<Bytes>) {
+        let value = OffsetValue {
+            offset,
+            leader_epoch: 2,
+            metadata: format!("m{offset}"),
+            commit_timestamp: at_ms,
+        };
+        (
+            offset_key(group, "t", partition),
+            Some(offset_value(&value)),
+        )
+    }
+
+    /// A stored generation: `members` of them, consumers, since `since_ms`.
+    fn stored_group(
+        group: &str,
+        generation: i32,
+        members: &[&str],
+        since_ms: i64,
+    ) -> (Bytes, Option<Bytes>) {
+        let value = GroupValue {
+            protocol_type: "consumer".to_string(),
+            generation,
+            protocol: Some("range".to_string()),
+            leader: members.first().map(|m| m.to_string()),
+            state_timestamp: since_ms,
+            members: members
+                .iter()
+                .map(|m| MemberValue {
+                    member_id: m.to_string(),
+                    instance_id: None,
+                    client_id: "c".to_string(),
+                    client_host: "/127.0.0.1".to_string(),
+                    rebalance_timeout_ms: 30_000,
+                    session_timeout_ms: 30_000,
+                    subscription: Bytes::from_static(b"sub"),
+                    assignment: Bytes::from_static(b"assigned"),
+                })
+                .collect(),
+        };
+        (group_key(group), Some(group_value(&value)))
+    }
+
+    fn replay_all(records: &[(Bytes, Option<Bytes>)]) -> HashMap<String, Group> {
+        let mut groups = HashMap::new();
+        let now = Instant::now();
+        for (i, (key, value)) in records.iter().enumerate() {
+            replay(
+                &mut groups,
+                &record(i as i64, key.clone(), value.clone()),
+                now,
+            );
+        }
+        groups
+    }
+
+    fn offsets_of(group: &Group) -> Vec<(i32, i64, i64)> {
+        group
+            .offsets
+            .iter()
+            .map(|((_, p), c)| (*p, c.value.offset, c.log_offset))
+            .collect()
+    }
+
+    #[test]
+    fn replay_keeps_the_last_commit_and_drops_tombstoned_offsets() {
+        let groups = replay_all(&[
+            committed("g", 0, 5, 1),
+            committed("g", 1, 7, 1),
+            committed("g", 0, 9, 1),
+            (offset_key("g", "t", 1), None),
+        ]);
+        let g = &groups["g"];
+        assert_eq!(offsets_of(g), vec![(0, 9, 2)]);
+        assert_eq!(g.offsets[&("t".to_string(), 0)].value.metadata, "m9");
+        assert_eq!(g.state, GroupState::Empty);
+        assert_eq!(g.protocol_type, None, "a standalone committer");
+    }
+
+    #[test]
+    fn replay_restores_a_stored_generation_and_a_group_tombstone_resets_it() {
+        let mut records = vec![
+            committed("g", 0, 5, 1),
+            stored_group("g", 4, &["m1", "m2"], 1_234),
+        ];
+        let groups = replay_all(&records);
+        let g = &groups["g"];
+        assert_eq!(g.generation, 4);
+        assert_eq!(g.state, GroupState::Stable);
+        assert_eq!(g.protocol.as_deref(), Some("range"));
+        assert_eq!(g.leader.as_deref(), Some("m1"));
+        assert_eq!(
+            g.members.keys().cloned().collect::<Vec<_>>(),
+            vec!["m1".to_string(), "m2".to_string()]
+        );
+        assert_eq!(g.members["m1"].assignment.as_ref(), b"assigned");
+        assert_eq!(g.state_since_ms, 1_234);
+        assert_eq!(offsets_of(g), vec![(0, 5, 0)]);
+
+        records.push((group_key("g"), None));
+        let groups = replay_all(&records);
+        let g = &groups["g"];
+        assert_eq!(
+            g.generation, 0,
+            "the group tombstone forgets the generation"
+        );
+        assert!(g.members.is_empty());
+        assert_eq!(g.state, GroupState::Empty);
+        assert_eq!(offsets_of(g), vec![(0, 5, 0)], "but not the offsets");
+    }
+
+    #[test]
+    fn replay_skips_records_it_cannot_read() {
+        let groups = replay_all(&[
+            (
+                Bytes::from_static(b"\x00\x09junk"),
+                Some(Bytes::from_static(b"x")),
+            ),
+            (offset_key("g", "t", 0), Some(Bytes::from_static(b"\x00"))),
+            (group_key("h"), Some(Bytes::from_static(b"\x00\x03"))),
+            committed("g", 1, 3, 1),
+        ]);
+        assert_eq!(offsets_of(&groups["g"]), vec![(1, 3, 3)]);
+        assert!(
+            groups.get("h").is_none_or(|h| h.generation == 0),
+            "an unreadable group value restores nothing"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn load_rebuilds_the_groups_from_the_partition_and_forgets_vacant_ones() {
+        let f = Fixture::start(true).await;
+        let shard = f.unloaded_shard();
+        f.write(
+            &shard,
+            &[
+                committed("g", 0, 5, 1),
+                stored_group("g", 2, &["m1"], 1),
+                committed("gone", 0, 1, 1),
+            ],
+        )
+        .await;
+        f.write(
+            &shard,
+            &[committed("g", 0, 6, 1), (offset_key("gone", "t", 0), None)],
+        )
+        .await;
+        f.load(&shard).await;
+
+        let state = shard.lock();
+        assert!(state.loaded);
+        let g = &state.groups["g"];
+        assert_eq!(g.generation, 2);
+        assert_eq!(g.state, GroupState::Stable);
+        assert_eq!(offsets_of(g), vec![(0, 6, 3)]);
+        assert!(
+            !state.groups.contains_key("gone"),
+            "a group with nothing left is not kept"
+        );
+        let stats = &f.coordinator.stats;
+        assert_eq!(stats.records_loaded.load(Ordering::Relaxed), 5);
+        assert_eq!(stats.shards_loaded.load(Ordering::Relaxed), 1);
+        drop(state);
+        f.stop();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_retention_sweep_expires_old_offsets_and_keeps_a_live_groups() {
+        let f = Fixture::start(true).await;
+        let shard = f.unloaded_shard();
+        let now = now_ms();
+        let old = now - 2 * RETENTION_MS;
+        f.write(
+            &shard,
+            &[
+                // A standalone committer's offsets age by their own commit time.
+                committed("standalone", 0, 1, old),
+                committed("fresh", 0, 2, now),
+                // A consumer group's from when it emptied, whatever the commit time.
+                stored_group("emptied", 3, &[], old),
+                committed("emptied", 0, 3, now),
+                // A group with members keeps every offset.
+                stored_group("live", 5, &["m1"], old),
+                committed("live", 0, 4, old),
+            ],
+        )
+        .await;
+        f.load(&shard).await;
+
+        f.coordinator.expire_offsets();
+        {
+            let state = shard.lock();
+            let mut left: Vec<&str> = state.groups.keys().map(String::as_str).collect();
+            left.sort();
+            assert_eq!(left, vec!["fresh", "live"]);
+            assert_eq!(offsets_of(&state.groups["live"]).len(), 1);
+            assert_eq!(offsets_of(&state.groups["fresh"]).len(), 1);
+        }
+        assert_eq!(
+            f.coordinator.stats.offsets_expired.load(Ordering::Relaxed),
+            2
+        );
+
+        // The sweep's tombstones reach the log: a reload agrees.
+        let partition = f.replicas.get(OFFSETS_TOPIC, 0).unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while partition.offsets().high_watermark < partition.offsets().log_end {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "tombstones never acked"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            partition.offsets().log_end,
+            6 + 4,
+            "two offset tombstones and two group tombstones"
+        );
+        let reloaded = f.unloaded_shard();
+        f.load(&reloaded).await;
+        let state = reloaded.lock();
+        let mut left: Vec<&str> = state.groups.keys().map(String::as_str).collect();
+        left.sort();
+        assert_eq!(left, vec!["fresh", "live"]);
+        drop(state);
+        f.stop();
     }
 }
