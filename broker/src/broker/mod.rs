@@ -311,7 +311,12 @@ impl Broker {
             Some(forward.clone()),
         ));
         let admin: Arc<dyn ControllerService> = controllers.clone();
-        let admin_service = AdminService::new(cache.clone(), controller.clone(), admin.clone());
+        let admin_service = AdminService::new(
+            cache.clone(),
+            controller.clone(),
+            admin.clone(),
+            shutdown.clone(),
+        );
         metrics.attach_controller(controller.clone());
         metrics.attach_admin(controllers, forward, admin_service.refused.clone());
         let oversized = admin_service.refused.oversized.clone();
@@ -462,13 +467,14 @@ impl Broker {
         for listener in self.listeners.drain(..) {
             let _ = tokio::time::timeout(self.drain + Duration::from_secs(1), listener).await;
         }
-        let lease = (*self.registration.borrow()).map(|r| r.lease);
         for task in self.background.drain(..) {
             task.abort();
         }
         if let Some(keeper) = self.keeper.take() {
             let _ = tokio::task::spawn_blocking(move || keeper.join()).await;
         }
+        // Read once the keeper has stopped: it may have registered again just before.
+        let lease = (*self.registration.borrow()).map(|r| r.lease);
         if let Some(lease) = lease {
             if let Err(err) = self.store.revoke_lease(lease).await {
                 warn!(error = %err, "failed to deregister");
@@ -566,10 +572,16 @@ async fn track_readiness(
         // A re-registration can reach the image (through the watch) before the keeper
         // publishes it here: wake on either, or readiness would wait for an unrelated
         // metadata change.
-        tokio::select! {
-            changed = changes.changed() => if changed.is_err() { return },
-            changed = acting.changed() => if changed.is_err() { return },
-            changed = registration.changed() => if changed.is_err() { return },
+        let ended = tokio::select! {
+            changed = changes.changed() => changed.is_err(),
+            changed = acting.changed() => changed.is_err(),
+            changed = registration.changed() => changed.is_err(),
+        };
+        if ended {
+            // Whatever stopped (the keeper, the loader, the controller), this broker can
+            // no longer tell that it is ready: say it is not.
+            ready.send_replace(false);
+            return;
         }
     }
 }

@@ -88,6 +88,8 @@ pub enum AdminError {
     UnknownTopicId(String),
     TopicDeletionDisabled,
     NotController,
+    /// The controller did not answer in time; the change may or may not have been made.
+    TimedOut(String),
     /// The store failed; the message is for logs and clients.
     Unavailable(String),
 }

@@ -116,9 +116,12 @@ impl Controller {
             self.stats
                 .transactions
                 .observe(started.elapsed().as_secs_f64());
-            self.saw_revision(response.revision);
             revision = response.revision;
-            if !response.succeeded {
+            if response.succeeded {
+                // Only a write that landed under our prefix: a refused one answers etcd's
+                // global revision, which the prefix watch may never deliver.
+                self.saw_revision(response.revision);
+            } else {
                 let ours = self.store.get(&self.keys.controller()).await?;
                 if ours.is_none_or(|kv| kv.create_revision != epoch) {
                     self.stats

@@ -69,6 +69,7 @@ pub fn admin(error: &AdminError) -> (i16, String) {
             ResponseError::NotController,
             "this broker is not the controller right now".to_string(),
         ),
+        AdminError::TimedOut(m) => (ResponseError::RequestTimedOut, m.clone()),
         AdminError::Unavailable(m) => (ResponseError::UnknownServerError, m.clone()),
     };
     (code(e), message)

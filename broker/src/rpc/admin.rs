@@ -38,6 +38,9 @@ pub struct AdminService {
     controller: Arc<Controller>,
     admin: Arc<dyn ControllerService>,
     pub refused: Arc<RefusedForwards>,
+    /// The broker's stop signal: watch streams end with it (tonic runs each connection
+    /// as a task of its own, which stopping the server does not end).
+    shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AdminService {
@@ -45,19 +48,23 @@ impl AdminService {
         cache: Arc<MetadataCache>,
         controller: Arc<Controller>,
         admin: Arc<dyn ControllerService>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> AdminService {
         AdminService {
             cache,
             controller,
             admin,
             refused: Arc::new(RefusedForwards::default()),
+            shutdown,
         }
     }
 
     /// Checks a forward: the sender is registered in the epoch it claims, and it was
     /// addressed to the term this broker's controller is in.
     fn check_forward(&self, forwarded: &Forwarded) -> Result<(), Status> {
-        let image = self.cache.image();
+        // The raw image, as the controller uses: a controller still recovering its logs
+        // must not refuse every forward for the senders its applied image lacks.
+        let image = self.cache.raw_image();
         let sender_live = image
             .brokers
             .get(&forwarded.broker_id)
@@ -123,10 +130,12 @@ impl Admin for AdminService {
         request: Request<proto::DescribeTopicsRequest>,
     ) -> Result<Response<proto::DescribeTopicsResponse>, Status> {
         let image = self.cache.image();
-        let names: Vec<String> = if request.get_ref().names.is_empty() {
+        // Each name once: a request naming one big topic a million times must not make
+        // a million descriptions of it.
+        let names: std::collections::BTreeSet<String> = if request.get_ref().names.is_empty() {
             image.topics.keys().cloned().collect()
         } else {
-            request.into_inner().names
+            request.into_inner().names.into_iter().collect()
         };
         let mut topics = Vec::new();
         let mut missing = Vec::new();
@@ -279,6 +288,7 @@ impl Admin for AdminService {
         _request: Request<proto::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let cache = self.cache.clone();
+        let mut shutdown = self.shutdown.clone();
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
             let mut changes = cache.subscribe();
@@ -291,6 +301,12 @@ impl Admin for AdminService {
                 tokio::select! {
                     changed = changes.changed() => if changed.is_err() { return },
                     () = tx.closed() => return,
+                    () = async { let _ = shutdown.wait_for(|stop| *stop).await; } => {
+                        let _ = tx
+                            .send(Err(Status::unavailable("the broker is shutting down")))
+                            .await;
+                        return;
+                    }
                 }
                 let image = cache.image();
                 if let Some(event) = watch::changes(&last, &image) {

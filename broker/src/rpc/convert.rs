@@ -220,6 +220,7 @@ pub fn admin_error(outcome: &proto::Outcome) -> Option<AdminError> {
         Some(ResponseError::UnknownTopicId) => AdminError::UnknownTopicId(message),
         Some(ResponseError::TopicDeletionDisabled) => AdminError::TopicDeletionDisabled,
         Some(ResponseError::NotController) => AdminError::NotController,
+        Some(ResponseError::RequestTimedOut) => AdminError::TimedOut(message),
         _ => AdminError::Unavailable(message),
     })
 }

@@ -54,17 +54,33 @@ impl GrpcForward {
         self.failures.load(Ordering::Relaxed)
     }
 
-    /// A failed call as the caller's error: clients retry NOT_CONTROLLER, so a controller
-    /// that moved, refused a stale stamp or cannot be reached is that.
+    /// A failed call as the caller's error. Clients retry NOT_CONTROLLER, which is right
+    /// when the controller moved, refused a stale stamp or cannot be reached. A call that
+    /// timed out may have been done, so it is REQUEST_TIMED_OUT (as Kafka answers a
+    /// CreateTopics whose timeout passed); one the controller could not read will not
+    /// succeed by retrying, so it is INVALID_REQUEST.
     fn unreachable(&self, status: tonic::Status) -> AdminError {
+        use tonic::Code;
         self.failures.fetch_add(1, Ordering::Relaxed);
         debug!(code = ?status.code(), message = status.message(), "forwarded admin request failed");
-        AdminError::NotController
+        match status.code() {
+            Code::DeadlineExceeded | Code::Cancelled => AdminError::TimedOut(format!(
+                "the controller did not answer in time ({}); the change may have been made",
+                status.message()
+            )),
+            Code::InvalidArgument | Code::OutOfRange => AdminError::InvalidRequest(format!(
+                "the controller could not take the forwarded request: {}",
+                status.message()
+            )),
+            _ => AdminError::NotController,
+        }
     }
 
     /// A client for the controller broker and the stamp its requests carry.
     fn controller(&self) -> Result<(AdminClient<Channel>, Forwarded), AdminError> {
-        let image = self.cache.image();
+        // The raw image: the controller and its address as the store has them now, not
+        // as this broker has finished applying.
+        let image = self.cache.raw_image();
         let (id, epoch) = image.controller.ok_or(AdminError::NotController)?;
         let address = image
             .brokers
@@ -90,7 +106,8 @@ impl GrpcForward {
         };
         debug!(controller = id, %address, "forwarding an admin request");
         Ok((
-            AdminClient::new(channel),
+            // Answers are bounded by the cluster's size, not by a request limit.
+            AdminClient::new(channel).max_decoding_message_size(usize::MAX),
             Forwarded {
                 broker_id: self.broker_id,
                 broker_epoch: self.replicas.broker_epoch(),
