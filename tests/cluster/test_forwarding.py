@@ -85,8 +85,9 @@ class OneBroker:
 
 @pytest.fixture(scope="module")
 def clients(cluster):
-    controller = cluster.controller_id()
+    controller, _ = cluster.wait_controller()
     other = cluster.non_controller()
+    assert other.id != controller, (other.id, controller)
     c = OneBroker(cluster.bootstrap, controller)
     o = OneBroker(cluster.bootstrap, other.id)
     yield c, o
@@ -163,3 +164,10 @@ def test_incremental_alter_configs_forwarded(clients):
         on_controller.alter_topic(topic, "retention.ms", "soon"),
     ) == (INVALID_CONFIG, INVALID_CONFIG)
     assert forwarded.topic_config(topic, "retention.ms") == "123456"
+
+
+def test_the_non_controller_really_forwarded(cluster, clients):
+    # Guards the tests above against passing vacuously on the controller itself.
+    _, forwarded = clients
+    [broker] = [b for b in cluster.brokers if b.id == forwarded.node]
+    assert broker.metric("runnel_admin_forwarded_total") >= 10
