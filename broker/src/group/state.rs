@@ -233,6 +233,10 @@ pub struct Group {
     pub state_since_ms: i64,
     /// Rebalances started, for metrics.
     pub rebalances: u64,
+    /// Offset commits written and not yet applied: a group created by a standalone
+    /// commit holds nothing until its offsets are applied, and must not be dropped as
+    /// vacant meanwhile (the acknowledged offsets would be missing until a reload).
+    pub pending_commits: usize,
 }
 
 fn ms(v: i32) -> Duration {
@@ -259,6 +263,7 @@ impl Group {
             store_due: false,
             state_since_ms: now_ms,
             rebalances: 0,
+            pending_commits: 0,
         }
     }
 
@@ -267,6 +272,7 @@ impl Group {
     pub fn is_vacant(&self) -> bool {
         self.members.is_empty()
             && self.pending.is_empty()
+            && self.pending_commits == 0
             && self.offsets.is_empty()
             && self.state == GroupState::Empty
             && self.generation == 0

@@ -537,7 +537,13 @@ impl GroupCoordinator {
             if records.is_empty() {
                 return Ok(results);
             }
+            g.pending_commits += 1;
             append(&shard, &records)
+        };
+        // Released on every way out, a dropped request included.
+        let pending = PendingCommit {
+            shard: shard.clone(),
+            group,
         };
         let write = match write {
             Ok(w) => w,
@@ -575,6 +581,8 @@ impl GroupCoordinator {
         self.stats
             .offsets_committed
             .fetch_add(applied.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        drop(state);
+        drop(pending);
         Ok(results)
     }
 
@@ -695,6 +703,22 @@ impl GroupCoordinator {
                 Err(err) => Err(write_error(&err)),
             },
             Some(Err(err)) => Err(write_error(&err)),
+        }
+    }
+}
+
+/// An offset commit between its write and its application: keeps the group from being
+/// dropped as vacant (`Group::pending_commits`) until it ends, however it ends.
+struct PendingCommit<'a> {
+    shard: Arc<Shard>,
+    group: &'a str,
+}
+
+impl Drop for PendingCommit<'_> {
+    fn drop(&mut self) {
+        let mut state = self.shard.lock();
+        if let Some(g) = state.groups.get_mut(self.group) {
+            g.pending_commits = g.pending_commits.saturating_sub(1);
         }
     }
 }
