@@ -219,6 +219,7 @@ def test_sigstopped_broker_steps_down_and_comes_back(cluster, topic):
     records_before = {p: cluster.etcd.partition(topic, p) for p in mine}
     leading_before = victim.leader_count()
     assert leading_before >= 2
+    lost_before = victim.metric("runnel_replica_leadership_lost_total")
 
     victim.pause()
     paused_at = time.monotonic()
@@ -237,18 +238,23 @@ def test_sigstopped_broker_steps_down_and_comes_back(cluster, topic):
     finally:
         victim.resume()
     resumed_at = time.monotonic()
-    # Right after it notices, it leads nothing: sample its /metrics quickly.
+    # Right after it notices, it leads nothing. Stepping down and being elected again
+    # can take less than one scrape on a busy machine (CI once sampled 6 leaders 695
+    # times and never 0), so the broker's own count of lost leaderships is asserted:
+    # every partition it led stepped down. The samples are printed for the record.
     samples = []
+    lost = 0
     while time.monotonic() - resumed_at < 2 * TTL + SLACK:
         try:
             samples.append(victim.leader_count())
+            lost = victim.metric("runnel_replica_leadership_lost_total") - lost_before
         except OSError:
             continue
-        if 0 in samples and samples[-1] >= leading_before:
+        if lost >= leading_before and samples[-1] >= leading_before:
             break
         time.sleep(0.01)
-    print(f"leader_count samples after SIGCONT: {samples[:10]}...{samples[-5:]} ({len(samples)})")
-    assert 0 in samples, samples
+    print(f"after SIGCONT: leadership lost {lost} times; leader_count samples {samples[:10]}...{samples[-5:]}")
+    assert lost >= leading_before, (lost, leading_before, samples)
     epoch_after, took = wait_until("a new registration", lambda: cluster.etcd.broker_epoch(victim.id), 2 * TTL + SLACK)
     timing("sigstop", "re-registered after SIGCONT", time.monotonic() - resumed_at)
     assert epoch_after > epoch_before

@@ -201,6 +201,15 @@ impl LiveStats {
             "Partitions this broker leads",
             leaders as i64,
         )?;
+        counter(
+            encoder,
+            "runnel_replica_leadership_lost",
+            "Times a replica here stopped leading (new leader, offline, or a new incarnation of this broker)",
+            partitions
+                .iter()
+                .map(|p| p.leadership_lost.load(Ordering::Relaxed))
+                .sum(),
+        )?;
         gauge(
             encoder,
             "kafka_server_replicamanager_under_replicated_partitions",

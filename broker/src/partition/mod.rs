@@ -188,6 +188,9 @@ pub struct Partition {
     unflushed: Mutex<Unflushed>,
     /// Bytes appended and fetched, for metrics.
     pub bytes_in: AtomicU64,
+    /// Times this replica stopped leading (a new leader, offline, or this broker's
+    /// incarnation no longer named), for `/metrics`.
+    pub leadership_lost: AtomicU64,
     pub messages_in: AtomicU64,
     pub bytes_out: AtomicU64,
 }
@@ -238,6 +241,7 @@ impl Partition {
                 since: None,
             }),
             bytes_in: AtomicU64::new(0),
+            leadership_lost: AtomicU64::new(0),
             messages_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
         })
@@ -283,6 +287,9 @@ impl Partition {
             let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
             if *state == next {
                 return;
+            }
+            if state.role == Role::Leader && next.role != Role::Leader {
+                self.leadership_lost.fetch_add(1, Ordering::Relaxed);
             }
             *state = next;
         }
