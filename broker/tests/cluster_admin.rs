@@ -11,8 +11,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{metric, metrics, test_config, topic_name, Client};
-use proto_kafka::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use common::{metric, metrics, test_config, Client};
 use proto_kafka::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
@@ -132,23 +131,7 @@ async fn create(
     partitions: i32,
     configs: &[(&str, &str)],
 ) -> (i16, Option<String>) {
-    let topic = CreatableTopic::default()
-        .with_name(topic_name(name))
-        .with_num_partitions(partitions)
-        .with_replication_factor(-1)
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    CreatableTopicConfig::default()
-                        .with_name(s(k))
-                        .with_value(Some(s(v)))
-                })
-                .collect(),
-        );
-    let request = CreateTopicsRequest::default()
-        .with_topics(vec![topic])
-        .with_timeout_ms(10_000);
+    let request = Client::create_topics_request(name, partitions, -1, configs);
     let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &request).await;
     (
         r.topics[0].error_code,

@@ -19,8 +19,8 @@ use proto_kafka::messages::find_coordinator_request::FindCoordinatorRequest;
 use proto_kafka::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
+use proto_kafka::messages::CreateTopicsResponse;
 use proto_kafka::messages::*;
-use proto_kafka::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use proto_kafka::protocol::StrBytes;
 use proto_kafka::records::Compression;
 use runnel_broker::fsio::sim::{CutMode, Fault, FaultEffect, FaultOp, FaultTarget, SimFs};
@@ -435,23 +435,11 @@ fn keyed(key: &str, value: &str) -> bytes::Bytes {
 }
 
 async fn create_compacted(c: &mut Client, name: &str) -> i16 {
-    use proto_kafka::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-    let config = |k: &str, v: &str| {
-        CreatableTopicConfig::default()
-            .with_name(s(k))
-            .with_value(Some(s(v)))
-    };
-    let topic = CreatableTopic::default()
-        .with_name(topic_name(name))
-        .with_num_partitions(1)
-        .with_replication_factor(1)
-        .with_configs(vec![
-            config("cleanup.policy", "compact"),
-            config("min.cleanable.dirty.ratio", "0"),
-        ]);
-    let request = CreateTopicsRequest::default()
-        .with_topics(vec![topic])
-        .with_timeout_ms(10_000);
+    let configs = [
+        ("cleanup.policy", "compact"),
+        ("min.cleanable.dirty.ratio", "0"),
+    ];
+    let request = Client::create_topics_request(name, 1, 1, &configs);
     let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &request).await;
     r.topics[0].error_code
 }

@@ -24,7 +24,6 @@ use bytes::Bytes;
 use common::{
     batch, keyed_batch, metric, metrics, producer_batch, start, test_config, topic_name, Client,
 };
-use proto_kafka::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use proto_kafka::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -143,23 +142,7 @@ async fn create_topic_with(
     partitions: i32,
     configs: &[(&str, &str)],
 ) -> i16 {
-    let topic = CreatableTopic::default()
-        .with_name(topic_name(name))
-        .with_num_partitions(partitions)
-        .with_replication_factor(1)
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    CreatableTopicConfig::default()
-                        .with_name(s(k))
-                        .with_value(Some(s(v)))
-                })
-                .collect(),
-        );
-    let request = CreateTopicsRequest::default()
-        .with_topics(vec![topic])
-        .with_timeout_ms(10_000);
+    let request = Client::create_topics_request(name, partitions, 1, configs);
     match c
         .try_call::<_, CreateTopicsResponse>(ApiKey::CreateTopics, 7, &request)
         .await

@@ -154,6 +154,34 @@ impl Client {
         response.topics[0].error_code
     }
 
+    /// CreateTopics v7 for one topic with `configs` (replication factor -1: the default).
+    pub fn create_topics_request(
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: &[(&str, &str)],
+    ) -> CreateTopicsRequest {
+        use proto_kafka::messages::create_topics_request::CreatableTopicConfig;
+        let s = |v: &str| StrBytes::from_string(v.to_string());
+        let topic = CreatableTopic::default()
+            .with_name(topic_name(name))
+            .with_num_partitions(partitions)
+            .with_replication_factor(replication_factor)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(s(k))
+                            .with_value(Some(s(v)))
+                    })
+                    .collect(),
+            );
+        CreateTopicsRequest::default()
+            .with_topics(vec![topic])
+            .with_timeout_ms(10_000)
+    }
+
     pub fn produce_request(topic: &str, partition: i32, batch: Bytes, acks: i16) -> ProduceRequest {
         ProduceRequest::default()
             .with_acks(acks)
