@@ -295,7 +295,12 @@ BROKERS = {cls.name: cls for cls in (Kafka, Runnel, RunnelInterval)}
 
 
 def random_cluster_id():
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # One id in 64 would start with "-", which StorageTool's argument parser takes for an
+    # option (a failed run of 2026-11-28): draw again.
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def java(jars, main, *args, heap="512m", extra_cp=None):
