@@ -334,6 +334,23 @@ pub(crate) mod test_batches {
         assemble(0, &records, values.len() as i32, timestamp)
     }
 
+    /// [`uncompressed`] from an idempotent producer: id, epoch and first sequence set.
+    pub(crate) fn idempotent(
+        values: &[&[u8]],
+        timestamp: i64,
+        producer_id: i64,
+        producer_epoch: i16,
+        base_sequence: i32,
+    ) -> Vec<u8> {
+        let mut b = uncompressed(values, timestamp);
+        b[43..51].copy_from_slice(&producer_id.to_be_bytes());
+        b[51..53].copy_from_slice(&producer_epoch.to_be_bytes());
+        b[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+        let crc = crc32c::crc32c(&b[ATTRIBUTES..]);
+        b[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
     /// A batch with a given attributes codec id around an already encoded records section.
     pub(crate) fn assemble(codec: i16, records: &[u8], count: i32, timestamp: i64) -> Vec<u8> {
         let mut b = Vec::with_capacity(HEADER_LEN + records.len());

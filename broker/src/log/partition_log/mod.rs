@@ -27,12 +27,15 @@ use super::producer_state::{snapshot_name, Check, ProducerState, SequenceError};
 use super::segment::{remove_segment_files, AppendMeta, ReadPlan, Segment};
 use crate::error::{Error, Result};
 use crate::fsio::{create_dir_durable, read_file, sync_parent, write_atomic, FileSystem, LogFile};
-use crate::records::batch::{self, BatchHeader};
+use crate::records::batch;
 use crate::records::validate::ValidBatch;
 
 mod cleaning;
+mod follower;
 mod recovery;
 mod retention;
+
+pub use follower::{FollowerAppend, FollowerAppendError, Truncation};
 
 pub const PARTITION_METADATA: &str = "partition.metadata";
 
@@ -262,7 +265,8 @@ impl PartitionLog {
             .unwrap_or_else(|| unreachable!("a partition log without segments"))
     }
 
-    fn should_roll(&self, size: usize, header: &BatchHeader, now_ms: i64) -> bool {
+    /// Whether a batch of `size` bytes ending at `last_offset` starts a new segment.
+    fn should_roll(&self, size: usize, last_offset: i64, now_ms: i64) -> bool {
         let active = self.active();
         if active.is_empty() {
             return false;
@@ -271,9 +275,7 @@ impl PartitionLog {
         let too_old = active
             .first_batch_timestamp()
             .is_some_and(|first| now_ms.saturating_sub(first) >= self.config.segment_ms);
-        let offsets_overflow = header.last_offset_delta as i64 + self.log_end_offset()
-            - active.base_offset()
-            > i64::from(i32::MAX);
+        let offsets_overflow = last_offset - active.base_offset() > i64::from(i32::MAX);
         too_big || too_old || offsets_overflow
     }
 
@@ -341,7 +343,8 @@ impl PartitionLog {
         log_append_time: bool,
     ) -> Result<AppendInfo> {
         let header = valid.header;
-        if self.should_roll(batch.len(), &header, now_ms) {
+        let last_offset = self.log_end_offset() + i64::from(header.last_offset_delta);
+        if self.should_roll(batch.len(), last_offset, now_ms) {
             self.roll()?;
         }
         let base_offset = self.log_end_offset();
@@ -635,6 +638,13 @@ impl PartitionLog {
         &self.config
     }
 
+    /// This replica leads `epoch` from now: the epoch starts at the current log end (a
+    /// follower that diverged truncates to it even before the leader writes).
+    pub fn begin_leader_epoch(&mut self, epoch: i32) {
+        let log_end = self.log_end_offset();
+        self.epochs_dirty |= self.epochs.assign(epoch, log_end);
+    }
+
     /// Takes a changed topic configuration; the next append rolls and indexes by it.
     pub fn set_config(&mut self, config: LogConfig) {
         self.config = config;
@@ -657,6 +667,7 @@ mod tests {
     use crate::log::producer_state::parse_snapshot_name;
     use crate::log::segment::read_batches;
     use crate::records::batch::test_batches::uncompressed;
+    use crate::records::batch::BatchHeader;
     use crate::records::validate::{validate_produce_batch, Limits};
 
     fn config() -> LogConfig {

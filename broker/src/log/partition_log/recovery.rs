@@ -173,7 +173,10 @@ impl PartitionLog {
 
     /// Loads the latest usable producer-state snapshot and replays the batches after it.
     /// Snapshots past the log end (left by a truncation) are deleted.
-    fn rebuild_producer_state(&mut self, entries: &[crate::fsio::DirEntry]) -> Result<()> {
+    pub(super) fn rebuild_producer_state(
+        &mut self,
+        entries: &[crate::fsio::DirEntry],
+    ) -> Result<()> {
         let log_end = self.log_end_offset();
         let mut snapshots: Vec<i64> = entries
             .iter()
