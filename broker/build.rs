@@ -5,6 +5,8 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .codec_path("crate::rpc::codec::StrictCodec")
+        // Replicated batches pass through as the buffers the log read, not copies.
+        .bytes(".runnel.v1.ReplicaFetchResponse.records")
         .compile_protos(&["proto/runnel.proto"], &["proto"])?;
     Ok(())
 }

@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod partition;
 pub mod protocol;
 pub mod records;
+pub mod replication;
 pub mod rpc;
 pub mod server;
 pub mod telemetry;

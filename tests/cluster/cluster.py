@@ -177,8 +177,9 @@ class Etcd:
 
 
 class ClusterBroker:
-    def __init__(self, broker_id, directory, etcd_endpoint, rack, admin):
+    def __init__(self, broker_id, directory, etcd_endpoint, rack, admin, extra_args=()):
         self.id = broker_id
+        self.extra_args = list(extra_args)
         self.dir = Path(directory)
         self.data = self.dir / "data"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -208,7 +209,7 @@ class ClusterBroker:
         ]
         if self.admin_port:
             args.append(f"--admin.listener=127.0.0.1:{self.admin_port}")
-        return args
+        return args + self.extra_args
 
     def start(self, wait=True):
         """Starts (or restarts, on the same data directory and ports) the broker."""
@@ -283,14 +284,15 @@ class ClusterBroker:
 
 
 class Cluster:
-    """One etcd and `size` brokers (ids 0..size-1) under one directory."""
+    """One etcd and `size` brokers (ids 0..size-1) under one directory; `extra_args` are
+    given to every broker."""
 
-    def __init__(self, size=3, directory=None):
+    def __init__(self, size=3, directory=None, extra_args=()):
         self.dir = Path(directory or tempfile.mkdtemp(prefix="runnel-cluster-"))
         self.etcd = Etcd(self.dir / "etcd")
         admin = admin_listener_supported()
         self.brokers = [
-            ClusterBroker(i, self.dir / f"broker-{i}", self.etcd.endpoint, RACKS[i % len(RACKS)], admin)
+            ClusterBroker(i, self.dir / f"broker-{i}", self.etcd.endpoint, RACKS[i % len(RACKS)], admin, extra_args)
             for i in range(size)
         ]
         started = time.monotonic()

@@ -21,7 +21,8 @@ FAILED_MODULES = set()
 
 @pytest.fixture(scope="module")
 def cluster(request):
-    c = Cluster(3)
+    # A module may give its brokers extra settings (BROKER_ARGS).
+    c = Cluster(3, extra_args=getattr(request.module, "BROKER_ARGS", ()))
     yield c
     codes = c.stop()
     assert all(code == 0 for code in codes.values()), f"broker exit codes {codes}; logs under {c.dir}"

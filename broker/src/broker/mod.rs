@@ -40,8 +40,12 @@ use crate::metadata::schema::{
 use crate::metadata::store::{Compare, MetadataStore, Op, OpResult, Txn};
 use crate::metrics::Metrics;
 use crate::partition::manager::ReplicaManager;
+use crate::replication::fetcher::Fetchers;
+use crate::replication::isr::IsrWriter;
+use crate::replication::ReplicationStats;
 use crate::rpc::admin::AdminService;
 use crate::rpc::forward::GrpcForward;
+use crate::rpc::replication::ReplicationService;
 use crate::server::listener::{self, KafkaListener};
 use keeper::{Keeper, KeeperSpec};
 use registration::{register_at_start, Registered};
@@ -320,9 +324,36 @@ impl Broker {
         metrics.attach_controller(controller.clone());
         metrics.attach_admin(controllers, forward, admin_service.refused.clone());
         let oversized = admin_service.refused.oversized.clone();
+        let replication = Arc::new(ReplicationStats::default());
+        let replication_service = ReplicationService::new(
+            replicas.clone(),
+            cache.clone(),
+            replication.clone(),
+            shutdown.clone(),
+        );
+        let fetchers = Fetchers::new(
+            config.clone(),
+            replicas.clone(),
+            cache.clone(),
+            replication.clone(),
+        );
+        metrics.attach_replication(replication.clone(), fetchers.clone());
+        background.push(tokio::spawn(fetchers.run(shutdown.clone())));
+        background.push(tokio::spawn(
+            IsrWriter::new(
+                config.clone(),
+                replicas.clone(),
+                cache.clone(),
+                store.clone(),
+                keys.clone(),
+                replication,
+            )
+            .run(shutdown.clone()),
+        ));
         background.push(tokio::spawn(crate::rpc::serve(
             admin_tcp,
             admin_service,
+            replication_service,
             config.admin_max_message_bytes,
             oversized,
             shutdown.clone(),

@@ -137,6 +137,9 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     BrokerKey { name: "admin.listener", kind: Kind::String, default: Some("localhost:9096"), doc: "host:port of the admin/watch gRPC service (broker/proto/runnel.proto): what the operator, the console and other brokers forwarding admin requests to the controller use." },
     BrokerKey { name: "admin.advertised.listener", kind: Kind::String, default: None, doc: "host:port other brokers and clients reach the admin service at; defaults to admin.listener (with the bound port when it is 0, and the first advertised listener's host when it binds every interface)." },
     BrokerKey { name: "admin.max.message.bytes", kind: Kind::Int { min: 1024, max: I32 }, default: Some("4194304"), doc: "The largest gRPC message the admin service accepts; larger ones are refused (OUT_OF_RANGE) and counted." },
+    BrokerKey { name: "replica.lag.time.max.ms", kind: Kind::Long { min: 1 }, default: Some("30000"), doc: "A follower that has not caught up with the leader's log end for this long leaves the ISR." },
+    BrokerKey { name: "replica.fetch.max.bytes", kind: Kind::Int { min: 1024, max: I32 }, default: Some("1048576"), doc: "Record bytes a follower asks for per partition fetch (at least one whole batch is sent)." },
+    BrokerKey { name: "replica.fetch.wait.max.ms", kind: Kind::Long { min: 1 }, default: Some("500"), doc: "How long the leader holds a follower's fetch when there is nothing new for it." },
     BrokerKey { name: "metadata.lease.ttl.ms", kind: Kind::Long { min: 2000 }, default: Some("10000"), doc: "TTL of this broker's registration lease in the metadata store." },
     BrokerKey { name: "shutdown.timeout.ms", kind: Kind::Long { min: 0 }, default: Some("30000"), doc: "How long a graceful shutdown waits for in-flight requests." },
 ];

@@ -140,6 +140,12 @@ pub struct Config {
     pub admin_advertised_listener: Option<String>,
     pub admin_max_message_bytes: usize,
     pub lease_ttl: Duration,
+    /// `replica.lag.time.max.ms`.
+    pub replica_lag_max: Duration,
+    /// `replica.fetch.max.bytes`.
+    pub replica_fetch_max_bytes: usize,
+    /// `replica.fetch.wait.max.ms`.
+    pub replica_fetch_wait_max: Duration,
     pub checkpoint_interval: Duration,
     pub retention_check_interval: Duration,
     pub producer_expiration_ms: i64,
@@ -397,6 +403,9 @@ impl Config {
             admin_advertised_listener: None,
             admin_max_message_bytes: 0,
             lease_ttl: Duration::ZERO,
+            replica_lag_max: Duration::ZERO,
+            replica_fetch_max_bytes: 0,
+            replica_fetch_wait_max: Duration::ZERO,
             checkpoint_interval: Duration::ZERO,
             retention_check_interval: Duration::ZERO,
             producer_expiration_ms: 0,
@@ -477,6 +486,9 @@ impl Config {
             .map(str::to_string);
         self.admin_max_message_bytes = self.int("admin.max.message.bytes")? as usize;
         self.lease_ttl = self.millis("metadata.lease.ttl.ms")?;
+        self.replica_lag_max = self.millis("replica.lag.time.max.ms")?;
+        self.replica_fetch_max_bytes = self.int("replica.fetch.max.bytes")? as usize;
+        self.replica_fetch_wait_max = self.millis("replica.fetch.wait.max.ms")?;
         self.checkpoint_interval = self.millis("log.flush.offset.checkpoint.interval.ms")?;
         self.retention_check_interval = self.millis("log.retention.check.interval.ms")?;
         self.producer_expiration_ms = self.int("producer.id.expiration.ms")?;

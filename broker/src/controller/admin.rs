@@ -3,21 +3,18 @@
 
 use super::*;
 
-/// The ISR of a new partition: its leader alone. Followers do not replicate yet
-/// (replication is later work) and the leader's high watermark counts only itself, so a
-/// follower named in the ISR would hold none of the records acks=all acknowledged, and
-/// electing it after the leader died would lose them all without a word. Followers join
-/// the ISR when they have caught up, through the leader's ISR change.
+/// The ISR of a new partition: every live replica, as this incarnation (their logs are
+/// all empty, so all are in sync). The leader's high watermark counts a follower only
+/// once it has fetched, so acks=all never outruns a member that has not.
 fn initial_isr(replicas: &[i32], live: &BTreeMap<i32, i64>) -> Vec<IsrMember> {
     replicas
-        .first()
-        .and_then(|leader| {
-            live.get(leader).map(|epoch| IsrMember {
-                broker: *leader,
+        .iter()
+        .filter_map(|broker| {
+            live.get(broker).map(|epoch| IsrMember {
+                broker: *broker,
                 broker_epoch: *epoch,
             })
         })
-        .into_iter()
         .collect()
 }
 
@@ -566,17 +563,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_new_partition_has_its_live_leader_alone_in_sync() {
+    fn a_new_partition_has_every_live_replica_in_sync_in_replica_order() {
         let live: BTreeMap<i32, i64> = [(0, 10), (1, 11), (2, 12)].into();
+        let member = |broker, broker_epoch| IsrMember {
+            broker,
+            broker_epoch,
+        };
         assert_eq!(
             initial_isr(&[1, 2, 0], &live),
-            vec![IsrMember {
-                broker: 1,
-                broker_epoch: 11
-            }]
+            vec![member(1, 11), member(2, 12), member(0, 10)]
         );
-        // A leader that is not registered is in sync with nobody.
-        assert_eq!(initial_isr(&[5, 1], &live), vec![]);
+        // A replica that is not registered is not in sync.
+        assert_eq!(initial_isr(&[5, 1], &live), vec![member(1, 11)]);
         assert_eq!(initial_isr(&[], &live), vec![]);
     }
 }

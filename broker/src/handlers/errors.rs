@@ -17,6 +17,7 @@ pub fn replica(error: &ReplicaError) -> i16 {
         ReplicaError::UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch,
         ReplicaError::OffsetOutOfRange => ResponseError::OffsetOutOfRange,
         ReplicaError::NotEnoughReplicas => ResponseError::NotEnoughReplicas,
+        ReplicaError::NotEnoughReplicasAfterAppend => ResponseError::NotEnoughReplicasAfterAppend,
         ReplicaError::Storage => ResponseError::KafkaStorageError,
         ReplicaError::Timeout => ResponseError::RequestTimedOut,
         ReplicaError::InvalidRecords(invalid) => match invalid.refusal {

@@ -44,6 +44,10 @@ pub(super) struct LiveStats {
     pub(super) groups: OnceLock<Arc<GroupCoordinator>>,
     pub(super) controller: OnceLock<Arc<crate::controller::Controller>>,
     pub(super) admin: OnceLock<(Arc<Controllers>, Arc<GrpcForward>, Arc<RefusedForwards>)>,
+    pub(super) replication: OnceLock<(
+        Arc<crate::replication::ReplicationStats>,
+        Arc<crate::replication::fetcher::Fetchers>,
+    )>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -58,7 +62,7 @@ struct StateLabels {
     state: String,
 }
 
-fn gauge(
+pub(super) fn gauge(
     encoder: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
@@ -67,7 +71,7 @@ fn gauge(
     ConstGauge::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
 }
 
-fn counter(
+pub(super) fn counter(
     encoder: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
@@ -529,6 +533,7 @@ impl Collector for LiveStats {
         if let Some(replicas) = replicas {
             self.encode_partitions(&mut encoder, &partitions)?;
             self.encode_replicas(&mut encoder, replicas, &partitions)?;
+            self.encode_replication(&mut encoder, &partitions)?;
         }
         self.encode_groups(&mut encoder)?;
         self.encode_admin(&mut encoder)?;

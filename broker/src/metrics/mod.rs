@@ -6,6 +6,7 @@
 //! per-topic and per-partition series, never formatted error text.
 
 mod live;
+mod replication;
 pub mod store;
 
 use std::sync::Arc;
@@ -167,6 +168,15 @@ impl Metrics {
     }
 
     /// Lets scrapes read group lag and states from the coordinator.
+    /// Lets scrapes read replication's counters and fetch sessions.
+    pub fn attach_replication(
+        &self,
+        stats: Arc<crate::replication::ReplicationStats>,
+        fetchers: Arc<crate::replication::fetcher::Fetchers>,
+    ) {
+        let _ = self.live.replication.set((stats, fetchers));
+    }
+
     pub fn attach_groups(&self, groups: Arc<crate::group::GroupCoordinator>) {
         let _ = self.live.groups.set(groups);
     }

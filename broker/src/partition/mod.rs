@@ -9,6 +9,7 @@
 //! without changing the produce path.
 
 pub mod manager;
+pub mod replication;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -39,6 +40,8 @@ pub enum ReplicaError {
     UnknownLeaderEpoch,
     OffsetOutOfRange,
     NotEnoughReplicas,
+    /// The ISR fell below `min.insync.replicas` after the records were written.
+    NotEnoughReplicasAfterAppend,
     /// The log is offline after an I/O error.
     Storage,
     Timeout,
@@ -99,6 +102,8 @@ pub struct Offsets {
     pub leader_epoch: i32,
     pub is_leader: bool,
     pub offline: bool,
+    /// As leader: the ISR is smaller than `min.insync.replicas` (acks=all cannot be met).
+    pub isr_below_min: bool,
 }
 
 /// What an append returned.
@@ -181,6 +186,8 @@ pub struct Partition {
     /// fetch, so a slow directory fsync there stalls neither.
     housekeeping: Mutex<()>,
     state: RwLock<ReplicaState>,
+    /// As leader: the followers' progress in the current leader epoch.
+    leader_side: Mutex<replication::LeaderSide>,
     config: RwLock<Arc<TopicConfig>>,
     broker: Arc<Config>,
     offsets: watch::Sender<Offsets>,
@@ -191,6 +198,9 @@ pub struct Partition {
     /// Times this replica stopped leading (a new leader, offline, or this broker's
     /// incarnation no longer named), for `/metrics`.
     pub leadership_lost: AtomicU64,
+    /// Truncations of this log by leader epoch and the bytes they removed.
+    pub truncations: AtomicU64,
+    pub bytes_truncated: AtomicU64,
     pub messages_in: AtomicU64,
     pub bytes_out: AtomicU64,
 }
@@ -223,7 +233,9 @@ impl Partition {
             leader_epoch: state.leader_epoch,
             is_leader: state.role == Role::Leader,
             offline: log.is_offline(),
+            isr_below_min: (state.isr.len() as i32) < config.min_insync_replicas,
         };
+        let leader_side = Mutex::new(replication::LeaderSide::new(state.leader_epoch));
         Arc::new(Partition {
             topic,
             index,
@@ -232,6 +244,7 @@ impl Partition {
             log: Mutex::new(log),
             housekeeping: Mutex::new(()),
             state: RwLock::new(state),
+            leader_side,
             config: RwLock::new(config),
             broker,
             offsets: watch::channel(offsets).0,
@@ -242,6 +255,8 @@ impl Partition {
             }),
             bytes_in: AtomicU64::new(0),
             leadership_lost: AtomicU64::new(0),
+            truncations: AtomicU64::new(0),
+            bytes_truncated: AtomicU64::new(0),
             messages_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
         })
@@ -280,7 +295,9 @@ impl Partition {
         self.broker.flush_mode
     }
 
-    /// Applies a new controller state. Waiters on the old epoch are woken and fail.
+    /// Applies a new controller state. Waiters on the old epoch are woken and fail. A
+    /// replica that starts leading records where its epoch starts now (not at its first
+    /// write), and keeps the high watermark it had as follower.
     pub fn apply_state(&self, next: ReplicaState) {
         let min_isr = self.config().min_insync_replicas;
         {
@@ -291,6 +308,12 @@ impl Partition {
             if state.role == Role::Leader && next.role != Role::Leader {
                 self.leadership_lost.fetch_add(1, Ordering::Relaxed);
             }
+            let new_term = next.role == Role::Leader
+                && (state.role != Role::Leader || state.leader_epoch != next.leader_epoch);
+            if new_term {
+                *lock(&self.leader_side) = replication::LeaderSide::new(next.leader_epoch);
+                lock(&self.log).begin_leader_epoch(next.leader_epoch);
+            }
             *state = next;
         }
         let log = lock(&self.log);
@@ -298,13 +321,15 @@ impl Partition {
             (log.durable_offset(), log.log_end_offset(), log.is_offline());
         drop(log);
         let state = self.state();
+        let floor = self.followers_floor(&state);
         self.offsets.send_modify(|o| {
             o.leader_epoch = state.leader_epoch;
             o.is_leader = state.role == Role::Leader;
             o.durable = durable;
             o.log_end = log_end;
             o.offline = offline;
-            recompute_high_watermark(o, &state, min_isr, self.flush_mode());
+            o.isr_below_min = (state.isr.len() as i32) < min_isr;
+            recompute_high_watermark(o, &state, min_isr, self.flush_mode(), floor);
         });
     }
 
@@ -331,10 +356,24 @@ impl Partition {
         required_acks: i16,
         now_ms: i64,
     ) -> Result<Appended, ReplicaError> {
+        self.append_in_epoch(records, required_acks, now_ms, -1)
+    }
+
+    /// [`Partition::append_as_leader`] only while this replica leads `leader_epoch`
+    /// (-1: any): a writer that loaded its state in one epoch (the group coordinator)
+    /// must not write in another.
+    pub fn append_in_epoch(
+        self: &Arc<Self>,
+        records: &mut [u8],
+        required_acks: i16,
+        now_ms: i64,
+        leader_epoch: i32,
+    ) -> Result<Appended, ReplicaError> {
         let state = self.state();
         if state.role != Role::Leader {
             return Err(ReplicaError::NotLeader);
         }
+        self.leader_epoch_check(&state, leader_epoch)?;
         let config = self.config();
         if required_acks == -1 && (state.isr.len() as i32) < config.min_insync_replicas {
             return Err(ReplicaError::NotEnoughReplicas);
@@ -386,9 +425,10 @@ impl Partition {
             Ordering::Relaxed,
         );
         let min_isr = config.min_insync_replicas;
+        let floor = self.followers_floor(&state);
         self.offsets.send_modify(|o| {
             o.log_end = log_end;
-            recompute_high_watermark(o, &state, min_isr, self.flush_mode());
+            recompute_high_watermark(o, &state, min_isr, self.flush_mode(), floor);
         });
         match self.flush_mode() {
             FlushMode::Durable => self.flusher.request(self.clone()),
@@ -442,7 +482,7 @@ impl Partition {
                     || o.leader_epoch != leader_epoch
                     || !o.is_leader
                     || match acks {
-                        -1 => o.high_watermark >= end_offset,
+                        -1 => o.high_watermark >= end_offset || o.isr_below_min,
                         _ => !durable || o.durable >= end_offset,
                     }
             })
@@ -452,6 +492,9 @@ impl Partition {
             Err(_) => Err(ReplicaError::NotLeader),
             Ok(o) if o.offline => Err(ReplicaError::Storage),
             Ok(o) if o.leader_epoch != leader_epoch || !o.is_leader => Err(ReplicaError::NotLeader),
+            Ok(o) if acks == -1 && o.high_watermark < end_offset => {
+                Err(ReplicaError::NotEnoughReplicasAfterAppend)
+            }
             Ok(_) => Ok(()),
         }
     }
@@ -543,20 +586,6 @@ impl Partition {
             high_watermark: plan.high_watermark,
             log_start: plan.log_start,
             leader_epoch: plan.leader_epoch,
-        })
-    }
-
-    /// Reads whole batches from `offset` below the high watermark, about `max_bytes`
-    /// (at least one batch): internal readers such as the group coordinator's loader.
-    pub fn read_committed(
-        &self,
-        offset: i64,
-        max_bytes: usize,
-    ) -> Result<ReadBatches, ReplicaError> {
-        let read = self.read(offset, max_bytes, true, -1, ReadLimit::HighWatermark)?;
-        Ok(ReadBatches {
-            bytes: read.records,
-            next_offset: read.next_offset,
         })
     }
 
@@ -830,17 +859,26 @@ impl Partition {
     }
 }
 
-fn recompute_high_watermark(o: &mut Offsets, state: &ReplicaState, min_isr: i32, mode: FlushMode) {
+/// Moves the high watermark up to what every ISR member holds safely: this leader's own
+/// offset and `followers` (the followers' floor, `None` while one is unknown).
+fn recompute_high_watermark(
+    o: &mut Offsets,
+    state: &ReplicaState,
+    min_isr: i32,
+    mode: FlushMode,
+    followers: Option<i64>,
+) {
     if state.role != Role::Leader || (state.isr.len() as i32) < min_isr {
         return;
     }
+    let Some(followers) = followers else {
+        return;
+    };
     let own = match mode {
         FlushMode::Durable => o.durable,
         FlushMode::Interval => o.log_end,
     };
-    // Followers' reported offsets join this minimum with cluster mode; standalone the
-    // ISR is this broker alone.
-    o.high_watermark = o.high_watermark.max(own.min(o.log_end));
+    o.high_watermark = o.high_watermark.max(own.min(followers).min(o.log_end));
 }
 
 impl FlushTarget for Partition {
@@ -861,10 +899,11 @@ impl FlushTarget for Partition {
         drop(log);
         let state = self.state();
         let min_isr = self.config().min_insync_replicas;
+        let floor = self.followers_floor(&state);
         self.offsets.send_modify(|o| {
             o.durable = durable;
             o.offline = offline;
-            recompute_high_watermark(o, &state, min_isr, self.flush_mode());
+            recompute_high_watermark(o, &state, min_isr, self.flush_mode(), floor);
         });
     }
 
@@ -964,20 +1003,21 @@ mod tests {
             leader_epoch: 1,
             is_leader: true,
             offline: false,
+            isr_below_min: false,
         };
-        recompute_high_watermark(&mut o, &state, 1, FlushMode::Durable);
+        recompute_high_watermark(&mut o, &state, 1, FlushMode::Durable, Some(i64::MAX));
         assert_eq!(o.high_watermark, 6, "durable mode: the fsynced offset");
-        recompute_high_watermark(&mut o, &state, 1, FlushMode::Interval);
+        recompute_high_watermark(&mut o, &state, 1, FlushMode::Interval, Some(i64::MAX));
         assert_eq!(o.high_watermark, 10, "interval mode: the log end, as Kafka");
         o.log_end = 20;
         o.durable = 20;
-        recompute_high_watermark(&mut o, &state, 2, FlushMode::Durable);
+        recompute_high_watermark(&mut o, &state, 2, FlushMode::Durable, Some(i64::MAX));
         assert_eq!(
             o.high_watermark, 10,
             "an ISR below min.insync.replicas holds it"
         );
         state.role = Role::Follower;
-        recompute_high_watermark(&mut o, &state, 1, FlushMode::Durable);
+        recompute_high_watermark(&mut o, &state, 1, FlushMode::Durable, Some(i64::MAX));
         assert_eq!(o.high_watermark, 10, "a follower does not compute it");
     }
 

@@ -7,6 +7,7 @@ pub mod codec;
 pub mod convert;
 pub mod forward;
 pub mod refusals;
+pub mod replication;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -42,11 +43,12 @@ pub fn advertised_admin(advertised: Option<&str>, bound: SocketAddr, host: &str)
     }
 }
 
-/// Serves the admin service until `shutdown` turns true. Messages above `max_message`
-/// bytes are refused with OUT_OF_RANGE and counted in `oversized`.
+/// Serves the admin and replication services until `shutdown` turns true. Admin messages
+/// above `max_message` bytes are refused with OUT_OF_RANGE and counted in `oversized`.
 pub async fn serve(
     listener: TcpListener,
     service: AdminService,
+    replication: replication::ReplicationService,
     max_message: usize,
     oversized: Arc<AtomicU64>,
     mut shutdown: signal::Receiver<bool>,
@@ -61,6 +63,7 @@ pub async fn serve(
     if let Err(err) = Server::builder()
         .layer(refusals::CountOversizedLayer { counter: oversized })
         .add_service(server)
+        .add_service(replication::server(replication, max_message))
         .serve_with_incoming_shutdown(incoming, stopped)
         .await
     {

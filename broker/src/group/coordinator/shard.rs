@@ -20,7 +20,8 @@ use crate::group::codec::{
     RecordKey,
 };
 use crate::group::state::{Committed, Group, GroupState};
-use crate::partition::{Partition, ReplicaError, Role};
+use crate::log::segment::ReadBatches;
+use crate::partition::{Partition, ReadLimit, ReplicaError, Role};
 use crate::protocol::error_code::code;
 
 /// What a shard holds; `loaded` turns true once the partition has been replayed.
@@ -74,9 +75,10 @@ pub(super) fn write_error(error: &ReplicaError) -> i16 {
         ReplicaError::NotLeader
         | ReplicaError::FencedLeaderEpoch
         | ReplicaError::UnknownLeaderEpoch => ResponseError::NotCoordinator,
-        ReplicaError::NotEnoughReplicas | ReplicaError::Timeout | ReplicaError::Storage => {
-            ResponseError::CoordinatorNotAvailable
-        }
+        ReplicaError::NotEnoughReplicas
+        | ReplicaError::NotEnoughReplicasAfterAppend
+        | ReplicaError::Timeout
+        | ReplicaError::Storage => ResponseError::CoordinatorNotAvailable,
         _ => ResponseError::UnknownServerError,
     })
 }
@@ -121,7 +123,9 @@ pub(super) fn append(
 ) -> Result<PendingWrite, ReplicaError> {
     let now = now_ms();
     let mut batch = encode_batch(records, now)?;
-    let appended = shard.partition.append_as_leader(&mut batch, -1, now)?;
+    let appended = shard
+        .partition
+        .append_in_epoch(&mut batch, -1, now, shard.leader_epoch)?;
     Ok(PendingWrite {
         partition: shard.partition.clone(),
         base_offset: appended.info.base_offset,
@@ -173,19 +177,30 @@ impl GroupCoordinator {
         }
     }
 
-    /// Replays a shard's partition up to the high watermark.
+    /// Replays a shard's partition up to its log end, as Kafka's coordinator does: a new
+    /// leader's high watermark lags until its followers fetch, and replaying only to it
+    /// would roll committed offsets back. Reads are fenced by the shard's leader epoch.
     pub(super) fn load(&self, index: i32, shard: &Shard) {
         let started = Instant::now();
         let partition = &shard.partition;
         let offsets = partition.offsets();
-        let high_watermark = offsets.high_watermark;
+        let log_end = offsets.log_end;
         let mut offset = offsets.log_start;
         let mut groups: HashMap<String, Group> = HashMap::new();
         let mut records = 0u64;
         let now = Instant::now();
-        while offset < high_watermark {
-            let read = match partition.read_committed(offset, 1 << 20) {
-                Ok(read) => read,
+        while offset < log_end {
+            let read = match partition.read(
+                offset,
+                1 << 20,
+                true,
+                shard.leader_epoch,
+                ReadLimit::LogEnd,
+            ) {
+                Ok(read) => ReadBatches {
+                    bytes: read.records,
+                    next_offset: read.next_offset,
+                },
                 Err(err) => {
                     warn!(partition = index, error = ?err, "failed to load an offsets partition; not coordinating it");
                     return;

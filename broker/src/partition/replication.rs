@@ -1,0 +1,474 @@
+//! A partition replica's part in replication: as leader, serving followers' fetches and
+//! tracking how far each follower has written and synced (which moves the high
+//! watermark and decides ISR changes); as follower, appending the leader's batches and
+//! truncating where its log diverged from the leader's.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{lock, Partition, ReadLimit, ReplicaError, ReplicaState, Role};
+use crate::config::FlushMode;
+use crate::log::flusher::FlushTarget;
+use crate::log::partition_log::{FollowerAppend, FollowerAppendError, Truncation};
+use crate::metadata::schema::IsrMember;
+
+/// What the leader knows of one follower in the current leader epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerProgress {
+    pub broker_epoch: i64,
+    /// The follower's log end (its last fetch offset).
+    pub log_end: i64,
+    /// What the follower has fsynced.
+    pub durable: i64,
+    /// When the follower last had everything the leader had (Kafka's lastCaughtUpTime).
+    pub caught_up_at: Instant,
+    /// The leader's log end and the time at the follower's previous fetch.
+    last_fetch_leader_end: i64,
+    last_fetch_at: Instant,
+}
+
+/// How far a follower is behind, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerLag {
+    pub broker: i32,
+    pub log_end: i64,
+    pub durable: i64,
+    pub since_caught_up: Duration,
+}
+
+/// The leader's side of replication, reset at every leader epoch.
+#[derive(Debug)]
+pub(super) struct LeaderSide {
+    pub epoch: i32,
+    pub since: Instant,
+    pub followers: HashMap<i32, FollowerProgress>,
+}
+
+impl LeaderSide {
+    pub(super) fn new(epoch: i32) -> LeaderSide {
+        LeaderSide {
+            epoch,
+            since: Instant::now(),
+            followers: HashMap::new(),
+        }
+    }
+}
+
+/// A follower's fetch, as the leader checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerFetch {
+    pub broker: i32,
+    pub broker_epoch: i64,
+    pub current_leader_epoch: i32,
+    pub fetch_offset: i64,
+    /// The epoch of the follower's last batch, -1 when its log is empty.
+    pub last_fetched_epoch: i32,
+    pub durable_offset: i64,
+    pub max_bytes: usize,
+}
+
+/// The leader's answer to a follower's fetch.
+#[derive(Debug, Clone)]
+pub enum FollowerReply {
+    Records {
+        records: bytes::Bytes,
+        high_watermark: i64,
+        log_start: i64,
+        log_end: i64,
+    },
+    /// The follower's log diverged: it must truncate to `end_offset` (or to its own end
+    /// of `epoch`, whichever is lower) before fetching again. `epoch` -1: the leader
+    /// holds no epoch that old; the follower truncates to `end_offset` (the leader's log
+    /// start).
+    Diverging { epoch: i32, end_offset: i64 },
+    /// The fetch offset is outside the leader's log.
+    OutOfRange { log_start: i64, log_end: i64 },
+}
+
+/// An ISR change the leader wants written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrChange {
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub isr: Vec<IsrMember>,
+    pub shrunk: Vec<i32>,
+    pub expanded: Vec<i32>,
+}
+
+impl Partition {
+    /// The lowest safe offset over the ISR's followers (fsynced in durable mode, written
+    /// in interval mode), `i64::MAX` with no followers in the ISR, or `None` while an ISR
+    /// follower has not fetched in this leader epoch (the high watermark then waits).
+    pub(super) fn followers_floor(&self, state: &ReplicaState) -> Option<i64> {
+        let side = lock(&self.leader_side);
+        let mut floor = i64::MAX;
+        for member in state.isr.iter().filter(|m| m.broker != self.broker_id) {
+            let progress = side.followers.get(&member.broker).filter(|p| {
+                p.broker_epoch == member.broker_epoch && side.epoch == state.leader_epoch
+            })?;
+            let safe = match self.flush_mode() {
+                FlushMode::Durable => progress.durable,
+                FlushMode::Interval => progress.log_end,
+            };
+            floor = floor.min(safe);
+        }
+        Some(floor)
+    }
+
+    /// Serves a follower's fetch as leader: checks its epochs, finds where its log
+    /// diverged, records its progress (moving the high watermark), then reads from its
+    /// fetch offset up to the log end.
+    pub fn fetch_for_follower(&self, fetch: &FollowerFetch) -> Result<FollowerReply, ReplicaError> {
+        let state = self.state();
+        if state.role != Role::Leader {
+            return Err(ReplicaError::NotLeader);
+        }
+        self.leader_epoch_check(&state, fetch.current_leader_epoch)?;
+        if !state.replicas.contains(&fetch.broker) {
+            return Err(ReplicaError::UnknownTopicOrPartition);
+        }
+        let log = self.online_log()?;
+        let (log_start, log_end) = (log.log_start_offset(), log.log_end_offset());
+        if fetch.last_fetched_epoch >= 0 {
+            match log
+                .epochs()
+                .end_offset_for(fetch.last_fetched_epoch, log_end)
+            {
+                None => {
+                    return Ok(FollowerReply::Diverging {
+                        epoch: -1,
+                        end_offset: log_start,
+                    })
+                }
+                Some((epoch, end))
+                    if epoch != fetch.last_fetched_epoch || end < fetch.fetch_offset =>
+                {
+                    return Ok(FollowerReply::Diverging {
+                        epoch,
+                        end_offset: end,
+                    })
+                }
+                Some(_) => {}
+            }
+        }
+        drop(log);
+        if fetch.fetch_offset < log_start || fetch.fetch_offset > log_end {
+            return Ok(FollowerReply::OutOfRange { log_start, log_end });
+        }
+        self.note_follower(&state, fetch, log_end);
+        let read = self.read(
+            fetch.fetch_offset,
+            fetch.max_bytes,
+            true,
+            fetch.current_leader_epoch,
+            ReadLimit::LogEnd,
+        )?;
+        self.bytes_out
+            .fetch_add(read.records.len() as u64, Ordering::Relaxed);
+        Ok(FollowerReply::Records {
+            records: read.records,
+            high_watermark: read.high_watermark,
+            log_start: read.log_start,
+            log_end: self.offsets().log_end,
+        })
+    }
+
+    /// Records a follower's progress and recomputes the high watermark.
+    fn note_follower(&self, state: &ReplicaState, fetch: &FollowerFetch, leader_end: i64) {
+        let now = Instant::now();
+        {
+            let mut side = lock(&self.leader_side);
+            if side.epoch != state.leader_epoch {
+                *side = LeaderSide::new(state.leader_epoch);
+            }
+            let since = side.since;
+            let entry = side
+                .followers
+                .entry(fetch.broker)
+                .or_insert(FollowerProgress {
+                    broker_epoch: fetch.broker_epoch,
+                    log_end: fetch.fetch_offset,
+                    durable: 0,
+                    caught_up_at: since,
+                    last_fetch_leader_end: -1,
+                    last_fetch_at: now,
+                });
+            if entry.broker_epoch != fetch.broker_epoch {
+                // A new incarnation of the follower: nothing it said before counts.
+                *entry = FollowerProgress {
+                    broker_epoch: fetch.broker_epoch,
+                    log_end: fetch.fetch_offset,
+                    durable: 0,
+                    caught_up_at: since,
+                    last_fetch_leader_end: -1,
+                    last_fetch_at: now,
+                };
+            }
+            if fetch.fetch_offset >= leader_end {
+                entry.caught_up_at = now;
+            } else if fetch.fetch_offset >= entry.last_fetch_leader_end
+                && entry.last_fetch_leader_end >= 0
+            {
+                entry.caught_up_at = entry.caught_up_at.max(entry.last_fetch_at);
+            }
+            entry.last_fetch_leader_end = leader_end;
+            entry.last_fetch_at = now;
+            entry.log_end = fetch.fetch_offset;
+            entry.durable = fetch.durable_offset.min(fetch.fetch_offset);
+        }
+        self.refresh_high_watermark();
+    }
+
+    /// Recomputes the high watermark from this replica's and its followers' offsets.
+    pub(super) fn refresh_high_watermark(&self) {
+        let state = self.state();
+        let min_isr = self.config().min_insync_replicas;
+        let floor = self.followers_floor(&state);
+        let mode = self.flush_mode();
+        self.offsets.send_if_modified(|o| {
+            let before = o.high_watermark;
+            super::recompute_high_watermark(o, &state, min_isr, mode, floor);
+            o.high_watermark != before
+        });
+    }
+
+    /// The ISR this leader wants, if it differs from the current one: followers not
+    /// caught up within `lag_max` leave; replicas that caught up (to the high watermark
+    /// and into this leader epoch, and synced that far in durable mode) join as the
+    /// incarnation that fetched. `live` maps broker ids to their registered epochs.
+    pub fn wanted_isr(
+        &self,
+        lag_max: Duration,
+        live: &std::collections::BTreeMap<i32, i64>,
+    ) -> Option<IsrChange> {
+        let state = self.state();
+        if state.role != Role::Leader {
+            return None;
+        }
+        let offsets = self.offsets();
+        let epoch_start = lock(&self.log)
+            .epochs()
+            .latest()
+            .filter(|e| e.epoch == state.leader_epoch)
+            .map_or(offsets.log_end, |e| e.start_offset);
+        let side = lock(&self.leader_side);
+        let now = Instant::now();
+        let fresh = side.epoch == state.leader_epoch;
+        let mut isr = Vec::with_capacity(state.replicas.len());
+        let mut shrunk = Vec::new();
+        let mut expanded = Vec::new();
+        for member in &state.isr {
+            if member.broker == self.broker_id {
+                isr.push(*member);
+                continue;
+            }
+            let caught_up_at = side
+                .followers
+                .get(&member.broker)
+                .filter(|p| fresh && p.broker_epoch == member.broker_epoch)
+                .map_or(side.since, |p| p.caught_up_at);
+            let since = if fresh { caught_up_at } else { now };
+            if now.duration_since(since) > lag_max {
+                shrunk.push(member.broker);
+            } else {
+                isr.push(*member);
+            }
+        }
+        if fresh {
+            for &broker in &state.replicas {
+                if isr.iter().any(|m| m.broker == broker) || shrunk.contains(&broker) {
+                    continue;
+                }
+                let Some(progress) = side.followers.get(&broker) else {
+                    continue;
+                };
+                let synced = match self.flush_mode() {
+                    FlushMode::Durable => progress.durable,
+                    FlushMode::Interval => progress.log_end,
+                };
+                let joins = live.get(&broker) == Some(&progress.broker_epoch)
+                    && progress.log_end >= offsets.high_watermark
+                    && progress.log_end >= epoch_start
+                    && synced >= offsets.high_watermark;
+                if joins {
+                    isr.push(IsrMember {
+                        broker,
+                        broker_epoch: progress.broker_epoch,
+                    });
+                    expanded.push(broker);
+                }
+            }
+        }
+        if shrunk.is_empty() && expanded.is_empty() {
+            return None;
+        }
+        Some(IsrChange {
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+            isr,
+            shrunk,
+            expanded,
+        })
+    }
+
+    /// Appends batches fetched from the leader (as follower), then takes the leader's
+    /// high watermark (capped at this log's end) and log start.
+    pub fn append_from_leader(
+        self: &Arc<Self>,
+        records: &[u8],
+        leader_high_watermark: i64,
+        leader_log_start: i64,
+        now_ms: i64,
+    ) -> Result<FollowerAppend, ReplicaError> {
+        if self.state().role == Role::Leader {
+            return Err(ReplicaError::NotLeader);
+        }
+        let mut log = self.online_log()?;
+        let appended = match log.append_as_follower(records, now_ms) {
+            Ok(appended) => appended,
+            Err(FollowerAppendError::Invalid(reason)) => {
+                drop(log);
+                tracing::warn!(partition = %self.describe(), %reason, "refused the leader's records");
+                return Err(ReplicaError::Storage);
+            }
+            Err(FollowerAppendError::Storage(err)) => {
+                drop(log);
+                tracing::error!(partition = %self.describe(), error = %err, "follower append failed; the log is offline");
+                self.went_offline();
+                return Err(ReplicaError::Storage);
+            }
+        };
+        let log_end = log.log_end_offset();
+        let mut log_start = log.log_start_offset();
+        if leader_log_start > log_start {
+            // DeleteRecords and retention on the leader reach this copy too; offsets it
+            // has not written yet are left to the next fetch.
+            let _housekeeping = lock(&self.housekeeping);
+            match log.advance_log_start(leader_log_start.min(log_end)) {
+                Ok(start) => log_start = start,
+                Err(err) => {
+                    log.set_offline();
+                    drop(log);
+                    tracing::error!(partition = %self.describe(), error = %err, "moving the log start failed; the log is offline");
+                    self.went_offline();
+                    return Err(ReplicaError::Storage);
+                }
+            }
+        }
+        let rolled = log.has_pending_roll();
+        drop(log);
+        self.bytes_in.fetch_add(appended.bytes, Ordering::Relaxed);
+        self.offsets.send_modify(|o| {
+            o.log_end = log_end;
+            o.log_start = log_start;
+            o.high_watermark = o.high_watermark.max(leader_high_watermark.min(log_end));
+        });
+        if appended.batches > 0 || rolled {
+            match self.flush_mode() {
+                FlushMode::Durable => self.flusher.request(self.clone()),
+                FlushMode::Interval if rolled => self.flusher.request(self.clone()),
+                FlushMode::Interval => {
+                    let config = self.config();
+                    self.note_unflushed(appended.records, &config)
+                }
+            }
+        }
+        Ok(appended)
+    }
+
+    /// Truncates the log to `offset` (a follower diverged from its leader, or its fetch
+    /// offset is past the leader's end). Durable on return; counted in `/metrics`.
+    pub fn truncate_to(&self, offset: i64) -> Result<Truncation, ReplicaError> {
+        let _housekeeping = lock(&self.housekeeping);
+        let mut log = self.online_log()?;
+        let truncated = match log.truncate_to(offset) {
+            Ok(t) => t,
+            Err(err) => {
+                drop(log);
+                tracing::error!(partition = %self.describe(), offset, error = %err, "truncation failed; the log is offline");
+                self.went_offline();
+                return Err(ReplicaError::Storage);
+            }
+        };
+        let (log_end, log_start, durable) = (
+            log.log_end_offset(),
+            log.log_start_offset(),
+            log.durable_offset(),
+        );
+        drop(log);
+        self.note_truncation(&truncated, log_end, log_start, durable);
+        Ok(truncated)
+    }
+
+    /// Empties the log and restarts it at `offset` (the leader's log start is past this
+    /// copy's end).
+    pub fn restart_at(&self, offset: i64) -> Result<Truncation, ReplicaError> {
+        let _housekeeping = lock(&self.housekeeping);
+        let mut log = self.online_log()?;
+        let truncated = match log.truncate_fully_and_start_at(offset) {
+            Ok(t) => t,
+            Err(err) => {
+                drop(log);
+                tracing::error!(partition = %self.describe(), offset, error = %err, "restarting the log failed; the log is offline");
+                self.went_offline();
+                return Err(ReplicaError::Storage);
+            }
+        };
+        let (log_end, log_start, durable) = (
+            log.log_end_offset(),
+            log.log_start_offset(),
+            log.durable_offset(),
+        );
+        drop(log);
+        self.note_truncation(&truncated, log_end, log_start, durable);
+        Ok(truncated)
+    }
+
+    fn note_truncation(&self, truncated: &Truncation, log_end: i64, log_start: i64, durable: i64) {
+        if truncated.from != truncated.to {
+            self.truncations.fetch_add(1, Ordering::Relaxed);
+            self.bytes_truncated
+                .fetch_add(truncated.bytes, Ordering::Relaxed);
+        }
+        self.offsets.send_modify(|o| {
+            o.log_end = log_end;
+            o.log_start = log_start;
+            o.durable = durable;
+            o.high_watermark = o.high_watermark.min(log_end).max(log_start.min(log_end));
+        });
+    }
+
+    /// This follower's view for its next fetch: (log end, epoch of its last batch,
+    /// durable offset).
+    pub fn follower_position(&self) -> (i64, i32, i64) {
+        let log = lock(&self.log);
+        (
+            log.log_end_offset(),
+            log.latest_epoch().unwrap_or(-1),
+            log.durable_offset(),
+        )
+    }
+
+    /// The end of `epoch` in this log (the largest epoch at or below it and where it
+    /// ends), for truncating to where a leader's log diverged from this one.
+    pub fn end_offset_for(&self, epoch: i32) -> Option<(i32, i64)> {
+        let log = lock(&self.log);
+        log.epochs().end_offset_for(epoch, log.log_end_offset())
+    }
+
+    /// The followers this leader tracks, for lag metrics.
+    pub fn follower_lag(&self) -> Vec<FollowerLag> {
+        let side = lock(&self.leader_side);
+        side.followers
+            .iter()
+            .map(|(b, p)| FollowerLag {
+                broker: *b,
+                log_end: p.log_end,
+                durable: p.durable,
+                since_caught_up: p.caught_up_at.elapsed(),
+            })
+            .collect()
+    }
+}
