@@ -653,3 +653,63 @@ async fn internal_configs_are_refused_from_clients_by_default() {
     assert_eq!(error, 40, "INVALID_CONFIG: {message:?}");
     b.abort();
 }
+
+#[tokio::test]
+async fn offset_for_leader_epoch_answers_where_an_epoch_ends_fenced_by_the_current_one() {
+    use proto_kafka::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path(), &[]).await;
+    let mut c = Client::connect(b.kafka_addrs[0]).await;
+    assert_eq!(c.create_topic("ep", 1).await, 0);
+    c.produce("ep", 0, batch(&[b"a", b"b", b"c"], Compression::None), 1)
+        .await;
+    // A standalone topic is led in epoch 0 from its creation (a stale epoch cannot be
+    // shown here; the cluster tests move leaders).
+    let current = c.list_offsets("ep", 0, -1).await.leader_epoch;
+    assert_eq!(current, 0);
+    let ask = |leader_epoch: i32, current_leader_epoch: i32| {
+        OffsetForLeaderEpochRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![OffsetForLeaderTopic::default()
+                .with_topic(topic_name("ep"))
+                .with_partitions(vec![OffsetForLeaderPartition::default()
+                    .with_partition(0)
+                    .with_leader_epoch(leader_epoch)
+                    .with_current_leader_epoch(current_leader_epoch)])])
+    };
+    for version in 2..=4 {
+        let answer: OffsetForLeaderEpochResponse = c
+            .call(
+                ApiKey::OffsetForLeaderEpoch,
+                version,
+                &ask(current, current),
+            )
+            .await;
+        let p = &answer.topics[0].partitions[0];
+        assert_eq!(
+            (p.error_code, p.leader_epoch, p.end_offset),
+            (0, current, 3),
+            "v{version}: the latest epoch ends at the log end"
+        );
+    }
+    // An epoch newer than any here: the latest one at or below it.
+    let answer: OffsetForLeaderEpochResponse = c
+        .call(ApiKey::OffsetForLeaderEpoch, 4, &ask(current + 5, -1))
+        .await;
+    let p = &answer.topics[0].partitions[0];
+    assert_eq!(
+        (p.error_code, p.leader_epoch, p.end_offset),
+        (0, current, 3)
+    );
+    // A client ahead of this broker's epoch.
+    let answer: OffsetForLeaderEpochResponse = c
+        .call(ApiKey::OffsetForLeaderEpoch, 4, &ask(current, current + 1))
+        .await;
+    assert_eq!(
+        answer.topics[0].partitions[0].error_code, 75,
+        "UNKNOWN_LEADER_EPOCH"
+    );
+    b.abort();
+}

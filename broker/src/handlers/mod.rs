@@ -17,6 +17,7 @@ pub mod init_producer_id;
 pub mod list_offsets;
 pub mod log_dirs;
 pub mod metadata;
+pub mod offset_for_leader_epoch;
 pub mod offsets;
 pub mod produce;
 pub mod records;
@@ -155,6 +156,16 @@ pub fn dispatch(
             ready(finish(
                 &ctx,
                 ApiKey::ListOffsets,
+                &header,
+                started,
+                &response,
+            ))
+        }
+        Request::OffsetForLeaderEpoch(request) => {
+            let response = offset_for_leader_epoch::handle(&ctx, request);
+            ready(finish(
+                &ctx,
+                ApiKey::OffsetForLeaderEpoch,
                 &header,
                 started,
                 &response,

@@ -451,6 +451,18 @@ impl Partition {
         )
     }
 
+    /// OffsetForLeaderEpoch as leader: the largest epoch at or below `epoch` and where it
+    /// ends (`None`: no epoch that old here), fenced by `current_leader_epoch` (-1: any).
+    pub fn epoch_end(
+        &self,
+        epoch: i32,
+        current_leader_epoch: i32,
+    ) -> Result<Option<(i32, i64)>, ReplicaError> {
+        self.serving_state(current_leader_epoch)?;
+        let log = self.online_log()?;
+        Ok(log.epochs().end_offset_for(epoch, log.log_end_offset()))
+    }
+
     /// The end of `epoch` in this log (the largest epoch at or below it and where it
     /// ends), for truncating to where a leader's log diverged from this one.
     pub fn end_offset_for(&self, epoch: i32) -> Option<(i32, i64)> {

@@ -9,7 +9,8 @@ use proto_kafka::messages::{
     FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
     InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
     ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
-    OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
+    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader,
+    SyncGroupRequest,
 };
 use proto_kafka::protocol::Decodable;
 use tracing::debug;
@@ -24,6 +25,7 @@ pub enum Request {
     Produce(ProduceRequest),
     Fetch(FetchRequest),
     ListOffsets(ListOffsetsRequest),
+    OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
     CreateTopics(CreateTopicsRequest),
     InitProducerId(InitProducerIdRequest),
     DeleteTopics(DeleteTopicsRequest),
@@ -101,6 +103,7 @@ pub fn decode(frame: Bytes) -> Result<Decoded, Rejection> {
         ApiKey::Produce => Request::Produce(body(raw, &header)?),
         ApiKey::Fetch => Request::Fetch(body(raw, &header)?),
         ApiKey::ListOffsets => Request::ListOffsets(body(raw, &header)?),
+        ApiKey::OffsetForLeaderEpoch => Request::OffsetForLeaderEpoch(body(raw, &header)?),
         ApiKey::CreateTopics => Request::CreateTopics(body(raw, &header)?),
         ApiKey::InitProducerId => Request::InitProducerId(body(raw, &header)?),
         ApiKey::DeleteTopics => Request::DeleteTopics(body(raw, &header)?),
