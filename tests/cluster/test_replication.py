@@ -264,3 +264,36 @@ def test_a_sigstopped_leader_is_fenced_when_it_resumes(cluster, topic):
     print_report("SIGSTOP of the leader past its lease", report, {"zombie ISR writes refused": failures})
     assert_clean(report)
     assert_replicas_identical(cluster, topic, 0, 3)
+
+
+def test_a_rolling_restart_under_load_loses_nothing_and_stalls_briefly(cluster, topic):
+    """SIGTERM each broker in turn (controlled shutdown moves its leaderships first),
+    restart it, wait for the ISR to be whole again, next."""
+    create(cluster.bootstrap, topic, 1, 3, {"min.insync.replicas": "2"})
+    wait_in_sync(cluster, topic, 0, 3, 30)
+    load = Load(cluster.bootstrap, topic)
+    stalls = []
+    try:
+        wait_until("the load running", lambda: load.acked() >= 200, 30)
+        for b in cluster.brokers:
+            acked = load.acked()
+            led = describe(cluster.bootstrap, topic)[0][0] == b.id
+            stopped = time.monotonic()
+            assert b.stop() == 0, f"broker {b.id} exit code"
+            timing("rolling restart", f"broker {b.id}: SIGTERM to exit", time.monotonic() - stopped)
+            moved = "controlled shutdown: leaderships moved" in b.log_text()
+            assert moved or not led, f"broker {b.id} led the partition and did not hand it over first"
+            wait_until("acknowledgements without it", lambda: load.acked() > acked + 100, 60)
+            b.start()
+            took = wait_in_sync(cluster, topic, 0, 3, 60)
+            timing("rolling restart", f"broker {b.id}: back in the ISR after restart", took)
+            stalls.append(load.history.longest_gap())
+    finally:
+        load.stop()
+    hw = end_offset(cluster.bootstrap, topic, 0)
+    report = load.history.check({0: read_all(cluster.bootstrap, topic, 0, hw)})
+    print_report("rolling restart (SIGTERM)", report, {"lease TTL s": TTL})
+    timing("rolling restart", "longest produce stall", report["longest_unavailability_s"])
+    assert_clean(report)
+    assert report["longest_unavailability_s"] < TTL, "a controlled shutdown must not cost a lease TTL"
+    assert_replicas_identical(cluster, topic, 0, 3)

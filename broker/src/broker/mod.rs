@@ -48,7 +48,7 @@ use crate::rpc::forward::GrpcForward;
 use crate::rpc::replication::ReplicationService;
 use crate::server::listener::{self, KafkaListener};
 use keeper::{Keeper, KeeperSpec};
-use registration::{register_at_start, Registered};
+use registration::{announce_shutdown, register_at_start, Registered};
 
 /// The most protocol metadata one group member may send (Kafka has no limit; a group's
 /// members are stored in one record, so one member must not be able to make it huge).
@@ -76,6 +76,9 @@ pub struct Broker {
     /// passed in by the caller may serve other brokers too.
     owns_store: bool,
     registration: watch::Receiver<Option<Registered>>,
+    /// What this broker registered (controlled shutdown marks it as shutting down).
+    broker_registration: BrokerRegistration,
+    keys: Keys,
     drain: Duration,
 }
 
@@ -239,6 +242,7 @@ impl Broker {
             endpoints,
             rack: config.rack.clone(),
             admin_endpoint: Some(admin_endpoint),
+            shutting_down: false,
         };
         let registered = register_at_start(
             store.as_ref(),
@@ -273,7 +277,7 @@ impl Broker {
                 },
                 store_metrics: metrics.store.clone(),
                 keys: keys.clone(),
-                registration: broker_registration,
+                registration: broker_registration.clone(),
                 ttl: config.lease_ttl,
             },
             registration_tx,
@@ -474,6 +478,8 @@ impl Broker {
             store,
             owns_store,
             registration,
+            broker_registration,
+            keys,
             drain: config.shutdown_timeout,
         })
     }
@@ -494,6 +500,7 @@ impl Broker {
     /// clean-shutdown marker.
     pub async fn shutdown(mut self) -> Result<()> {
         info!("shutting down");
+        self.move_leadership_away().await;
         self.shutdown.send_replace(true);
         for listener in self.listeners.drain(..) {
             let _ = tokio::time::timeout(self.drain + Duration::from_secs(1), listener).await;
@@ -532,6 +539,55 @@ impl Broker {
         closed
     }
 
+    /// Controlled shutdown, while everything still serves: asks the controller (through
+    /// the registration) to move this broker's leaderships to in-sync followers and take
+    /// it out of the ISRs, and waits until the metadata shows it did, at most the
+    /// shutdown timeout. Producers then stall for one leader move, not a lease TTL.
+    async fn move_leadership_away(&self) {
+        let Some(registered) = *self.registration.borrow() else {
+            return;
+        };
+        match announce_shutdown(
+            self.store.as_ref(),
+            &self.keys,
+            &self.broker_registration,
+            registered,
+        )
+        .await
+        {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(err) => {
+                warn!(error = %err, "failed to announce the shutdown; leaderships move when the lease goes");
+                return;
+            }
+        }
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + self.drain;
+        let mut changes = self.cache.subscribe();
+        let me = self.broker_registration.id;
+        loop {
+            let waiting = still_to_move(&self.cache.image(), me);
+            if waiting == 0 {
+                info!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "controlled shutdown: leaderships moved and ISRs left"
+                );
+                return;
+            }
+            if tokio::time::timeout_at(deadline, changes.changed())
+                .await
+                .is_err()
+            {
+                warn!(
+                    partitions = waiting,
+                    "controlled shutdown: the controller did not move everything in time; going anyway"
+                );
+                return;
+            }
+        }
+    }
+
     /// Stops at once, as a crash would: no flush, no checkpoint, no marker. For fault
     /// tests, after the file system has been cut or to model kill -9 in process.
     pub fn abort(mut self) {
@@ -546,6 +602,36 @@ impl Broker {
             self.store.close();
         }
     }
+}
+
+/// Partitions the controller has still to take from broker `me` before it stops: led
+/// here while another live, in-sync broker could lead them, or followed here from the
+/// ISR of a live leader.
+fn still_to_move(image: &MetadataImage, me: i32) -> usize {
+    let eligible = |broker: i32, epoch: i64| {
+        broker != me
+            && image
+                .brokers
+                .get(&broker)
+                .is_some_and(|b| b.epoch == epoch && !b.registration.shutting_down)
+    };
+    image
+        .partitions
+        .values()
+        .flat_map(|ps| ps.values())
+        .filter(|p| {
+            let record = &p.value;
+            let in_isr = record.isr.iter().any(|m| m.broker == me);
+            if record.leader == me {
+                record
+                    .isr
+                    .iter()
+                    .any(|m| eligible(m.broker, m.broker_epoch))
+            } else {
+                in_isr && record.leader >= 0 && image.brokers.contains_key(&record.leader)
+            }
+        })
+        .count()
 }
 
 async fn follow_registration(

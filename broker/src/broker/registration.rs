@@ -91,6 +91,33 @@ pub async fn register_at_start(
     }
 }
 
+/// Marks this broker's registration as shutting down (controlled shutdown), under the
+/// same lease and so with the same create revision (the broker epoch). `Ok(false)` when
+/// the registration is no longer this incarnation's.
+pub async fn announce_shutdown(
+    store: &dyn MetadataStore,
+    keys: &Keys,
+    registration: &BrokerRegistration,
+    registered: Registered,
+) -> Result<bool> {
+    let key = keys.broker(registration.id);
+    let stopping = BrokerRegistration {
+        shutting_down: true,
+        ..registration.clone()
+    };
+    let value = encode("broker registration", &key, &stopping)?;
+    let txn = Txn::when(vec![Compare::create_revision(
+        key.clone(),
+        registered.epoch,
+    )])
+    .and_then(vec![Op::Put {
+        key,
+        value,
+        lease: Some(registered.lease),
+    }]);
+    Ok(store.txn(txn).await?.succeeded)
+}
+
 /// Keeps the lease alive; on loss, registers again and publishes the new registration.
 pub async fn keep_alive(
     store: Arc<dyn MetadataStore>,

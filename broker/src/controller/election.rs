@@ -20,7 +20,7 @@
 //!
 //! Every change bumps the partition epoch; a leadership change bumps the leader epoch.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::metadata::schema::{IsrMember, PartitionRecord};
 
@@ -93,6 +93,29 @@ pub fn elect(
     next.leader = -1;
     next.leader_epoch += 1;
     Some(next)
+}
+
+/// [`elect`] while the brokers in `draining` shut down (controlled shutdown): they lead
+/// nothing and leave every ISR, unless no other broker can lead a partition, which then
+/// stays as it is until they are gone (and the ordinary rules apply).
+pub fn elect_avoiding(
+    current: &PartitionRecord,
+    live: &BTreeMap<i32, i64>,
+    draining: &BTreeSet<i32>,
+    unclean: bool,
+) -> Option<PartitionRecord> {
+    if draining.is_empty() {
+        return elect(current, live, unclean);
+    }
+    let eligible: BTreeMap<i32, i64> = live
+        .iter()
+        .filter(|(broker, _)| !draining.contains(broker))
+        .map(|(b, e)| (*b, *e))
+        .collect();
+    match elect(current, &eligible, false) {
+        Some(next) if next.leader >= 0 => Some(next),
+        _ => elect(current, live, unclean),
+    }
 }
 
 #[cfg(test)]
@@ -193,5 +216,34 @@ mod tests {
             elect(&clean, &live(&[(2, 12)]), true).map(|n| n.leader),
             Some(2)
         );
+    }
+
+    #[test]
+    fn a_draining_broker_hands_its_leadership_to_an_in_sync_follower_and_leaves_the_isr() {
+        let r = record(0, &[(0, 10), (1, 11), (2, 12)]);
+        let all = live(&[(0, 10), (1, 11), (2, 12)]);
+        let draining: BTreeSet<i32> = [0].into();
+        let next = elect_avoiding(&r, &all, &draining, false).unwrap();
+        assert_eq!((next.leader, next.leader_epoch), (1, 6));
+        assert_eq!(next.isr_brokers(), vec![1, 2]);
+        // As a follower it leaves the ISR and the leader stays.
+        let r = record(1, &[(0, 10), (1, 11), (2, 12)]);
+        let next = elect_avoiding(&r, &all, &draining, false).unwrap();
+        assert_eq!((next.leader, next.leader_epoch), (1, 5));
+        assert_eq!(next.isr_brokers(), vec![1, 2]);
+    }
+
+    #[test]
+    fn a_draining_broker_keeps_what_nobody_else_can_lead() {
+        let r = record(0, &[(0, 10)]);
+        let all = live(&[(0, 10), (1, 11), (2, 12)]);
+        let draining: BTreeSet<i32> = [0].into();
+        assert_eq!(elect_avoiding(&r, &all, &draining, false), None);
+        assert_eq!(
+            elect_avoiding(&r, &all, &draining, true),
+            None,
+            "a draining broker is no reason for an unclean election"
+        );
+        assert_eq!(elect_avoiding(&r, &all, &BTreeSet::new(), false), None);
     }
 }

@@ -11,6 +11,8 @@ pub struct ControllerStats {
     pub terms: AtomicU64,
     /// Partition leadership changes it wrote (a new leader, or none).
     pub leader_changes: AtomicU64,
+    /// Of those, elections of a leader that was not in the ISR (unclean).
+    pub unclean_elections: AtomicU64,
     /// Transactions refused because another controller's term had begun.
     pub fenced: AtomicU64,
     /// Transactions refused because a record changed under them (retried or reported).
@@ -24,6 +26,7 @@ impl Default for ControllerStats {
         ControllerStats {
             terms: AtomicU64::new(0),
             leader_changes: AtomicU64::new(0),
+            unclean_elections: AtomicU64::new(0),
             fenced: AtomicU64::new(0),
             conflicts: AtomicU64::new(0),
             // 0.5 ms to about 8 s.

@@ -140,15 +140,25 @@ impl Controller {
 
     async fn reconcile_leaders(&self, image: &MetadataImage, epoch: i64) -> Result<()> {
         let live = live_brokers(image);
+        let draining: BTreeSet<i32> = image
+            .brokers
+            .iter()
+            .filter(|(_, b)| b.registration.shutting_down)
+            .map(|(id, _)| *id)
+            .collect();
         let mut guarded = Vec::new();
+        let mut unclean_elections = 0;
         for (topic, partitions) in &image.partitions {
             for (partition, current) in partitions {
                 let unclean = self.unclean_allowed(image, topic);
-                let Some(next) = election::elect(&current.value, &live, unclean) else {
+                let Some(next) =
+                    election::elect_avoiding(&current.value, &live, &draining, unclean)
+                else {
                     continue;
                 };
                 let old_isr = current.value.isr_brokers();
                 if next.leader >= 0 && !old_isr.contains(&next.leader) {
+                    unclean_elections += 1;
                     warn!(topic = %topic, partition, leader = next.leader, "unclean leader election: acknowledged records the new leader lacks are lost");
                 }
                 let key = self.keys.partition(topic, *partition);
@@ -174,6 +184,9 @@ impl Controller {
                 self.stats
                     .leader_changes
                     .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+                self.stats
+                    .unclean_elections
+                    .fetch_add(unclean_elections, std::sync::atomic::Ordering::Relaxed);
             }
         }
         Ok(())

@@ -158,6 +158,10 @@ pub struct BrokerRegistration {
     /// before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_endpoint: Option<String>,
+    /// Set by a broker stopping on SIGTERM (controlled shutdown): the controller moves
+    /// its leaderships to in-sync followers and takes it out of the ISRs before it goes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shutting_down: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -504,6 +504,11 @@ impl LiveStats {
                 &stats.leader_changes,
             ),
             (
+                "runnel_controller_unclean_leader_elections",
+                "Leaders this broker elected as controller from outside the ISR (unclean.leader.election.enable)",
+                &stats.unclean_elections,
+            ),
+            (
                 "runnel_controller_fenced_transactions",
                 "Controller transactions refused because its term was over",
                 &stats.fenced,

@@ -69,7 +69,14 @@ impl IsrWriter {
 
     async fn pass(&self) {
         let image = self.cache.image();
-        let live: BTreeMap<i32, i64> = image.brokers.iter().map(|(id, b)| (*id, b.epoch)).collect();
+        // A broker shutting down is not taken back into an ISR the controller just took it
+        // out of (controlled shutdown).
+        let live: BTreeMap<i32, i64> = image
+            .brokers
+            .iter()
+            .filter(|(_, b)| !b.registration.shutting_down)
+            .map(|(id, b)| (*id, b.epoch))
+            .collect();
         for partition in self.replicas.all() {
             if let Some(change) = partition.wanted_isr(self.config.replica_lag_max, &live) {
                 self.write(&partition, change).await;
