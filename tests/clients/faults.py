@@ -26,7 +26,8 @@ def read_frame(sock):
 
 class LossyProxy:
     """Drops the response to every `every`-th Produce request (counted over all
-    connections) and closes that connection."""
+    connections) and closes that connection. `upstream_port` may be set after the proxy
+    starts (before the first connection), when the broker's port is chosen later."""
 
     def __init__(self, upstream_port, every):
         self.upstream_port = upstream_port

@@ -285,14 +285,21 @@ class ClusterBroker:
 
 class Cluster:
     """One etcd and `size` brokers (ids 0..size-1) under one directory; `extra_args` are
-    given to every broker."""
+    given to every broker (a function of the broker id gives each its own)."""
 
     def __init__(self, size=3, directory=None, extra_args=()):
         self.dir = Path(directory or tempfile.mkdtemp(prefix="runnel-cluster-"))
         self.etcd = Etcd(self.dir / "etcd")
         admin = admin_listener_supported()
         self.brokers = [
-            ClusterBroker(i, self.dir / f"broker-{i}", self.etcd.endpoint, RACKS[i % len(RACKS)], admin, extra_args)
+            ClusterBroker(
+                i,
+                self.dir / f"broker-{i}",
+                self.etcd.endpoint,
+                RACKS[i % len(RACKS)],
+                admin,
+                extra_args(i) if callable(extra_args) else extra_args,
+            )
             for i in range(size)
         ]
         started = time.monotonic()

@@ -1,0 +1,154 @@
+"""Helpers of the replication tests: topics, Metadata, reading a partition back, waiting
+for the ISR, comparing replicas, and an idempotent acks=all load recorded in a History."""
+
+import threading
+import time
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from cluster import wait_until
+from history import History, compare_replicas
+
+
+def admin(bootstrap):
+    return KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+
+
+def create(bootstrap, name, partitions, rf, configs=None):
+    a = admin(bootstrap)
+    try:
+        a.create_topics([NewTopic(name, partitions, rf, topic_configs=configs or {})])
+    finally:
+        a.close()
+
+
+def describe(bootstrap, name):
+    """partition → (leader, replicas, isr, error code), from Metadata."""
+    a = admin(bootstrap)
+    try:
+        [t] = a.describe_topics([name])
+    finally:
+        a.close()
+    return {
+        p["partition_index"]: (p["leader_id"], sorted(p["replica_nodes"]), sorted(p["isr_nodes"]), p["error_code"])
+        for p in t["partitions"]
+    }
+
+
+def partition_dirs(cluster, name, index):
+    """broker id → its directory for the partition, where one exists."""
+    found = {}
+    for b in cluster.brokers:
+        d = b.data / f"{name}-{index}"
+        if d.is_dir():
+            found[b.id] = d
+    return found
+
+
+def end_offset(bootstrap, name, index):
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    try:
+        tp = TopicPartition(name, index)
+        return consumer.end_offsets([tp])[tp]
+    finally:
+        consumer.close()
+
+
+def read_all(bootstrap, name, index, upto, timeout=60):
+    """[(offset, value)] from offset 0 to `upto`."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+    tp = TopicPartition(name, index)
+    consumer.assign([tp])
+    got = []
+    deadline = time.monotonic() + timeout
+    while (not got or got[-1][0] < upto - 1) and time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=500).values():
+            got.extend((r.offset, r.value.decode()) for r in batch)
+    consumer.close()
+    return got
+
+
+def wait_in_sync(cluster, name, index, rf, timeout):
+    """Waits until the ISR holds all `rf` replicas; returns the seconds it took."""
+    _, took = wait_until(
+        f"{name}-{index} fully in sync",
+        lambda: (lambda d: d[3] == 0 and len(d[2]) == rf)(describe(cluster.bootstrap, name)[index]),
+        timeout,
+        interval=0.2,
+    )
+    return took
+
+
+def assert_replicas_identical(cluster, name, index, rf):
+    """Every replica's log equals the others' up to the high watermark, once all have
+    fetched it (no load is running)."""
+    hw = end_offset(cluster.bootstrap, name, index)
+    assert hw > 0
+
+    def caught_up():
+        ends = [
+            b.metric(f'kafka_log_log_end_offset{{topic="{name}",partition="{index}"}}')
+            for b in cluster.brokers
+            if b.alive() and (b.data / f"{name}-{index}").is_dir()
+        ]
+        return len(ends) == rf and all(e >= hw for e in ends)
+
+    wait_until("every replica at the high watermark", caught_up, 30, interval=0.2)
+    dirs = partition_dirs(cluster, name, index)
+    assert len(dirs) == rf, dirs
+    identical, sizes = compare_replicas(dirs, hw)
+    print(f"replicas of {name}-{index} up to hw {hw}: {sizes} bytes, identical={identical}")
+    assert identical, f"replicas differ below the high watermark {hw}: {sizes}"
+    return hw
+
+
+class Load:
+    """An idempotent acks=all producer sending numbered values to one partition from a
+    thread, every send recorded in a History."""
+
+    def __init__(self, bootstrap, name, index=0):
+        self.history = History()
+        self.name = name
+        self.index = index
+        self.producer = KafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            request_timeout_ms=8000,
+            delivery_timeout_ms=60000,
+            retry_backoff_ms=100,
+            metadata_max_age_ms=1000,
+        )
+        self.stopping = threading.Event()
+        self.sent = 0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        i = 0
+        while not self.stopping.is_set():
+            value = f"v{i:07d}"
+            op = self.history.invoke(value, self.index)
+            try:
+                future = self.producer.send(self.name, value.encode(), partition=self.index)
+            except Exception as e:  # a full buffer or a closed producer: the op failed
+                self.history.fail(op, e)
+                time.sleep(0.05)
+                continue
+            future.add_callback(lambda md, op=op: self.history.ok(op, md.offset))
+            future.add_errback(lambda e, op=op: self.history.fail(op, e))
+            i += 1
+            self.sent = i
+            if i % 50 == 0:
+                time.sleep(0.01)
+
+    def acked(self):
+        return len(self.history.acknowledged())
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(timeout=30)
+        self.producer.flush(timeout=90)
+        self.producer.close(timeout=30)
