@@ -371,15 +371,16 @@ impl ReplicaManager {
     }
 
     /// One log-cleaner pass: compacts every due log whose policy includes compact, up to
-    /// the recovery point persisted by the checkpoint written first.
+    /// the recovery point persisted by the checkpoint written first and never past the
+    /// high watermark (a follower must not compact records it may yet truncate, and a
+    /// leader must not compact what its followers have not fetched).
     pub fn clean_logs(&self, now_ms: i64) {
         let due: Vec<(Arc<Partition>, i64)> = self
             .all()
             .into_iter()
             .filter_map(|p| {
-                let recovery_point = p.checkpoint().1;
-                p.cleaning_due(recovery_point, now_ms)
-                    .then_some((p, recovery_point))
+                let upto = p.checkpoint().1.min(p.offsets().high_watermark);
+                p.cleaning_due(upto, now_ms).then_some((p, upto))
             })
             .collect();
         // Checkpoints are written only when a log is due, not on every cleaner tick.
