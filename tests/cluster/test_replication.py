@@ -162,3 +162,28 @@ def test_a_rolling_restart_under_load_loses_nothing_and_stalls_briefly(cluster, 
     assert_clean(report)
     assert report["longest_unavailability_s"] < TTL, "a controlled shutdown must not cost a lease TTL"
     assert_replicas_identical(cluster, topic, 0, 3)
+
+
+def test_a_new_broker_joins_and_new_topics_use_it(cluster, topic):
+    """Runs last in this module: the cluster has four brokers afterwards."""
+    from cluster import RACKS, ClusterBroker, admin_listener_supported
+
+    newcomer = ClusterBroker(
+        3, cluster.dir / "broker-3", cluster.etcd.endpoint, RACKS[0], admin_listener_supported(), BROKER_ARGS
+    )
+    cluster.brokers.append(newcomer)
+    took = newcomer.start()
+    timing("new broker", "broker 3 ready", took)
+    wait_until("broker 3 registered", lambda: cluster.etcd.broker_epoch(3), 10)
+    create(cluster.bootstrap, topic, 4, 3)
+    placed = describe(cluster.bootstrap, topic)
+    hosting = [p for p, (_, replicas, _, _) in placed.items() if 3 in replicas]
+    leading = [p for p, (leader, _, _, _) in placed.items() if leader == 3]
+    print(f"placement on 4 brokers: {placed}")
+    # Rack-aware: broker 3 shares zone-a with broker 0, so the two share one replica of
+    # each partition between them.
+    assert hosting, "the new broker got no replica"
+    assert leading, "the new broker leads nothing"
+    for p in range(4):
+        wait_in_sync(cluster, topic, p, 3, 30)
+    assert (newcomer.data / f"{topic}-{hosting[0]}").is_dir()
