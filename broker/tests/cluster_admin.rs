@@ -568,3 +568,67 @@ async fn a_starved_request_runtime_does_not_lose_the_registration() {
     let image = broker.cache.image();
     assert_eq!(image.brokers[&0].epoch, epoch);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_refuses_produce_and_fetch_and_says_where_the_leader_is() {
+    let Some(cluster) = Cluster::start("leader hints", 3, &[]).await else {
+        return;
+    };
+    let mut any = cluster.kafka(0).await;
+    let request = Client::create_topics_request("hinted", 1, 3, &[]);
+    let created: CreateTopicsResponse = any.call(ApiKey::CreateTopics, 7, &request).await;
+    assert_eq!(created.topics[0].error_code, 0);
+    let m = any.metadata(Some(&["hinted"])).await;
+    let p = &m.topics[0].partitions[0];
+    let (leader, epoch) = (p.leader_id.0, p.leader_epoch);
+    let follower = (0..3).find(|id| *id != leader as usize).unwrap();
+    let leader_port = i32::from(cluster.broker(leader as usize).kafka_addrs[0].port());
+    let mut at_follower = cluster.kafka(follower).await;
+
+    let produce = Client::produce_request(
+        "hinted",
+        0,
+        common::batch(&[b"x"], proto_kafka::records::Compression::None),
+        -1,
+    );
+    for version in [9, 10, 11] {
+        let r: ProduceResponse = at_follower.call(ApiKey::Produce, version, &produce).await;
+        let answer = &r.responses[0].partition_responses[0];
+        assert_eq!(answer.error_code, 6, "v{version}: NOT_LEADER_OR_FOLLOWER");
+        if version >= 10 {
+            assert_eq!(
+                (
+                    answer.current_leader.leader_id.0,
+                    answer.current_leader.leader_epoch
+                ),
+                (leader, epoch),
+                "v{version}: the current leader (KIP-951)"
+            );
+            assert_eq!(r.node_endpoints.len(), 1);
+            assert_eq!(r.node_endpoints[0].node_id.0, leader);
+            assert_eq!(r.node_endpoints[0].port, leader_port);
+        } else {
+            assert_eq!(
+                answer.current_leader,
+                Default::default(),
+                "v9 has no such field"
+            );
+        }
+    }
+    let fetch = Client::fetch_request("hinted", 0, 0, 0);
+    let r: FetchResponse = at_follower.call(ApiKey::Fetch, 12, &fetch).await;
+    let answer = &r.responses[0].partitions[0];
+    assert_eq!(answer.error_code, 6);
+    assert_eq!(
+        (
+            answer.current_leader.leader_id.0,
+            answer.current_leader.leader_epoch
+        ),
+        (leader, epoch)
+    );
+    // ListOffsets is refused by followers as Kafka refuses it (no fetch from followers).
+    assert_eq!(
+        at_follower.list_offsets("hinted", 0, -1).await.error_code,
+        6
+    );
+}

@@ -16,11 +16,14 @@ use bytes::Bytes;
 use futures_util::future::select_all;
 use proto_kafka::error::ResponseError;
 use proto_kafka::messages::fetch_request::FetchTopic;
-use proto_kafka::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use proto_kafka::messages::{FetchRequest, FetchResponse};
+use proto_kafka::messages::fetch_response::{
+    FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
+};
+use proto_kafka::messages::{BrokerId, FetchRequest, FetchResponse};
 use tokio::sync::watch;
 
 use super::errors::replica;
+use super::leader_hint;
 use super::Context;
 use crate::partition::{Offsets, Partition, ReadLimit};
 use crate::protocol::error_code::code;
@@ -170,9 +173,24 @@ fn read_partition(
     version: i16,
     read: &mut Read,
 ) -> PartitionData {
-    let partition = match ctx.replicas.replica(&ctx.cache.image(), name, p.partition) {
+    let image = ctx.cache.image();
+    // KIP-951: a refusal that says the leader is elsewhere says where (v12+).
+    let hinted = |data: PartitionData| {
+        if version < 12 || !leader_hint::points_elsewhere(data.error_code) {
+            return data;
+        }
+        match leader_hint::current_leader(&image, name, p.partition) {
+            Some((leader, epoch)) => data.with_current_leader(
+                LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(leader))
+                    .with_leader_epoch(epoch),
+            ),
+            None => data,
+        }
+    };
+    let partition = match ctx.replicas.replica(&image, name, p.partition) {
         Ok(partition) => partition,
-        Err(error) => return errored(p.partition, replica(&error)),
+        Err(error) => return hinted(errored(p.partition, replica(&error))),
     };
     let current_leader_epoch = if version >= 9 {
         p.current_leader_epoch
@@ -191,9 +209,11 @@ fn read_partition(
         Ok(data) => data,
         Err(error) => {
             let offsets = partition.offsets();
-            return errored(p.partition, replica(&error))
-                .with_high_watermark(offsets.high_watermark)
-                .with_log_start_offset(if version >= 5 { offsets.log_start } else { -1 });
+            return hinted(
+                errored(p.partition, replica(&error))
+                    .with_high_watermark(offsets.high_watermark)
+                    .with_log_start_offset(if version >= 5 { offsets.log_start } else { -1 }),
+            );
         }
     };
     read.bytes += data.records.len();

@@ -14,6 +14,7 @@ pub mod errors;
 pub mod fetch;
 pub mod groups;
 pub mod init_producer_id;
+pub mod leader_hint;
 pub mod list_offsets;
 pub mod log_dirs;
 pub mod metadata;
@@ -140,8 +141,9 @@ pub fn dispatch(
         }
         Request::Produce(request) => {
             let pending = produce::append(&ctx, request, header.request_api_version);
+            let listener = connection.listener.clone();
             Box::pin(async move {
-                match produce::complete(&ctx, pending).await {
+                match produce::complete(&ctx, pending, &listener).await {
                     Some(response) => finish(&ctx, ApiKey::Produce, &header, started, &response),
                     None => Ok(None),
                 }

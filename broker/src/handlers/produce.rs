@@ -2,6 +2,7 @@
 //! wait for what `acks` asks (the future): acks=1 for the leader's fsync in durable mode,
 //! acks=all for the high watermark. acks=0 gets no response at all.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,11 +10,13 @@ use bytes::BytesMut;
 use futures_util::future::join_all;
 use proto_kafka::error::ResponseError;
 use proto_kafka::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
-use proto_kafka::messages::{ProduceRequest, ProduceResponse};
+use proto_kafka::messages::{BrokerId, ProduceRequest, ProduceResponse};
 
 use super::errors::{replica, replica_message};
+use super::leader_hint;
 use super::{now_ms, str_bytes, Context};
 use crate::metrics::CodecLabels;
 use crate::partition::{Partition, ReplicaError};
@@ -183,7 +186,7 @@ async fn settle(outcome: Outcome, acks: i16, deadline: tokio::time::Instant) -> 
 }
 
 /// Waits for the acknowledgements and builds the response (`None` for acks=0).
-pub async fn complete(ctx: &Context, pending: Pending) -> Option<ProduceResponse> {
+pub async fn complete(ctx: &Context, pending: Pending, listener: &str) -> Option<ProduceResponse> {
     if pending.acks == 0 {
         return None;
     }
@@ -205,19 +208,54 @@ pub async fn complete(ctx: &Context, pending: Pending) -> Option<ProduceResponse
         (name, settled)
     }))
     .await;
+    let image = ctx.cache.image();
+    let mut leaders: BTreeSet<i32> = BTreeSet::new();
     let responses = settled
         .into_iter()
         .map(|(name, settled)| {
             let partition_responses = settled
                 .into_iter()
-                .map(|(index, outcome)| partition_response(ctx, index, outcome, version))
+                .map(|(index, outcome)| {
+                    let response = partition_response(ctx, index, outcome, version);
+                    if version < 10 || !leader_hint::points_elsewhere(response.error_code) {
+                        return response;
+                    }
+                    match leader_hint::current_leader(&image, name.0.as_str(), index) {
+                        Some((leader, epoch)) => {
+                            leaders.insert(leader);
+                            response.with_current_leader(
+                                LeaderIdAndEpoch::default()
+                                    .with_leader_id(BrokerId(leader))
+                                    .with_leader_epoch(epoch),
+                            )
+                        }
+                        None => response,
+                    }
+                })
                 .collect();
             TopicProduceResponse::default()
                 .with_name(name)
                 .with_partition_responses(partition_responses)
         })
         .collect();
-    Some(ProduceResponse::default().with_responses(responses))
+    let node_endpoints = leaders
+        .into_iter()
+        .filter_map(|leader| {
+            let (host, port, rack) = leader_hint::endpoint(&image, leader, listener)?;
+            Some(
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(leader))
+                    .with_host(str_bytes(host))
+                    .with_port(port)
+                    .with_rack(rack.map(str_bytes)),
+            )
+        })
+        .collect();
+    Some(
+        ProduceResponse::default()
+            .with_responses(responses)
+            .with_node_endpoints(node_endpoints),
+    )
 }
 
 fn partition_response(
