@@ -221,8 +221,13 @@ impl Partition {
             broker,
             flusher,
         } = parts;
+        // A leader from the start keeps what it fsynced as committed only with enough of
+        // an ISR (standalone: itself); a sole restarted ISR member waits for followers,
+        // as strict min ISR asks (the high watermark is not checkpointed).
+        let leads_with_min_isr =
+            state.role == Role::Leader && state.isr.len() as i32 >= config.min_insync_replicas;
         let offsets = Offsets {
-            high_watermark: if state.role == Role::Leader {
+            high_watermark: if leads_with_min_isr {
                 log.durable_offset()
             } else {
                 0
@@ -313,6 +318,9 @@ impl Partition {
             if new_term {
                 *lock(&self.leader_side) = replication::LeaderSide::new(next.leader_epoch);
                 lock(&self.log).begin_leader_epoch(next.leader_epoch);
+            } else if next.partition_epoch != state.partition_epoch {
+                // A proposed ISR change is applied (or overtaken) now.
+                lock(&self.leader_side).proposed = None;
             }
             *state = next;
         }
@@ -924,7 +932,7 @@ mod tests {
     use crate::fsio::FileSystem;
     use crate::records::batch::test_batches::uncompressed;
 
-    fn record(leader: i32, leader_epoch: i32, isr: &[(i32, i64)]) -> PartitionRecord {
+    pub(super) fn record(leader: i32, leader_epoch: i32, isr: &[(i32, i64)]) -> PartitionRecord {
         PartitionRecord {
             replicas: isr.iter().map(|(b, _)| *b).collect(),
             leader,
@@ -940,7 +948,11 @@ mod tests {
         }
     }
 
-    fn partition(sim: &SimFs, extra: &[(&str, &str)], state: ReplicaState) -> Arc<Partition> {
+    pub(super) fn partition(
+        sim: &SimFs,
+        extra: &[(&str, &str)],
+        state: ReplicaState,
+    ) -> Arc<Partition> {
         let mut pairs = vec![("log.dirs", "/data")];
         pairs.extend_from_slice(extra);
         let broker = Arc::new(Config::from_pairs(pairs).unwrap());

@@ -8,9 +8,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::sync::MutexGuard;
+
 use super::{lock, Partition, ReadLimit, ReplicaError, ReplicaState, Role};
 use crate::config::FlushMode;
 use crate::log::flusher::FlushTarget;
+use crate::log::partition_log::PartitionLog;
 use crate::log::partition_log::{FollowerAppend, FollowerAppendError, Truncation};
 use crate::metadata::schema::IsrMember;
 
@@ -38,12 +41,21 @@ pub struct FollowerLag {
     pub since_caught_up: Duration,
 }
 
+/// An ISR expansion sent to the store and not yet applied here.
+#[derive(Debug, Clone)]
+pub(super) struct Proposed {
+    /// The partition epoch the change was computed from.
+    pub partition_epoch: i32,
+    pub joining: Vec<IsrMember>,
+}
+
 /// The leader's side of replication, reset at every leader epoch.
 #[derive(Debug)]
 pub(super) struct LeaderSide {
     pub epoch: i32,
     pub since: Instant,
     pub followers: HashMap<i32, FollowerProgress>,
+    pub proposed: Option<Proposed>,
 }
 
 impl LeaderSide {
@@ -52,6 +64,7 @@ impl LeaderSide {
             epoch,
             since: Instant::now(),
             followers: HashMap::new(),
+            proposed: None,
         }
     }
 }
@@ -104,7 +117,21 @@ impl Partition {
     pub(super) fn followers_floor(&self, state: &ReplicaState) -> Option<i64> {
         let side = lock(&self.leader_side);
         let mut floor = i64::MAX;
-        for member in state.isr.iter().filter(|m| m.broker != self.broker_id) {
+        // Kafka's maximal ISR: a joiner counts from the moment its expansion is proposed,
+        // not only once this leader has applied it, or records acknowledged in between
+        // could be missing from a member the controller may elect.
+        let pending = side
+            .proposed
+            .as_ref()
+            .filter(|p| p.partition_epoch == state.partition_epoch)
+            .map(|p| p.joining.as_slice())
+            .unwrap_or(&[]);
+        for member in state
+            .isr
+            .iter()
+            .chain(pending.iter())
+            .filter(|m| m.broker != self.broker_id)
+        {
             let progress = side.followers.get(&member.broker).filter(|p| {
                 p.broker_epoch == member.broker_epoch && side.epoch == state.leader_epoch
             })?;
@@ -125,12 +152,20 @@ impl Partition {
         if state.role != Role::Leader {
             return Err(ReplicaError::NotLeader);
         }
+        // A follower always names the epoch it follows (-1, "any", is for clients).
+        if fetch.current_leader_epoch < 0 {
+            return Err(ReplicaError::FencedLeaderEpoch);
+        }
         self.leader_epoch_check(&state, fetch.current_leader_epoch)?;
         if !state.replicas.contains(&fetch.broker) {
             return Err(ReplicaError::UnknownTopicOrPartition);
         }
         let log = self.online_log()?;
         let (log_start, log_end) = (log.log_start_offset(), log.log_end_offset());
+        if fetch.fetch_offset < log_start {
+            // Before any epoch question: what the follower has is all below the start.
+            return Ok(FollowerReply::OutOfRange { log_start, log_end });
+        }
         if fetch.last_fetched_epoch >= 0 {
             match log
                 .epochs()
@@ -206,11 +241,15 @@ impl Partition {
                     last_fetch_at: now,
                 };
             }
-            if fetch.fetch_offset >= leader_end {
+            // In durable mode a follower is caught up by what it has synced: one whose
+            // fsync hangs must leave the ISR, or acks=all waits on it for ever.
+            let reached = match self.flush_mode() {
+                FlushMode::Durable => fetch.fetch_offset.min(fetch.durable_offset),
+                FlushMode::Interval => fetch.fetch_offset,
+            };
+            if reached >= leader_end {
                 entry.caught_up_at = now;
-            } else if fetch.fetch_offset >= entry.last_fetch_leader_end
-                && entry.last_fetch_leader_end >= 0
-            {
+            } else if reached >= entry.last_fetch_leader_end && entry.last_fetch_leader_end >= 0 {
                 entry.caught_up_at = entry.caught_up_at.max(entry.last_fetch_at);
             }
             entry.last_fetch_leader_end = leader_end;
@@ -313,6 +352,29 @@ impl Partition {
         })
     }
 
+    /// Notes an ISR change about to be written: its joiners count for the high watermark
+    /// until the change is applied or withdrawn.
+    pub fn propose_isr(&self, change: &IsrChange) {
+        let joining: Vec<IsrMember> = change
+            .isr
+            .iter()
+            .filter(|m| change.expanded.contains(&m.broker))
+            .copied()
+            .collect();
+        let mut side = lock(&self.leader_side);
+        if side.epoch == change.leader_epoch {
+            side.proposed = Some(Proposed {
+                partition_epoch: change.partition_epoch,
+                joining,
+            });
+        }
+    }
+
+    /// The proposed ISR change was not written.
+    pub fn withdraw_isr(&self) {
+        lock(&self.leader_side).proposed = None;
+    }
+
     /// Appends batches fetched from the leader (as follower), then takes the leader's
     /// high watermark (capped at this log's end) and log start.
     pub fn append_from_leader(
@@ -322,10 +384,12 @@ impl Partition {
         leader_log_start: i64,
         now_ms: i64,
     ) -> Result<FollowerAppend, ReplicaError> {
+        let mut log = self.online_log()?;
+        // Under the log's lock: a replica made leader writes its epoch start under it
+        // after its state changed, so no old-epoch batch lands after that start.
         if self.state().role == Role::Leader {
             return Err(ReplicaError::NotLeader);
         }
-        let mut log = self.online_log()?;
         let appended = match log.append_as_follower(records, now_ms) {
             Ok(appended) => appended,
             Err(FollowerAppendError::Invalid(reason)) => {
@@ -344,9 +408,13 @@ impl Partition {
         let mut log_start = log.log_start_offset();
         if leader_log_start > log_start {
             // DeleteRecords and retention on the leader reach this copy too; offsets it
-            // has not written yet are left to the next fetch.
+            // has not written yet are left to the next fetch. Housekeeping's lock comes
+            // before the log's, as everywhere else.
+            drop(log);
             let _housekeeping = lock(&self.housekeeping);
-            match log.advance_log_start(leader_log_start.min(log_end)) {
+            log = self.online_log()?;
+            let upto = leader_log_start.min(log.log_end_offset());
+            match log.advance_log_start(upto) {
                 Ok(start) => log_start = start,
                 Err(err) => {
                     log.set_offline();
@@ -382,7 +450,7 @@ impl Partition {
     /// offset is past the leader's end). Durable on return; counted in `/metrics`.
     pub fn truncate_to(&self, offset: i64) -> Result<Truncation, ReplicaError> {
         let _housekeeping = lock(&self.housekeeping);
-        let mut log = self.online_log()?;
+        let mut log = self.log_between_flushes()?;
         let truncated = match log.truncate_to(offset) {
             Ok(t) => t,
             Err(err) => {
@@ -406,7 +474,7 @@ impl Partition {
     /// copy's end).
     pub fn restart_at(&self, offset: i64) -> Result<Truncation, ReplicaError> {
         let _housekeeping = lock(&self.housekeeping);
-        let mut log = self.online_log()?;
+        let mut log = self.log_between_flushes()?;
         let truncated = match log.truncate_fully_and_start_at(offset) {
             Ok(t) => t,
             Err(err) => {
@@ -424,6 +492,25 @@ impl Partition {
         drop(log);
         self.note_truncation(&truncated, log_end, log_start, durable);
         Ok(truncated)
+    }
+
+    /// The log, once no flush of it is in flight: a flush taken before a truncation and
+    /// finished after it would report the old log's offsets as durable and write its
+    /// epoch checkpoint and producer snapshots over the cut. Runs on a blocking thread.
+    fn log_between_flushes(&self) -> Result<MutexGuard<'_, PartitionLog>, ReplicaError> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = self.online_log()?;
+            if !log.flush_in_flight() {
+                return Ok(log);
+            }
+            drop(log);
+            if Instant::now() >= deadline {
+                tracing::warn!(partition = %self.describe(), "a flush did not finish within 30 s; not truncating");
+                return Err(ReplicaError::Timeout);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     fn note_truncation(&self, truncated: &Truncation, log_end: i64, log_start: i64, durable: i64) {
@@ -482,5 +569,118 @@ impl Partition {
                 since_caught_up: p.caught_up_at.elapsed(),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::fsio::sim::SimFs;
+    use crate::log::flusher::FlushTarget;
+    use crate::partition::tests::partition;
+    use crate::records::batch::test_batches::uncompressed;
+
+    fn state(role: Role, leader: i32, isr: &[(i32, i64)]) -> ReplicaState {
+        ReplicaState {
+            role,
+            leader,
+            leader_epoch: 1,
+            partition_epoch: 0,
+            replicas: vec![1, 2],
+            isr: isr
+                .iter()
+                .map(|&(broker, broker_epoch)| IsrMember {
+                    broker,
+                    broker_epoch,
+                })
+                .collect(),
+        }
+    }
+
+    fn fetch(offset: i64, durable: i64) -> FollowerFetch {
+        FollowerFetch {
+            broker: 2,
+            broker_epoch: 9,
+            current_leader_epoch: 1,
+            fetch_offset: offset,
+            last_fetched_epoch: if offset > 0 { 1 } else { -1 },
+            durable_offset: durable,
+            max_bytes: 1 << 20,
+        }
+    }
+
+    async fn produce(p: &Arc<Partition>, values: &[&[u8]]) -> i64 {
+        let mut batch = uncompressed(values, 1000);
+        let appended = p.append_as_leader(&mut batch, 1, 1000).unwrap();
+        let end = appended.info.last_offset + 1;
+        p.wait_for_acks(end, 1, 1).await.unwrap();
+        end
+    }
+
+    #[tokio::test]
+    async fn a_proposed_joiner_holds_the_high_watermark_before_its_change_is_applied() {
+        let sim = SimFs::new();
+        let p = partition(&sim, &[], state(Role::Leader, 1, &[(1, 7)]));
+        let end = produce(&p, &[b"a", b"b"]).await;
+        assert_eq!(
+            p.offsets().high_watermark,
+            end,
+            "the leader alone is the ISR"
+        );
+        // Follower 2 catches up, and the leader proposes it for the ISR.
+        p.fetch_for_follower(&fetch(end, end)).unwrap();
+        let live: BTreeMap<i32, i64> = [(1, 7), (2, 9)].into();
+        let change = p.wanted_isr(Duration::from_secs(30), &live).unwrap();
+        assert_eq!(change.expanded, vec![2]);
+        p.propose_isr(&change);
+        // Until the change is applied, records count as committed only once 2 has them.
+        let later = produce(&p, &[b"c", b"d"]).await;
+        assert_eq!(
+            p.offsets().high_watermark,
+            end,
+            "2 has not fetched them yet"
+        );
+        p.fetch_for_follower(&fetch(later, later)).unwrap();
+        assert_eq!(p.offsets().high_watermark, later);
+        // Withdrawn (the write lost its compare): 2 no longer holds the HW back.
+        p.withdraw_isr();
+        let last = produce(&p, &[b"e"]).await;
+        assert_eq!(p.offsets().high_watermark, last);
+    }
+
+    #[test]
+    fn a_truncation_waits_for_a_flush_in_flight() {
+        let sim = SimFs::new();
+        let p = partition(
+            &sim,
+            &[("log.flush.mode", "interval")],
+            state(Role::Follower, 2, &[(2, 9), (1, 7)]),
+        );
+        let mut bytes = Vec::new();
+        for base in [0i64, 2, 4] {
+            let mut batch = uncompressed(&[b"x", b"y"], 1000);
+            crate::records::batch::set_partition_leader_epoch(&mut batch, 1);
+            crate::records::batch::set_base_offset(&mut batch, base);
+            bytes.extend_from_slice(&batch);
+        }
+        p.append_from_leader(&bytes, 0, 0, 1000).unwrap();
+        let ticket = p.take_flush().expect("a flush to take");
+        assert_eq!(ticket.target_offset, 6);
+        let truncating = {
+            let p = p.clone();
+            std::thread::spawn(move || p.truncate_to(2))
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!truncating.is_finished(), "the cut waits for the flush");
+        p.finish_flush(&ticket, true);
+        truncating.join().unwrap().unwrap();
+        let offsets = p.offsets();
+        assert_eq!(offsets.log_end, 2);
+        assert!(
+            offsets.durable <= 2,
+            "the old flush must not report the cut log's offsets as durable: {offsets:?}"
+        );
     }
 }

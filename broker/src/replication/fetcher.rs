@@ -278,7 +278,16 @@ impl Fetchers {
     ) -> Result<bool, String> {
         let name = format!("{}-{}", partition.topic, partition.index);
         if let Some(diverging) = answer.diverging {
-            let log_start = partition.offsets().log_start;
+            let offsets = partition.offsets();
+            let log_start = offsets.log_start;
+            if diverging.epoch < 0 && offsets.log_end <= diverging.end_offset {
+                // The leader holds no epoch this old, and everything here is below its
+                // log start: start again there (truncating would change nothing).
+                return self
+                    .truncate(partition, diverging.end_offset, true)
+                    .await
+                    .map(|()| true);
+            }
             let target = if diverging.epoch < 0 {
                 diverging.end_offset
             } else {

@@ -121,7 +121,12 @@ impl IsrWriter {
             ),
         ])
         .and_then(vec![Op::put(key, value)]);
-        match self.store.txn(txn).await {
+        partition.propose_isr(&change);
+        let outcome = self.store.txn(txn).await;
+        if !matches!(&outcome, Ok(r) if r.succeeded) {
+            partition.withdraw_isr();
+        }
+        match outcome {
             Ok(response) if response.succeeded => {
                 if !change.shrunk.is_empty() {
                     self.stats.isr_shrinks.fetch_add(1, Ordering::Relaxed);

@@ -133,21 +133,25 @@ impl ReplicationService {
             }
             Some(_) => {}
         }
-        // A follower's older incarnation (it restarted since) must not count as in sync.
-        if let Some(live) = image.brokers.get(&request.broker_id) {
-            if request.broker_epoch < live.epoch {
-                self.stats
-                    .fenced_stale_broker_epoch
-                    .fetch_add(1, Ordering::Relaxed);
-                return refusal(
-                    offset,
-                    ResponseError::StaleBrokerEpoch,
-                    format!(
-                        "broker {} epoch {} is older than its registration's {}",
-                        request.broker_id, request.broker_epoch, live.epoch
-                    ),
-                );
-            }
+        // Only a registered follower in its registered incarnation: an older one (it
+        // restarted since) must not count as in sync, nor one this broker has not seen
+        // register yet (it asks again). The epochs are not echoed back.
+        let registered = image
+            .brokers
+            .get(&request.broker_id)
+            .is_some_and(|live| live.epoch == request.broker_epoch);
+        if !registered {
+            self.stats
+                .fenced_stale_broker_epoch
+                .fetch_add(1, Ordering::Relaxed);
+            return refusal(
+                offset,
+                ResponseError::StaleBrokerEpoch,
+                format!(
+                    "broker {} is not registered in that incarnation here",
+                    request.broker_id
+                ),
+            );
         }
         let partition = match self.replicas.get(&request.topic, request.partition) {
             Some(p) if p.topic_id() == topic_id => p,
@@ -196,10 +200,12 @@ impl ReplicationService {
                     };
                 }
             };
+            // Only a higher high watermark is news: a follower may have heard a higher
+            // one from the previous leader, and answering that at once would spin.
             let nothing_new = matches!(
                 &reply,
                 FollowerReply::Records { records, high_watermark, .. }
-                    if records.is_empty() && *high_watermark == request.high_watermark
+                    if records.is_empty() && *high_watermark <= request.high_watermark
             );
             if !nothing_new || tokio::time::Instant::now() >= deadline {
                 return response(offset, partition.offsets().leader_epoch, reply);
@@ -208,7 +214,7 @@ impl ReplicationService {
             let known = request.high_watermark;
             let changed = offsets.wait_for(|o| {
                 o.log_end > offset
-                    || o.high_watermark != known
+                    || o.high_watermark > known
                     || !o.is_leader
                     || o.leader_epoch != epoch
                     || o.offline

@@ -66,7 +66,17 @@ impl PartitionLog {
                 }
             };
             let log_end = self.log_end_offset();
-            if header.base_offset < log_end {
+            if header.base_offset < log_end
+                && header.last_offset() >= log_end
+                && self.size_bytes() == 0
+            {
+                // An empty log that starts inside this batch (the leader's log start is
+                // mid-batch, KAFKA-6975): the log begins at the batch, its start stays.
+                let start = self.log_start_offset;
+                self.restart_at(header.base_offset)
+                    .map_err(FollowerAppendError::Storage)?;
+                self.log_start_offset = start;
+            } else if header.base_offset < log_end {
                 return Err(FollowerAppendError::Invalid(format!(
                     "batch at offset {} is below the log end {log_end}",
                     header.base_offset
@@ -125,6 +135,12 @@ impl PartitionLog {
     pub fn truncate_to(&mut self, offset: i64) -> Result<Truncation> {
         let from = self.log_end_offset();
         if offset >= from {
+            // Nothing to cut, but an epoch this replica began as leader without writing
+            // in it may start here: left in place, the next fetch would name it again
+            // and be told to truncate again, for ever (Kafka drops it too).
+            if self.epochs.truncate_from_end(from) {
+                self.epochs.persist()?;
+            }
             return Ok(Truncation {
                 from,
                 to: from,
@@ -165,6 +181,14 @@ impl PartitionLog {
                 bytes += segment.size();
             }
             remove_segment(self.fs.as_ref(), &self.dir, base)?;
+        }
+        // Rolled segments that survive the cut may still wait for their fsync: sync them
+        // now, since the flush that would have is forgotten below.
+        for file in std::mem::take(&mut self.pending_files) {
+            file.sync_data().map_err(|source| Error::SyncFile {
+                path: self.dir.clone(),
+                source,
+            })?;
         }
         let dir = self.dir.clone();
         let active = self.active_mut();
@@ -493,5 +517,65 @@ mod tests {
             "the old segments never come back"
         );
         assert!(reopened.log_end_offset() >= 500);
+    }
+
+    #[test]
+    fn an_epoch_begun_without_a_write_goes_when_the_leader_never_saw_it() {
+        let fs = SimFs::new();
+        let mut log = new_log(&fs, "t-0");
+        lead(&mut log, 1, 7, 0, 2);
+        log.begin_leader_epoch(5);
+        assert_eq!(log.latest_epoch(), Some(5));
+        // The new leader's answer is this log's end: nothing to cut, but epoch 5 (which
+        // the next fetch would name again) goes.
+        let cut = log.truncate_to(log.log_end_offset()).unwrap();
+        assert_eq!(cut.bytes, 0);
+        assert_eq!(log.latest_epoch(), Some(1));
+    }
+
+    #[test]
+    fn a_cut_in_the_active_segment_keeps_rolled_segments_that_were_not_synced_yet() {
+        let fs = SimFs::new();
+        let mut log = new_log(&fs, "t-0");
+        lead(&mut log, 1, 7, 0, 30);
+        assert!(log.segment_count() > 2, "rolled, and nothing flushed");
+        let end = log.log_end_offset();
+        log.truncate_to(end - 2).unwrap();
+        let expected = bytes_from(&log, 0);
+        let after = fs.power_cut(CutMode::LoseUnsynced);
+        let (reopened, _) = PartitionLog::open(
+            Arc::new(after),
+            Path::new("/data/t-0"),
+            Uuid::nil(),
+            config(),
+            OpenOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            reopened.log_end_offset(),
+            end - 2,
+            "the rolled segments were synced"
+        );
+        assert_eq!(bytes_from(&reopened, 0), expected);
+    }
+
+    #[test]
+    fn an_empty_log_started_inside_a_batch_takes_that_batch() {
+        let fs = SimFs::new();
+        let mut leader = new_log(&fs, "leader-0");
+        lead(&mut leader, 1, 7, 0, 3); // offsets 0..6, batches of two
+        let mut follower = new_log(&fs, "follower-0");
+        // The leader's log start moved to 3 (DeleteRecords), inside batch 2..3.
+        follower.truncate_fully_and_start_at(3).unwrap();
+        let from_batch = bytes_from(&leader, 3);
+        assert_eq!(BatchHeader::parse(&from_batch).unwrap().base_offset, 2);
+        follower.append_as_follower(&from_batch, 0).unwrap();
+        assert_eq!(
+            follower.log_start_offset(),
+            3,
+            "the start stays where the leader put it"
+        );
+        assert_eq!(follower.log_end_offset(), 6);
+        assert_eq!(bytes_from(&follower, 3), from_batch);
     }
 }

@@ -148,6 +148,9 @@ pub struct PartitionLog {
     /// The epoch cache changed since its checkpoint was last written.
     epochs_dirty: bool,
     offline: bool,
+    /// A flush ticket is out (taken, not finished): truncation waits for it, or the
+    /// flush would report offsets and write files of the log before the cut.
+    flush_in_flight: bool,
     producers: ProducerState,
     /// Offsets below this were compacted by this process (the dirty ratio counts from
     /// here; after a restart the whole log counts as dirty once).
@@ -238,6 +241,7 @@ impl PartitionLog {
             pending_snapshots: Vec::new(),
             epochs_dirty: false,
             offline: false,
+            flush_in_flight: false,
             producers: ProducerState::default(),
             first_dirty: 0,
             tombstones_due_at: None,
@@ -528,6 +532,7 @@ impl PartitionLog {
         let mut files = std::mem::take(&mut self.pending_files);
         files.push(self.active().log_file().clone());
         let dir = std::mem::take(&mut self.dir_sync_pending).then(|| self.dir.clone());
+        self.flush_in_flight = true;
         Some(FlushTicket {
             writes,
             files,
@@ -541,6 +546,7 @@ impl PartitionLog {
 
     /// Records a flush's outcome. A failed flush takes the log offline.
     pub fn finish_flush(&mut self, ticket: &FlushTicket, ok: bool) {
+        self.flush_in_flight = false;
         if !ok {
             self.offline = true;
             return;
@@ -592,6 +598,11 @@ impl PartitionLog {
 
     pub fn recovery_point(&self) -> i64 {
         self.recovery_point
+    }
+
+    /// Whether a flush ticket is out (see [`PartitionLog::truncate_to`]).
+    pub fn flush_in_flight(&self) -> bool {
+        self.flush_in_flight
     }
 
     pub fn is_offline(&self) -> bool {

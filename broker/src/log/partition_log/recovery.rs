@@ -163,6 +163,7 @@ impl PartitionLog {
             pending_snapshots: Vec::new(),
             epochs_dirty: false,
             offline: false,
+            flush_in_flight: false,
             producers: ProducerState::default(),
             first_dirty: 0,
             tombstones_due_at: None,
