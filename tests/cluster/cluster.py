@@ -179,7 +179,6 @@ class Etcd:
 class ClusterBroker:
     def __init__(self, broker_id, directory, etcd_endpoint, rack, admin, extra_args=()):
         self.id = broker_id
-        self.extra_args = list(extra_args)
         self.dir = Path(directory)
         self.data = self.dir / "data"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -190,6 +189,8 @@ class ClusterBroker:
         self.admin_port = free_port() if admin else None
         self.bootstrap = f"127.0.0.1:{self.kafka_port}"
         self.process = None
+        # A function of the broker (its id and ports are set by now) gives it its own.
+        self.extra_args = list(extra_args(self) if callable(extra_args) else extra_args)
 
     @property
     def admin_endpoint(self):
@@ -285,7 +286,7 @@ class ClusterBroker:
 
 class Cluster:
     """One etcd and `size` brokers (ids 0..size-1) under one directory; `extra_args` are
-    given to every broker (a function of the broker id gives each its own)."""
+    given to every broker (a function of the ClusterBroker gives each its own)."""
 
     def __init__(self, size=3, directory=None, extra_args=()):
         self.dir = Path(directory or tempfile.mkdtemp(prefix="runnel-cluster-"))
@@ -298,7 +299,7 @@ class Cluster:
                 self.etcd.endpoint,
                 RACKS[i % len(RACKS)],
                 admin,
-                extra_args(i) if callable(extra_args) else extra_args,
+                extra_args,
             )
             for i in range(size)
         ]
@@ -308,7 +309,15 @@ class Cluster:
                 b.start(wait=False)
             for b in self.brokers:
                 b.wait_ready()
-            self.wait_controller()
+            controller, _ = self.wait_controller()
+            # Ready means registered; the controller may not have seen the last one yet,
+            # and a topic created at once would be placed on fewer brokers.
+            wait_until(
+                f"the controller's metadata to list all {size} brokers",
+                lambda: self.brokers_seen_by(controller) == size,
+                30,
+                interval=0.1,
+            )
         except BaseException:
             self.stop()
             raise
@@ -339,6 +348,16 @@ class Cluster:
 
         (controller,), took = wait_until("a controller", elected, timeout or 30)
         return controller, took
+
+    def brokers_seen_by(self, broker_id):
+        """How many brokers broker `broker_id`'s Metadata lists."""
+        from kafka.admin import KafkaAdminClient
+
+        a = KafkaAdminClient(bootstrap_servers=self.brokers[broker_id].bootstrap, request_timeout_ms=5000)
+        try:
+            return len(a.describe_cluster()["brokers"])
+        finally:
+            a.close()
 
     def non_controller(self):
         controller = self.controller_id()

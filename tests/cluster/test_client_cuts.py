@@ -17,13 +17,13 @@ from faults import LossyProxy  # noqa: E402
 PROXIES = {i: LossyProxy(None, every=5) for i in range(3)}
 
 
-def BROKER_ARGS(broker_id):  # noqa: N802 - the name the cluster fixture looks for
-    return [f"--advertised.listeners=PLAINTEXT://127.0.0.1:{PROXIES[broker_id].port}"]
+def BROKER_ARGS(broker):  # noqa: N802 - the name the cluster fixture looks for
+    """Each broker advertises its proxy, which forwards to it."""
+    PROXIES[broker.id].upstream_port = broker.kafka_port
+    return [f"--advertised.listeners=PLAINTEXT://127.0.0.1:{PROXIES[broker.id].port}"]
 
 
 def test_cut_connections_to_the_leader_duplicate_nothing(cluster, topic):
-    for b in cluster.brokers:
-        PROXIES[b.id].upstream_port = b.kafka_port
     bootstrap = ",".join(f"127.0.0.1:{p.port}" for p in PROXIES.values())
     create(bootstrap, topic, 1, 3, {"min.insync.replicas": "2"})
     wait_in_sync(cluster, topic, 0, 3, 30)
