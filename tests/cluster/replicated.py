@@ -1,8 +1,10 @@
 """Helpers of the replication tests: topics, Metadata, reading a partition back, waiting
 for the ISR, comparing replicas, and an idempotent acks=all load recorded in a History."""
 
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -152,3 +154,15 @@ class Load:
         self.thread.join(timeout=30)
         self.producer.flush(timeout=90)
         self.producer.close(timeout=30)
+
+
+def compile_java(kafka_jars, out, *names):
+    """Compiles tests/java/<name>.java against Kafka's jars into `out`; returns `out`."""
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run(
+        ["javac", "-cp", f"{kafka_jars}/*", "-d", str(out), *(str(root / "tests" / "java" / f"{n}.java") for n in names)],
+        check=True,
+        timeout=300,
+    )
+    return out
+

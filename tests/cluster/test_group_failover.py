@@ -11,9 +11,9 @@ import time
 
 from kafka import KafkaProducer
 
-from cluster import KAFKA_VERSION, ROOT, TTL_MS, timing, wait_until
+from cluster import TTL_MS, timing, wait_until
 from groups import committed, coordinator
-from replicated import create, wait_in_sync
+from replicated import compile_java, create, wait_in_sync
 
 TTL = TTL_MS / 1000
 RECORDS = 3000
@@ -95,19 +95,9 @@ def check_no_replay_before_commits(lines):
     return restarts
 
 
-def java_classes(kafka_jars, tmp_path):
-    out = tmp_path / "java"
-    subprocess.run(
-        ["javac", "-cp", f"{kafka_jars}/*", "-d", str(out), str(ROOT / "tests" / "java" / "GroupFollow.java")],
-        check=True,
-        timeout=300,
-    )
-    return out
-
-
 def test_the_java_consumer_keeps_its_place_when_the_coordinator_dies(cluster, topic, kafka_jars, tmp_path):
     assert shutil.which("javac"), "a JDK is required (scripts/setup.sh installs one)"
-    classes = java_classes(kafka_jars, tmp_path)
+    classes = compile_java(kafka_jars, tmp_path / "java", "GroupFollow")
     create(cluster.bootstrap, topic, 1, 3, {"min.insync.replicas": "2"})
     wait_in_sync(cluster, topic, 0, 3, 30)
     group = f"java-{topic}"

@@ -4,6 +4,8 @@ past its lease. Every fault test records a history, prints the checker's report 
 asserts 0 lost and 0 duplicated, then compares every replica's log byte for byte up to
 the high watermark."""
 
+import shutil
+import subprocess
 import time
 
 from kafka import KafkaProducer
@@ -13,6 +15,7 @@ from history import assert_clean, print_report
 from replicated import (
     Load,
     assert_replicas_identical,
+    compile_java,
     create,
     describe,
     end_offset,
@@ -85,6 +88,49 @@ def test_kill9_of_the_leader_three_times_loses_and_duplicates_nothing(cluster, t
     print_report("kill -9 of the leader x3", report, {"high watermark": hw, "truncations (live brokers, since start)": truncations})
     assert_clean(report)
     assert report["acknowledged"] >= 500
+    assert_replicas_identical(cluster, topic, 0, 3)
+
+
+def test_the_java_producer_rides_through_a_leader_kill(cluster, topic, kafka_jars, tmp_path):
+    """T1 with the Java client's default producer (idempotent, acks=all): kill -9 of the
+    leader while it sends; every record acknowledged once, at its own offset, in order."""
+    assert shutil.which("javac"), "a JDK is required (scripts/setup.sh installs one)"
+    classes = compile_java(kafka_jars, tmp_path / "java", "IdempotentProduce")
+    create(cluster.bootstrap, topic, 1, 3, {"min.insync.replicas": "2"})
+    wait_in_sync(cluster, topic, 0, 3, 30)
+    count = 40000
+    producer = subprocess.Popen(
+        ["java", "-cp", f"{kafka_jars}/*:{classes}", "IdempotentProduce", cluster.bootstrap, topic, str(count), "100"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    leader = describe(cluster.bootstrap, topic)[0][0]
+    victim = cluster.broker(leader)
+    try:
+        wait_until(
+            "the producer under way",
+            lambda: victim.metric(f'kafka_log_log_end_offset{{topic="{topic}",partition="0"}}') >= 2000,
+            60,
+            interval=0.05,
+        )
+        victim.kill()
+        killed = time.monotonic()
+        out, err = producer.communicate(timeout=240)
+        timing("java producer", "all acknowledged after the leader's kill", time.monotonic() - killed)
+    finally:
+        if producer.poll() is None:
+            producer.kill()
+        if not victim.alive():
+            victim.start()
+    assert producer.returncode == 0, err[-3000:]
+    rows = [line.split(" ") for line in out.splitlines()]
+    assert [int(r[1]) for r in rows] == list(range(count)), "each record acknowledged once, at its own offset"
+    hw = end_offset(cluster.bootstrap, topic, 0)
+    values = [v for _, v in read_all(cluster.bootstrap, topic, 0, hw)]
+    print(f"java producer through a leader kill: {count} acknowledged, hw {hw}, read back {len(values)}")
+    assert values == [f"java-{i}" for i in range(count)], "no record lost, duplicated or reordered"
+    wait_in_sync(cluster, topic, 0, 3, 60)
     assert_replicas_identical(cluster, topic, 0, 3)
 
 
