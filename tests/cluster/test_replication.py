@@ -36,7 +36,22 @@ SLACK = 5.0
 KILL_ROUNDS = 10 if os.environ.get("RUNNEL_FULL") else 3
 
 
-def test_a_partition_lives_on_exactly_rf_brokers(cluster, topic):
+TOPICS = "org.apache.kafka.tools.TopicCommand"
+
+
+def described_by_kafka_topics(kafka_cli, bootstrap, name):
+    """partition → (leader, replicas, isr) as `kafka-topics --describe` prints them."""
+    code, out, err = kafka_cli(TOPICS, "--bootstrap-server", bootstrap, "--describe", "--topic", name)
+    assert code == 0, f"stdout: {out}\nstderr: {err[-3000:]}"
+    found = {}
+    for row in (line for line in out.splitlines() if "Partition:" in line):
+        fields = dict(f.strip().split(": ", 1) for f in row.strip().split("\t") if ": " in f)
+        ids = lambda text: sorted(int(x) for x in text.split(",") if x)  # noqa: E731
+        found[int(fields["Partition"])] = (int(fields["Leader"]), ids(fields["Replicas"]), ids(fields["Isr"]))
+    return found
+
+
+def test_a_partition_lives_on_exactly_rf_brokers(cluster, topic, kafka_cli):
     for rf in (1, 2, 3):
         name = f"{topic}-rf{rf}"
         create(cluster.bootstrap, name, 1, rf)
@@ -56,6 +71,9 @@ def test_a_partition_lives_on_exactly_rf_brokers(cluster, topic):
         assert sorted(record["replicas"]) == replicas
         assert sorted(m["broker"] for m in record["isr"]) == replicas
         assert assert_replicas_identical(cluster, name, 0, rf) == 20
+        # Kafka's own tool sees the same leader, replicas and ISR as kafka-python's Metadata.
+        leader, replicas, isr, _ = describe(cluster.bootstrap, name)[0]
+        assert described_by_kafka_topics(kafka_cli, cluster.bootstrap, name) == {0: (leader, replicas, isr)}
 
 
 def test_kill9_of_the_leader_repeatedly_loses_and_duplicates_nothing(cluster, topic):
