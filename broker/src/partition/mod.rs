@@ -409,12 +409,7 @@ impl Partition {
             Err(AppendError::Sequence(SequenceError::InvalidEpoch(m))) => {
                 return Err(ReplicaError::InvalidProducerEpoch(m))
             }
-            Err(AppendError::Storage(err)) => {
-                drop(log);
-                tracing::error!(partition = %self.describe(), error = %err, "append failed; the log is offline");
-                self.went_offline();
-                return Err(ReplicaError::Storage);
-            }
+            Err(AppendError::Storage(err)) => return Err(self.log_failed(log, "append", &err)),
         };
         if info.duplicate {
             // A retry: nothing was written; the caller waits for the original's offsets.
@@ -521,6 +516,21 @@ impl Partition {
         }
         self.leader_epoch_check(&state, current_leader_epoch)?;
         Ok(state)
+    }
+
+    /// A write to the log failed: it stays offline (a failed write or fsync may have
+    /// lost pages), and every waiter fails with a storage error.
+    fn log_failed(
+        &self,
+        mut log: MutexGuard<'_, PartitionLog>,
+        what: &str,
+        err: &crate::error::Error,
+    ) -> ReplicaError {
+        log.set_offline();
+        drop(log);
+        tracing::error!(partition = %self.describe(), error = %err, "{what} failed; the log is offline");
+        self.went_offline();
+        ReplicaError::Storage
     }
 
     /// Publishes that the log went offline: every waiter (acks, long polls, the group
@@ -804,13 +814,7 @@ impl Partition {
         let mut log = self.online_log()?;
         let start = match log.advance_log_start(target) {
             Ok(start) => start,
-            Err(err) => {
-                log.set_offline();
-                drop(log);
-                tracing::error!(partition = %self.describe(), error = %err, "moving the log start failed; the log is offline");
-                self.went_offline();
-                return Err(ReplicaError::Storage);
-            }
+            Err(err) => return Err(self.log_failed(log, "moving the log start", &err)),
         };
         drop(log);
         self.offsets.send_modify(|o| o.log_start = start);

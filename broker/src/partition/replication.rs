@@ -398,10 +398,7 @@ impl Partition {
                 return Err(ReplicaError::Storage);
             }
             Err(FollowerAppendError::Storage(err)) => {
-                drop(log);
-                tracing::error!(partition = %self.describe(), error = %err, "follower append failed; the log is offline");
-                self.went_offline();
-                return Err(ReplicaError::Storage);
+                return Err(self.log_failed(log, "follower append", &err))
             }
         };
         let log_end = log.log_end_offset();
@@ -416,13 +413,7 @@ impl Partition {
             let upto = leader_log_start.min(log.log_end_offset());
             match log.advance_log_start(upto) {
                 Ok(start) => log_start = start,
-                Err(err) => {
-                    log.set_offline();
-                    drop(log);
-                    tracing::error!(partition = %self.describe(), error = %err, "moving the log start failed; the log is offline");
-                    self.went_offline();
-                    return Err(ReplicaError::Storage);
-                }
+                Err(err) => return Err(self.log_failed(log, "moving the log start", &err)),
             }
         }
         let rolled = log.has_pending_roll();
@@ -449,37 +440,34 @@ impl Partition {
     /// Truncates the log to `offset` (a follower diverged from its leader, or its fetch
     /// offset is past the leader's end). Durable on return; counted in `/metrics`.
     pub fn truncate_to(&self, offset: i64) -> Result<Truncation, ReplicaError> {
-        let _housekeeping = lock(&self.housekeeping);
-        let mut log = self.log_between_flushes()?;
-        let truncated = match log.truncate_to(offset) {
-            Ok(t) => t,
-            Err(err) => {
-                drop(log);
-                tracing::error!(partition = %self.describe(), offset, error = %err, "truncation failed; the log is offline");
-                self.went_offline();
-                return Err(ReplicaError::Storage);
-            }
-        };
-        let (log_end, log_start, durable) = (
-            log.log_end_offset(),
-            log.log_start_offset(),
-            log.durable_offset(),
-        );
-        drop(log);
-        self.note_truncation(&truncated, log_end, log_start, durable);
-        Ok(truncated)
+        self.cut_log(offset, "truncation", PartitionLog::truncate_to)
     }
 
     /// Empties the log and restarts it at `offset` (the leader's log start is past this
     /// copy's end).
     pub fn restart_at(&self, offset: i64) -> Result<Truncation, ReplicaError> {
+        self.cut_log(
+            offset,
+            "restarting the log",
+            PartitionLog::truncate_fully_and_start_at,
+        )
+    }
+
+    /// Runs `cut` at `offset` between flushes, with housekeeping held, and publishes the
+    /// offsets it leaves.
+    fn cut_log(
+        &self,
+        offset: i64,
+        what: &str,
+        cut: fn(&mut PartitionLog, i64) -> crate::error::Result<Truncation>,
+    ) -> Result<Truncation, ReplicaError> {
         let _housekeeping = lock(&self.housekeeping);
         let mut log = self.log_between_flushes()?;
-        let truncated = match log.truncate_fully_and_start_at(offset) {
+        let truncated = match cut(&mut log, offset) {
             Ok(t) => t,
             Err(err) => {
                 drop(log);
-                tracing::error!(partition = %self.describe(), offset, error = %err, "restarting the log failed; the log is offline");
+                tracing::error!(partition = %self.describe(), offset, error = %err, "{what} failed; the log is offline");
                 self.went_offline();
                 return Err(ReplicaError::Storage);
             }

@@ -155,11 +155,9 @@ impl PartitionLog {
         if offset < self.log_start_offset {
             return self.truncate_fully_and_start_at(offset);
         }
-        let result = self.cut_segments(offset);
-        if result.is_err() {
-            self.offline = true;
-        }
-        let bytes = result?;
+        let bytes = self
+            .cut_segments(offset)
+            .inspect_err(|_| self.offline = true)?;
         warn!(dir = %self.dir.display(), from, to = offset, bytes, "truncated the log");
         Ok(Truncation {
             from,
@@ -209,11 +207,9 @@ impl PartitionLog {
     /// is past everything here, or this log must restart below its own start).
     pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<Truncation> {
         let from = self.log_end_offset();
-        let result = self.restart_at(offset);
-        if result.is_err() {
-            self.offline = true;
-        }
-        let bytes = result?;
+        let bytes = self
+            .restart_at(offset)
+            .inspect_err(|_| self.offline = true)?;
         warn!(dir = %self.dir.display(), from, start = offset, bytes, "emptied the log to restart it at the leader's log start");
         Ok(Truncation {
             from,
@@ -274,13 +270,7 @@ impl PartitionLog {
         self.recovery_point = self.recovery_point.min(self.active().base_offset());
         self.first_dirty = self.first_dirty.min(offset);
         self.tombstones_due_at = None;
-        let entries = self
-            .fs
-            .list_dir(&self.dir)
-            .map_err(|source| Error::ReadDir {
-                path: self.dir.clone(),
-                source,
-            })?;
+        let entries = self.dir_entries()?;
         self.rebuild_producer_state(&entries)
     }
 
@@ -298,34 +288,14 @@ mod tests {
 
     use super::*;
     use crate::fsio::sim::{CutMode, SimFs};
-    use crate::fsio::{write_atomic, FileSystem};
-    use crate::log::partition_log::{LogConfig, OpenOptions};
+    use crate::fsio::FileSystem;
+    use crate::log::partition_log::tests::{config, flush, limits};
+    use crate::log::partition_log::OpenOptions;
     use crate::log::producer_state::Check;
     use crate::log::segment::read_batches;
     use crate::records::batch::test_batches::idempotent;
     use crate::records::batch::BatchHeader;
-    use crate::records::validate::{validate_produce_batch, Limits};
-
-    fn config() -> LogConfig {
-        LogConfig {
-            segment_bytes: 1024,
-            segment_ms: i64::MAX,
-            index_interval_bytes: 256,
-            decompression_budget: 1 << 20,
-        }
-    }
-
-    fn limits() -> Limits {
-        Limits {
-            max_batch_bytes: 1 << 20,
-            max_decompressed_bytes: 1 << 20,
-            timestamp_before_max_ms: i64::MAX,
-            timestamp_after_max_ms: i64::MAX,
-            create_time: true,
-            require_keys: false,
-            now_ms: 0,
-        }
-    }
+    use crate::records::validate::validate_produce_batch;
 
     fn new_log(fs: &SimFs, name: &str) -> PartitionLog {
         let fs: Arc<dyn FileSystem> = Arc::new(fs.clone());
@@ -364,21 +334,6 @@ mod tests {
             offset = read.next_offset;
         }
         out
-    }
-
-    fn flush(log: &mut PartitionLog, fs: &dyn FileSystem) {
-        if let Some(ticket) = log.take_flush() {
-            for (file, contents) in &ticket.writes {
-                write_atomic(fs, file, contents).unwrap();
-            }
-            for f in &ticket.files {
-                f.sync_data().unwrap();
-            }
-            if let Some(dir) = &ticket.dir {
-                fs.sync_dir(dir).unwrap();
-            }
-            log.finish_flush(&ticket, true);
-        }
     }
 
     #[test]

@@ -600,6 +600,16 @@ impl PartitionLog {
         self.recovery_point
     }
 
+    /// The entries of this log's directory.
+    fn dir_entries(&self) -> Result<Vec<crate::fsio::DirEntry>> {
+        self.fs
+            .list_dir(&self.dir)
+            .map_err(|source| Error::ReadDir {
+                path: self.dir.clone(),
+                source,
+            })
+    }
+
     /// Whether a flush ticket is out (see [`PartitionLog::truncate_to`]).
     pub fn flush_in_flight(&self) -> bool {
         self.flush_in_flight
@@ -681,7 +691,7 @@ mod tests {
     use crate::records::batch::BatchHeader;
     use crate::records::validate::{validate_produce_batch, Limits};
 
-    fn config() -> LogConfig {
+    pub(super) fn config() -> LogConfig {
         LogConfig {
             segment_bytes: 1024,
             segment_ms: i64::MAX,
@@ -690,7 +700,7 @@ mod tests {
         }
     }
 
-    fn limits() -> Limits {
+    pub(super) fn limits() -> Limits {
         Limits {
             max_batch_bytes: 1 << 20,
             max_decompressed_bytes: 1 << 20,
@@ -709,7 +719,7 @@ mod tests {
             .unwrap()
     }
 
-    fn flush(log: &mut PartitionLog, fs: &dyn FileSystem) {
+    pub(super) fn flush(log: &mut PartitionLog, fs: &dyn FileSystem) {
         if let Some(ticket) = log.take_flush() {
             for (file, contents) in &ticket.writes {
                 write_atomic(fs, file, contents).unwrap();

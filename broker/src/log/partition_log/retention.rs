@@ -92,14 +92,8 @@ impl PartitionLog {
     /// Deletes producer-state snapshots older than `offset` (their segments are gone).
     pub(super) fn delete_snapshots_below(&mut self, offset: i64) -> Result<()> {
         self.pending_snapshots.retain(|(o, _)| *o >= offset);
-        let entries = self
-            .fs
-            .list_dir(&self.dir)
-            .map_err(|source| Error::ReadDir {
-                path: self.dir.clone(),
-                source,
-            })?;
-        for offset in entries
+        for offset in self
+            .dir_entries()?
             .iter()
             .filter_map(|e| parse_snapshot_name(&e.name))
             .filter(|o| *o < offset)
