@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{batch, metric, metrics, Client, Process};
-use proto_kafka::messages::{ApiKey, ProduceResponse};
+use proto_kafka::messages::ApiKey;
 use proto_kafka::records::Compression;
 
 const TOPIC: &str = "crash";
@@ -24,19 +24,14 @@ async fn produce_until_gone(client: &mut Client, from: usize) -> BTreeMap<i64, B
     for seq in from.. {
         let values: Vec<String> = (0..3).map(|i| format!("v{seq}-{i}")).collect();
         let refs: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
-        let request = Client::produce_request(TOPIC, 0, batch(&refs, Compression::Snappy), 1);
-        let Some(response) = client
-            .try_call::<_, ProduceResponse>(ApiKey::Produce, 9, &request)
+        let Some(base_offset) = client
+            .try_produce(TOPIC, 0, batch(&refs, Compression::Snappy), 1)
             .await
         else {
             break;
         };
-        let p = &response.responses[0].partition_responses[0];
-        if p.error_code != 0 {
-            break;
-        }
         for (i, v) in values.into_iter().enumerate() {
-            acked.insert(p.base_offset + i as i64, Bytes::from(v));
+            acked.insert(base_offset + i as i64, Bytes::from(v));
         }
     }
     acked

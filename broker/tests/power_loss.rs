@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{batch, decode, metric, metrics, start, test_config, Client};
-use proto_kafka::messages::{ApiKey, FetchResponse, ProduceResponse};
+use proto_kafka::messages::{ApiKey, FetchResponse};
 use proto_kafka::records::Compression;
 use runnel_broker::fsio::sim::{CutMode, SimFs};
 use runnel_broker::fsio::FileSystem;
@@ -57,24 +57,15 @@ async fn produce_until_cut(addr: std::net::SocketAddr, task: usize, acks: i16, a
             .map(|i| format!("t{task}-s{seq}-r{i}-{}", "x".repeat(200)))
             .collect();
         let refs: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
-        let request =
-            Client::produce_request(TOPIC, partition, batch(&refs, codecs[seq % 3]), acks);
-        let Some(response) = client
-            .try_call::<_, ProduceResponse>(ApiKey::Produce, 9, &request)
+        let Some(base_offset) = client
+            .try_produce(TOPIC, partition, batch(&refs, codecs[seq % 3]), acks)
             .await
         else {
             return;
         };
-        let p = &response.responses[0].partition_responses[0];
-        if p.error_code != 0 {
-            return;
-        }
         let mut ledger = acked.lock().unwrap();
         for (i, v) in values.iter().enumerate() {
-            ledger.insert(
-                (partition, p.base_offset + i as i64),
-                Bytes::from(v.clone()),
-            );
+            ledger.insert((partition, base_offset + i as i64), Bytes::from(v.clone()));
         }
     }
 }

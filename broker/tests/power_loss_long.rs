@@ -178,25 +178,19 @@ async fn idempotent_producer(addr: SocketAddr, model: Shared, generation: u64) {
             next
         };
         let partition = sequence % 2;
-        let request = Client::produce_request(
-            PLAIN,
-            partition,
-            producer_batch(&[value.as_bytes()], Compression::Lz4, pid, epoch, sequence),
-            1,
-        );
-        let Some(r) = c
-            .try_call::<_, ProduceResponse>(ApiKey::Produce, 9, &request)
+        let Some(base_offset) = c
+            .try_produce(
+                PLAIN,
+                partition,
+                producer_batch(&[value.as_bytes()], Compression::Lz4, pid, epoch, sequence),
+                1,
+            )
             .await
         else {
             return;
         };
-        let p = &r.responses[0].partition_responses[0];
-        if p.error_code != 0 {
-            return;
-        }
         let mut m = model.lock().unwrap();
-        m.plain
-            .insert((partition, p.base_offset), Bytes::from(value));
+        m.plain.insert((partition, base_offset), Bytes::from(value));
         m.in_flight = None;
         m.next_sequence = sequence + 1;
         m.acked += 1;
@@ -213,22 +207,16 @@ async fn plain_producer(addr: SocketAddr, model: Shared, generation: u64, task: 
             .map(|i| format!("plain-g{generation}-t{task}-n{n}-{i}"))
             .collect();
         let refs: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
-        let request =
-            Client::produce_request(PLAIN, partition, batch(&refs, Compression::Zstd), acks);
-        let Some(r) = c
-            .try_call::<_, ProduceResponse>(ApiKey::Produce, 9, &request)
+        let Some(base_offset) = c
+            .try_produce(PLAIN, partition, batch(&refs, Compression::Zstd), acks)
             .await
         else {
             return;
         };
-        let p = &r.responses[0].partition_responses[0];
-        if p.error_code != 0 {
-            return;
-        }
         let mut m = model.lock().unwrap();
         for (i, v) in values.into_iter().enumerate() {
             m.plain
-                .insert((partition, p.base_offset + i as i64), Bytes::from(v));
+                .insert((partition, base_offset + i as i64), Bytes::from(v));
             m.acked += 1;
         }
     }
@@ -242,20 +230,12 @@ async fn compact_producer(addr: SocketAddr, model: Shared, seed: u64) {
         let key = format!("k{}", rng.below(KEYS as u64));
         let value = (rng.below(6) != 0).then(|| format!("{key}-s{seed}-n{n}"));
         let records = keyed_batch(&key, value.as_deref().map(str::as_bytes));
-        let request = Client::produce_request(COMPACT, 0, records, 1);
-        let Some(r) = c
-            .try_call::<_, ProduceResponse>(ApiKey::Produce, 9, &request)
-            .await
-        else {
+        let Some(base_offset) = c.try_produce(COMPACT, 0, records, 1).await else {
             return;
         };
-        let p = &r.responses[0].partition_responses[0];
-        if p.error_code != 0 {
-            return;
-        }
         let mut m = model.lock().unwrap();
         m.compact.entry(key).or_default().push(KeyedWrite {
-            offset: p.base_offset,
+            offset: base_offset,
             value: value.map(Bytes::from),
             acked_at_ms: now_ms(),
         });
@@ -392,26 +372,16 @@ async fn admin(addr: SocketAddr, model: Shared, seed: u64, generation: u64) {
                     continue;
                 }
                 let value = format!("churn-g{generation}-i{tag}-{}", rng.next());
-                let request = Client::produce_request(
-                    CHURN,
-                    0,
-                    batch(&[value.as_bytes()], Compression::None),
-                    1,
-                );
-                let Some(r) = c
-                    .try_call::<_, ProduceResponse>(ApiKey::Produce, 9, &request)
+                let Some(base_offset) = c
+                    .try_produce(CHURN, 0, batch(&[value.as_bytes()], Compression::None), 1)
                     .await
                 else {
                     return;
                 };
-                let p = &r.responses[0].partition_responses[0];
-                if p.error_code != 0 {
-                    return;
-                }
                 let mut m = model.lock().unwrap();
                 if m.churn_generation == tag {
                     if let Some(churn) = m.churn.as_mut() {
-                        churn.insert(p.base_offset, Bytes::from(value));
+                        churn.insert(base_offset, Bytes::from(value));
                         m.acked += 1;
                     }
                 }

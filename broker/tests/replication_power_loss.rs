@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{batch, metric, metrics, test_config, Client};
-use proto_kafka::messages::{ApiKey, CreateTopicsResponse, ProduceResponse};
+use common::{batch, metric, metrics, start, test_config, Client};
+use proto_kafka::messages::{ApiKey, CreateTopicsResponse};
 use proto_kafka::records::Compression;
 use runnel_broker::broker::Broker;
 use runnel_broker::fsio::sim::{CutMode, SimFs};
@@ -94,14 +94,7 @@ impl Ring {
             ],
         );
         let fs: Arc<dyn FileSystem> = Arc::new(self.nodes[id].sim.clone());
-        let broker = Broker::start(config, fs, None)
-            .await
-            .expect("broker starts");
-        assert!(
-            broker.wait_ready(Duration::from_secs(30)).await,
-            "broker {id} ready"
-        );
-        self.nodes[id].broker = Some(broker);
+        self.nodes[id].broker = Some(start(config, fs).await);
     }
 
     fn broker(&self, id: usize) -> &Broker {
@@ -207,20 +200,15 @@ async fn produce_until_stopped(addr: SocketAddr, task: usize, acked: Ledger) {
             .map(|i| format!("t{task}-s{seq}-r{i}-{}", "x".repeat(300)))
             .collect();
         let refs: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
-        let request = Client::produce_request(TOPIC, 0, batch(&refs, Compression::None), -1);
-        let Some(response) = client
-            .try_call::<_, ProduceResponse>(ApiKey::Produce, 9, &request)
+        let Some(base_offset) = client
+            .try_produce(TOPIC, 0, batch(&refs, Compression::None), -1)
             .await
         else {
             return;
         };
-        let p = &response.responses[0].partition_responses[0];
-        if p.error_code != 0 {
-            return;
-        }
         let mut ledger = acked.lock().unwrap();
         for (i, v) in values.iter().enumerate() {
-            ledger.insert(p.base_offset + i as i64, Bytes::from(v.clone()));
+            ledger.insert(base_offset + i as i64, Bytes::from(v.clone()));
         }
     }
 }

@@ -7,9 +7,9 @@ Every wait is measured and printed (and summarised under "cluster timings")."""
 import time
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient
 
 from cluster import TTL_MS, timing, wait_until
+from replicated import admin
 
 TTL = TTL_MS / 1000
 # Lease expiry is seen TTL after the last keep-alive at most; the rest is the watch, the
@@ -17,10 +17,6 @@ TTL = TTL_MS / 1000
 SLACK = 3.0
 LEADER_NOT_AVAILABLE = 5
 TOPICS = "org.apache.kafka.tools.TopicCommand"
-
-
-def admin(bootstrap):
-    return KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
 
 
 def create(bootstrap, name, partitions):

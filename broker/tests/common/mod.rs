@@ -205,6 +205,23 @@ impl Client {
         response.responses[0].partition_responses[0].clone()
     }
 
+    /// Produce v9 of one batch: its base offset once acknowledged, `None` when the call
+    /// failed (the broker went away) or was refused (fault tests stop there).
+    pub async fn try_produce(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        batch: Bytes,
+        acks: i16,
+    ) -> Option<i64> {
+        let request = Self::produce_request(topic, partition, batch, acks);
+        let response = self
+            .try_call::<_, ProduceResponse>(ApiKey::Produce, 9, &request)
+            .await?;
+        let p = &response.responses[0].partition_responses[0];
+        (p.error_code == 0).then_some(p.base_offset)
+    }
+
     pub fn fetch_request(
         topic: &str,
         partition: i32,
