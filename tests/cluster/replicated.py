@@ -18,11 +18,29 @@ def admin(bootstrap):
 
 
 def create(bootstrap, name, partitions, rf, configs=None):
+    """Creates the topic and waits until every broker's Metadata shows all its partitions:
+    brokers learn of a topic through the etcd watch, a little after the controller answers
+    (as Kafka brokers do through their metadata log), and a describe that reached a broker
+    still behind would see no partitions (a CI run failed on exactly that)."""
     a = admin(bootstrap)
     try:
         a.create_topics([NewTopic(name, partitions, rf, topic_configs=configs or {})])
+        for node in sorted(b["broker_id"] for b in a.describe_cluster()["brokers"]):
+            wait_until(f"broker {node} knows {name}", lambda: known_partitions(a, node, name) == partitions, 15)
     finally:
         a.close()
+
+
+def known_partitions(a, node, name):
+    """How many partitions of `name` broker `node`'s own Metadata lists (0 while unknown)."""
+    from kafka.protocol.metadata import MetadataRequest
+
+    async def ask():
+        topics = [MetadataRequest.MetadataRequestTopic(name=name)]
+        return await a._manager.send(MetadataRequest(topics=topics, allow_auto_topic_creation=False), node_id=node)
+
+    [t] = a._manager.run(ask).topics
+    return len(t.partitions) if t.error_code == 0 else 0
 
 
 def describe(bootstrap, name):

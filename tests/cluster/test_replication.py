@@ -243,6 +243,9 @@ def test_a_new_broker_joins_and_new_topics_use_it(cluster, topic):
     took = newcomer.start()
     timing("new broker", "broker 3 ready", took)
     wait_until("broker 3 registered", lambda: cluster.etcd.broker_epoch(3), 10)
+    # The controller places replicas on the brokers it has seen: wait until it has seen
+    # the newcomer, or the topic could be placed on the first three alone.
+    wait_until("the controller sees 4 brokers", lambda: cluster.brokers_seen_by(cluster.controller_id()) == 4, 10)
     create(cluster.bootstrap, topic, 4, 3)
     placed = describe(cluster.bootstrap, topic)
     hosting = [p for p, (_, replicas, _, _) in placed.items() if 3 in replicas]
