@@ -101,8 +101,15 @@ impl PartitionLog {
         header: &crate::records::batch::BatchHeader,
         now_ms: i64,
     ) -> Result<()> {
-        if self.should_roll(batch.len(), header.last_offset(), now_ms) {
-            self.roll()?;
+        // A segment indexes offsets relative to its base in 32 bits. Behind a compaction
+        // gap wider than that (the leader's cleaner removed over 2^31 offsets), a segment
+        // starting at the log end could not index the batch: start it at the batch's own
+        // base, as Kafka's followers do, and an empty one is replaced.
+        let overflows = header.last_offset() - self.active().base_offset() > i64::from(i32::MAX);
+        if overflows && self.active().is_empty() {
+            self.replace_empty_active(header.base_offset)?;
+        } else if self.should_roll(batch.len(), header.last_offset(), now_ms) {
+            self.roll_at(header.base_offset)?;
         }
         self.epochs_dirty |= self
             .epochs
@@ -272,6 +279,22 @@ impl PartitionLog {
         self.tombstones_due_at = None;
         let entries = self.dir_entries()?;
         self.rebuild_producer_state(&entries)
+    }
+
+    /// Moves the empty active segment to `base`; the directory change goes to the next
+    /// flush, as a roll's does.
+    fn replace_empty_active(&mut self, base: i64) -> Result<()> {
+        let old = self.active().base_offset();
+        let segment =
+            Segment::create(self.fs.as_ref(), &self.dir, base).map_err(io_err(&self.dir))?;
+        self.segments.remove(&old);
+        remove_segment(self.fs.as_ref(), &self.dir, old)?;
+        self.segments.insert(base, segment);
+        self.dir_sync_pending = true;
+        if self.log_start_offset == old {
+            self.log_start_offset = base;
+        }
+        Ok(())
     }
 
     fn first_base(&self) -> i64 {
@@ -532,5 +555,39 @@ mod tests {
         );
         assert_eq!(follower.log_end_offset(), 6);
         assert_eq!(bytes_from(&follower, 3), from_batch);
+    }
+
+    #[test]
+    fn a_compaction_gap_wider_than_a_segment_can_index_starts_a_segment_at_the_batch() {
+        use crate::records::batch::set_base_offset;
+        use crate::records::batch::test_batches::uncompressed;
+
+        let at = |base: i64| {
+            let mut batch = uncompressed(&[b"a", b"b"], 1000);
+            set_base_offset(&mut batch, base);
+            batch
+        };
+        let wide = i64::from(i32::MAX) + 10;
+        let fs = SimFs::new();
+        let mut follower = new_log(&fs, "gap-0");
+        // An empty log whose leader's first remaining batch lies past 2^31: the empty
+        // segment at 0 could not index it.
+        let first = at(wide);
+        let second = at(wide + 2);
+        let third = at(2 * wide + 100);
+        follower.append_as_follower(&first, 0).unwrap();
+        follower.append_as_follower(&second, 0).unwrap();
+        assert_eq!(
+            follower.segment_count(),
+            1,
+            "the empty segment was replaced"
+        );
+        // Then a gap past 2^31 inside the log: a new segment at the batch, not at the log end.
+        follower.append_as_follower(&third, 0).unwrap();
+        assert_eq!(follower.segment_count(), 2);
+        assert_eq!(follower.log_end_offset(), 2 * wide + 102);
+        let all: Vec<u8> = [first, second, third.clone()].concat();
+        assert_eq!(bytes_from(&follower, wide), all);
+        assert_eq!(bytes_from(&follower, 2 * wide + 100), third);
     }
 }

@@ -283,11 +283,15 @@ impl PartitionLog {
         too_big || too_old || offsets_overflow
     }
 
-    /// Starts a new segment at the log end. Nothing is synced here: the old segment's
-    /// files, the new directory entry and the producer-state snapshot of this offset go
-    /// to the next flush.
+    /// Starts a new segment at the log end.
     fn roll(&mut self) -> Result<()> {
-        let base = self.log_end_offset();
+        self.roll_at(self.log_end_offset())
+    }
+
+    /// Starts a new segment at `base` (at or past the log end). Nothing is synced here:
+    /// the old segment's files, the new directory entry and the producer-state snapshot
+    /// of this offset go to the next flush.
+    fn roll_at(&mut self, base: i64) -> Result<()> {
         let old_files = self.active().files();
         let segment =
             Segment::create(self.fs.as_ref(), &self.dir, base).map_err(io_err(&self.dir))?;
