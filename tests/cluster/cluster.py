@@ -89,18 +89,19 @@ def wait_until(what, condition, timeout, interval=0.05):
 
 
 class Etcd:
-    def __init__(self, directory, client_port=None, peer_port=None):
+    def __init__(self, directory, client_port=None, peer_port=None, host="127.0.0.1"):
         self.binary = etcd_binary()
+        self.host = host
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.client_port = client_port or free_port()
         self.peer_port = peer_port or free_port()
-        self.endpoint = f"http://127.0.0.1:{self.client_port}"
+        self.endpoint = f"http://{host}:{self.client_port}"
         self.process = None
         self.start()
 
     def start(self):
-        peer = f"http://127.0.0.1:{self.peer_port}"
+        peer = f"http://{self.host}:{self.peer_port}"
         log = open(self.dir / "etcd.log", "a")
         self.process = subprocess.Popen(
             [
@@ -177,8 +178,12 @@ class Etcd:
 
 
 class ClusterBroker:
-    def __init__(self, broker_id, directory, etcd_endpoint, rack, admin, extra_args=()):
+    def __init__(self, broker_id, directory, etcd_endpoint, rack, admin, extra_args=(), host="127.0.0.1", launcher=()):
+        """`host`: the address every listener binds; `launcher`: a command prefix the
+        broker runs under (`ip netns exec <ns>` puts it in a network namespace)."""
         self.id = broker_id
+        self.host = host
+        self.launcher = list(launcher)
         self.dir = Path(directory)
         self.data = self.dir / "data"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -187,29 +192,30 @@ class ClusterBroker:
         self.kafka_port = free_port()
         self.http_port = free_port()
         self.admin_port = free_port() if admin else None
-        self.bootstrap = f"127.0.0.1:{self.kafka_port}"
+        self.bootstrap = f"{host}:{self.kafka_port}"
         self.process = None
         # A function of the broker (its id and ports are set by now) gives it its own.
         self.extra_args = list(extra_args(self) if callable(extra_args) else extra_args)
 
     @property
     def admin_endpoint(self):
-        return self.admin_port and f"127.0.0.1:{self.admin_port}"
+        return self.admin_port and f"{self.host}:{self.admin_port}"
 
     def args(self):
         args = [
+            *self.launcher,
             str(BINARY),
             f"--broker.id={self.id}",
             f"--cluster.name={CLUSTER_NAME}",
             f"--etcd.endpoints={self.etcd_endpoint}",
             f"--metadata.lease.ttl.ms={TTL_MS}",
-            f"--listeners=PLAINTEXT://127.0.0.1:{self.kafka_port}",
-            f"--http.listener=127.0.0.1:{self.http_port}",
+            f"--listeners=PLAINTEXT://{self.host}:{self.kafka_port}",
+            f"--http.listener={self.host}:{self.http_port}",
             f"--log.dirs={self.data}",
             f"--broker.rack={self.rack}",
         ]
         if self.admin_port:
-            args.append(f"--admin.listener=127.0.0.1:{self.admin_port}")
+            args.append(f"--admin.listener={self.host}:{self.admin_port}")
         return args + self.extra_args
 
     def start(self, wait=True):
@@ -231,7 +237,7 @@ class ClusterBroker:
         if self.process.poll() is not None:
             raise RuntimeError(f"broker {self.id} exited with {self.process.returncode}; log: {self.log_path}")
         try:
-            return http_get(f"http://127.0.0.1:{self.http_port}/readyz", timeout=1)[0] == 200
+            return http_get(f"http://{self.host}:{self.http_port}/readyz", timeout=1)[0] == 200
         except OSError:
             return False
 
@@ -268,7 +274,7 @@ class ClusterBroker:
         self.process.send_signal(signal.SIGCONT)
 
     def metrics(self):
-        return http_get(f"http://127.0.0.1:{self.http_port}/metrics", timeout=5)[1]
+        return http_get(f"http://{self.host}:{self.http_port}/metrics", timeout=5)[1]
 
     def metric(self, name):
         """The value of the series whose name and labels are exactly `name` (absent
@@ -286,11 +292,13 @@ class ClusterBroker:
 
 class Cluster:
     """One etcd and `size` brokers (ids 0..size-1) under one directory; `extra_args` are
-    given to every broker (a function of the ClusterBroker gives each its own)."""
+    given to every broker (a function of the ClusterBroker gives each its own). Everything
+    is on loopback unless a `network` (netcut.Network) gives etcd and each broker an
+    address and a network namespace of their own."""
 
-    def __init__(self, size=3, directory=None, extra_args=()):
+    def __init__(self, size=3, directory=None, extra_args=(), network=None):
         self.dir = Path(directory or tempfile.mkdtemp(prefix="runnel-cluster-"))
-        self.etcd = Etcd(self.dir / "etcd")
+        self.etcd = Etcd(self.dir / "etcd", host=network.etcd_host if network else "127.0.0.1")
         admin = admin_listener_supported()
         self.brokers = [
             ClusterBroker(
@@ -300,6 +308,8 @@ class Cluster:
                 RACKS[i % len(RACKS)],
                 admin,
                 extra_args,
+                host=network.broker_host(i) if network else "127.0.0.1",
+                launcher=network.launcher(i) if network else (),
             )
             for i in range(size)
         ]
@@ -324,7 +334,7 @@ class Cluster:
         self.startup_seconds = time.monotonic() - started
         print(f"cluster of {size} ready in {self.startup_seconds:.2f} s under {self.dir}")
         for b in self.brokers:
-            print(f"  broker {b.id} ({b.rack}): kafka {b.bootstrap}, http 127.0.0.1:{b.http_port}, admin {b.admin_endpoint}")
+            print(f"  broker {b.id} ({b.rack}): kafka {b.bootstrap}, http {b.host}:{b.http_port}, admin {b.admin_endpoint}")
 
     @property
     def bootstrap(self):

@@ -20,9 +20,25 @@ FAILED_MODULES = set()
 
 
 @pytest.fixture(scope="module")
-def cluster(request):
+def network(request):
+    """A module with OWN_NETWORK = True runs its cluster in network namespaces it can cut
+    (netcut.py); others on loopback (None)."""
+    if not getattr(request.module, "OWN_NETWORK", False):
+        yield None
+        return
+    from netcut import Network
+
+    net = Network(3)
+    try:
+        yield net
+    finally:
+        net.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(request, network):
     # A module may give its brokers extra settings (BROKER_ARGS).
-    c = Cluster(3, extra_args=getattr(request.module, "BROKER_ARGS", ()))
+    c = Cluster(3, extra_args=getattr(request.module, "BROKER_ARGS", ()), network=network)
     yield c
     codes = c.stop()
     assert all(code == 0 for code in codes.values()), f"broker exit codes {codes}; logs under {c.dir}"

@@ -31,8 +31,9 @@ def create(bootstrap, name, partitions, rf, configs=None):
         a.close()
 
 
-def known_partitions(a, node, name):
-    """How many partitions of `name` broker `node`'s own Metadata lists (0 while unknown)."""
+def metadata_of(a, node, name):
+    """Topic `name` as broker `node`'s own Metadata has it: {partition: leader}, empty
+    while the broker does not know the topic."""
     from kafka.protocol.metadata import MetadataRequest
 
     async def ask():
@@ -40,7 +41,26 @@ def known_partitions(a, node, name):
         return await a._manager.send(MetadataRequest(topics=topics, allow_auto_topic_creation=False), node_id=node)
 
     [t] = a._manager.run(ask).topics
-    return len(t.partitions) if t.error_code == 0 else 0
+    return {p.partition_index: p.leader_id for p in t.partitions} if t.error_code == 0 else {}
+
+
+def known_partitions(a, node, name):
+    """How many partitions of `name` broker `node`'s own Metadata lists (0 while unknown)."""
+    return len(metadata_of(a, node, name))
+
+
+def wait_every_broker_names(cluster, name, index, leader, timeout):
+    """Waits until every live broker's own Metadata names `leader` for the partition (a
+    broker that was cut off answers from what it knew until it hears from etcd again)."""
+    a = admin(cluster.bootstrap)
+    try:
+
+        def agreed():
+            return all(metadata_of(a, b.id, name).get(index) == leader for b in cluster.brokers if b.alive())
+
+        return wait_until(f"every broker's Metadata naming {leader} leader of {name}-{index}", agreed, timeout, interval=0.2)[1]
+    finally:
+        a.close()
 
 
 def describe(bootstrap, name):
