@@ -12,7 +12,7 @@ Per cluster kind and repetition (kinds interleaved, the first rotating per repet
 each on fresh processes and data directories:
 
   max rate     start the cluster (spawn to every broker answering Metadata with all
-               three), idle RSS per broker 2 s later; then one producer as fast as it can
+               three), idle RSS per broker after --settle-seconds; then one producer as fast as it can
                into a 3-partition topic (a leader on each broker): records/s, MiB/s,
                broker CPU (the three summed), peak RSS per broker
   fixed rate   a share (--fixed-share, default half) of Kafka's max rate (the slowest of
@@ -306,6 +306,10 @@ class fresh:
         try:
             self.cluster.prepare()
             self.cluster.ready_s = self.cluster.start()
+            # Three JVMs just started compile on two cores for tens of seconds: without a
+            # pause Kafka's first seconds measure its JIT (a smoke run held 478 of 496
+            # rec/s, p50 140 ms, right after start). Runnel gets the same pause.
+            time.sleep(self.settings.settle_seconds)
         except BaseException:
             self.__exit__(*sys.exc_info())
             raise
@@ -400,7 +404,6 @@ class LagSampler(threading.Thread):
 
 def max_rate(cls, settings):
     with fresh(cls, settings) as cluster:
-        time.sleep(2)
         idle = cluster.rss("VmRSS")
         figures = {"start_to_ready_s": cluster.ready_s, "idle_rss_mib": idle, "extra_idle_rss_mib": cluster.extra_rss_mib()}
         create_topic(cluster, "bench", SIZE)
@@ -568,7 +571,7 @@ def report(doc):
         "acks=all, leaders spread one per broker (3 partitions). Kafka: three KRaft nodes, each broker and "
         "controller (JVM options of kafka-server-start.sh, 1 GiB heap each). Runnel: three brokers on one etcd "
         f"3.6; `runnel` acknowledges after fsync on min.insync.replicas brokers, `runnel-interval` from the page "
-        f"cache as Kafka does. Every measurement on fresh processes and directories; {spread}. Max rate: "
+        f"cache as Kafka does. Every measurement on fresh processes and directories, after {meta['settle_seconds']:g} s idle (three JVMs compile for tens of seconds after start); {spread}. Max rate: "
         f"{meta['records']} measured records after a fifth as many unmeasured. Fixed rate: {meta['fixed_share']:.0%} "
         f"of Kafka's slowest of {meta['calibration_runs']} calibration runs, lowered until a fixed-rate Kafka run "
         f"held it, {meta['warmup_seconds']:g} s warmup "
@@ -602,18 +605,19 @@ def main():
     parser.add_argument("--kafka-version", default="4.1.1")
     parser.add_argument("--kinds", default="kafka,runnel,runnel-interval")
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--records", type=int, default=300_000, help="measured records per max-rate run (default 300000)")
+    parser.add_argument("--records", type=int, default=200_000, help="measured records per max-rate run (default 200000)")
     parser.add_argument("--fixed-seconds", type=float, default=15)
-    parser.add_argument("--warmup-seconds", type=float, default=3)
+    parser.add_argument("--warmup-seconds", type=float, default=10, help="unmeasured seconds at the fixed rate first (default 10)")
+    parser.add_argument("--settle-seconds", type=float, default=15, help="idle seconds between a cluster's start and its measurement (default 15)")
     parser.add_argument("--fixed-share", type=float, default=0.5)
     parser.add_argument("--calibration-runs", type=int, default=2)
     parser.add_argument("--failover-rate", type=float, default=2000, help="records/s in the failover run (default 2000)")
     parser.add_argument("--failover-seconds", type=float, default=25, help="measured seconds of the failover run (default 25)")
     parser.add_argument("--kill-after", type=float, default=10, help="seconds after the generator starts that the leader is killed (default 10)")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 1 repetition, 30000 records, 1 calibration run, 3 s fixed rate")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 1 repetition, 30000 records, 1 calibration run, 5 s fixed rate")
     args = parser.parse_args()
     if args.quick:
-        args.reps, args.records, args.calibration_runs, args.fixed_seconds = 1, 30_000, 1, 3
+        args.reps, args.records, args.calibration_runs, args.fixed_seconds = 1, 30_000, 1, 5
     kinds = [KINDS[k] for k in args.kinds.split(",")]
     settings = argparse.Namespace(
         jars=args.jars,
@@ -623,6 +627,7 @@ def main():
         records=args.records,
         fixed_seconds=args.fixed_seconds,
         warmup_seconds=args.warmup_seconds,
+        settle_seconds=args.settle_seconds,
         fixed_share=args.fixed_share,
         calibration_runs=max(1, args.calibration_runs),
         failover_rate=args.failover_rate,
@@ -640,6 +645,7 @@ def main():
         "records": args.records,
         "fixed_seconds": args.fixed_seconds,
         "warmup_seconds": args.warmup_seconds,
+        "settle_seconds": args.settle_seconds,
         "fixed_share": args.fixed_share,
         "calibration_runs": settings.calibration_runs,
         "failover_rate": args.failover_rate,
