@@ -605,7 +605,7 @@ def main():
     parser.add_argument("--kafka-version", default="4.1.1")
     parser.add_argument("--kinds", default="kafka,runnel,runnel-interval")
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--records", type=int, default=200_000, help="measured records per max-rate run (default 200000)")
+    parser.add_argument("--records", type=int, default=100_000, help="measured records per max-rate run (default 100000)")
     parser.add_argument("--fixed-seconds", type=float, default=15)
     parser.add_argument("--warmup-seconds", type=float, default=10, help="unmeasured seconds at the fixed rate first (default 10)")
     parser.add_argument("--settle-seconds", type=float, default=15, help="idle seconds between a cluster's start and its measurement (default 15)")
