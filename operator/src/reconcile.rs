@@ -1,0 +1,705 @@
+//! Reconcile of one KafkaCluster: decide from the spec and what runs (config valid?
+//! scale-down? storage growth?), apply the builders' objects with server-side apply,
+//! expand claims, keep the rack map, take one roll step, and write the status when it
+//! changed. Every decision is re-made from observed state, so a restarted operator
+//! carries on where the last one stopped.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Node, PersistentVolumeClaim, Pod, Service, ServiceAccount,
+};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::build::names::{Component, Names, POD_INDEX_LABEL};
+use crate::build::statefulset::BrokerSet;
+use crate::build::{config, etcd, names, pdb, rack, services, statefulset};
+use crate::crd::{KafkaCluster, RollStatus};
+use crate::metrics::{ClusterLabels, KindLabels, Metrics, OutcomeLabels};
+use crate::quantity::milli_bytes;
+use crate::roll::{self, PodState, Step};
+use crate::status::{self, Observed};
+use crate::watch::Watches;
+
+/// The field manager of every server-side apply.
+pub const MANAGER: &str = "runnel-operator";
+const REVISION_LABEL: &str = "controller-revision-hash";
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    /// The Kubernetes cluster's DNS domain.
+    pub domain: String,
+    pub watches: Watches,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// Consecutive failures per cluster, for the retry backoff.
+    failures: Mutex<HashMap<(String, String), u32>>,
+}
+
+// kube's Client and Recorder have no Debug of their own.
+impl Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("domain", &self.domain)
+            .field("watches", &self.watches)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        domain: String,
+        watches: Watches,
+        recorder: Recorder,
+        metrics: Arc<Metrics>,
+    ) -> Context {
+        Context {
+            client,
+            domain,
+            watches,
+            recorder,
+            metrics,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("the KafkaCluster has no namespace")]
+    NoNamespace,
+    #[error("failed to {action} {kind} {name}: {source}")]
+    Api {
+        action: &'static str,
+        kind: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+fn api_error<K: Resource<DynamicType = ()>>(
+    action: &'static str,
+    name: &str,
+) -> impl FnOnce(kube::Error) -> ReconcileError {
+    let name = name.to_string();
+    move |source| ReconcileError::Api {
+        action,
+        kind: K::kind(&()).to_string(),
+        name,
+        source,
+    }
+}
+
+/// Server-side apply under the operator's field manager. An unchanged object is a no-op
+/// for the API (nothing is written, its resourceVersion stays).
+async fn apply<K>(api: &Api<K>, object: &K) -> Result<K, ReconcileError>
+where
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
+{
+    let name = object.meta().name.clone().unwrap_or_default();
+    api.patch(
+        &name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .map_err(api_error::<K>("apply", &name))
+}
+
+pub async fn reconcile(
+    cluster: Arc<KafkaCluster>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    let result = reconcile_cluster(&cluster, &ctx).await;
+    let kind = KindLabels {
+        kind: "KafkaCluster",
+    };
+    ctx.metrics
+        .reconcile_seconds
+        .get_or_create(&kind)
+        .observe(started.elapsed().as_secs_f64());
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    ctx.metrics
+        .reconciles
+        .get_or_create(&OutcomeLabels {
+            kind: "KafkaCluster",
+            outcome,
+        })
+        .inc();
+    let key = (cluster.namespace().unwrap_or_default(), cluster.name_any());
+    let mut failures = ctx.failures.lock().unwrap_or_else(PoisonError::into_inner);
+    if result.is_ok() {
+        failures.remove(&key);
+    } else {
+        *failures.entry(key).or_insert(0) += 1;
+    }
+    result
+}
+
+/// Transient errors retry after 1 s, doubling per consecutive failure up to 5 minutes.
+pub fn error_policy(
+    cluster: Arc<KafkaCluster>,
+    error: &ReconcileError,
+    ctx: Arc<Context>,
+) -> Action {
+    let key = (cluster.namespace().unwrap_or_default(), cluster.name_any());
+    let failures = ctx
+        .failures
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+        .copied()
+        .unwrap_or(1);
+    let delay =
+        Duration::from_secs(1 << failures.saturating_sub(1).min(8)).min(Duration::from_secs(300));
+    warn!(cluster = %format!("{}/{}", key.0, key.1), error = %error, retry_in_s = delay.as_secs(), "reconcile failed");
+    Action::requeue(delay)
+}
+
+async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, ReconcileError> {
+    let namespace = kc.namespace().ok_or(ReconcileError::NoNamespace)?;
+    let name = kc.name_any();
+    let labels = ClusterLabels {
+        namespace: namespace.clone(),
+        name: name.clone(),
+    };
+    if kc.metadata.deletion_timestamp.is_some() {
+        // Owner references take everything with it; only our own state goes here.
+        ctx.watches.forget(&namespace, &name);
+        ctx.metrics.forget_cluster(&labels);
+        return Ok(Action::await_change());
+    }
+    let names = Names::new(&name, &namespace, &ctx.domain);
+    let client = &ctx.client;
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
+
+    let existing = statefulsets
+        .get_opt(&names.statefulset())
+        .await
+        .map_err(api_error::<StatefulSet>("read", &names.statefulset()))?;
+    let existing_spec = existing.as_ref().and_then(|s| s.spec.as_ref());
+
+    // --- decide -------------------------------------------------------------------------
+    let mut refused: Vec<(&str, String)> = Vec::new();
+    let problems = config::check(&kc.spec.config);
+    if !problems.is_empty() {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        refused.push(("InvalidConfig", list.join("; ")));
+    }
+
+    let current = existing_spec.and_then(|s| s.replicas).unwrap_or(0);
+    let running = kc.spec.replicas.max(current);
+    let scale_blocked = (kc.spec.replicas < current).then(|| {
+        format!(
+            "scaling down from {current} to {} brokers is not supported yet (moving partitions off a \
+             broker comes with partition reassignment); {current} brokers keep running",
+            kc.spec.replicas
+        )
+    });
+
+    // Claim templates are immutable: keep the existing one; growth expands the claims.
+    let template = existing_spec
+        .and_then(|s| s.volume_claim_templates.as_ref())
+        .and_then(|t| t.first())
+        .and_then(|c| c.spec.as_ref());
+    let claim_class = match template {
+        Some(t) => t.storage_class_name.clone(),
+        None => kc.spec.storage.class.clone(),
+    };
+    let claim_size = template
+        .and_then(|s| s.resources.as_ref())
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("storage").cloned())
+        .unwrap_or_else(|| kc.spec.storage.size.clone());
+    let wanted = &kc.spec.storage.size;
+    let mut live_claims = Vec::new();
+    for ordinal in 0..running {
+        let claim_name = names.data_claim(ordinal);
+        if let Some(claim) = claims.get_opt(&claim_name).await.map_err(api_error::<
+            PersistentVolumeClaim,
+        >(
+            "read", &claim_name
+        ))? {
+            live_claims.push(claim);
+        }
+    }
+    let requested = |c: &PersistentVolumeClaim| {
+        c.spec
+            .as_ref()
+            .and_then(|s| s.resources.as_ref())
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get("storage"))
+            .and_then(|q| milli_bytes(&q.0))
+    };
+    let largest = live_claims
+        .iter()
+        .filter_map(requested)
+        .chain(milli_bytes(&claim_size.0))
+        .max();
+    let mut expand = false;
+    match (milli_bytes(&wanted.0), largest) {
+        (None, _) => refused.push((
+            "InvalidStorageSize",
+            format!("storage.size {:?} is not a quantity", wanted.0),
+        )),
+        (Some(w), Some(l)) if w < l => refused.push((
+            "StorageDecrease",
+            format!(
+                "storage.size {} is below the {} the volumes have: volumes cannot shrink",
+                wanted.0, claim_size.0
+            ),
+        )),
+        (Some(w), Some(l)) => {
+            expand = w > l
+                || live_claims
+                    .iter()
+                    .any(|c| requested(c).is_some_and(|r| r < w))
+        }
+        (Some(_), None) => {}
+    }
+
+    let endpoints = match (&kc.spec.etcd.endpoints, &kc.spec.etcd.managed) {
+        (Some(endpoints), _) => endpoints.clone(),
+        (None, Some(managed)) => names.etcd_client_urls(managed.members),
+        (None, None) => Vec::new(),
+    };
+    let properties = config::server_properties(kc, &names, &endpoints);
+
+    // --- apply ----------------------------------------------------------------------------
+    // The rack map is kept whatever else is refused: a restarting pod waits for it.
+    if kc.spec.rack.is_some() {
+        let entries = rack_entries(client, &pods, &names, kc).await?;
+        apply(
+            &Api::namespaced(client.clone(), &namespace),
+            &rack::racks_config_map(kc, &names, entries),
+        )
+        .await?;
+    }
+    let config_valid = problems.is_empty();
+    if config_valid {
+        apply::<ServiceAccount>(
+            &Api::namespaced(client.clone(), &namespace),
+            &rack::service_account(kc, &names),
+        )
+        .await?;
+        apply::<Role>(
+            &Api::namespaced(client.clone(), &namespace),
+            &rack::role(kc, &names),
+        )
+        .await?;
+        apply::<RoleBinding>(
+            &Api::namespaced(client.clone(), &namespace),
+            &rack::role_binding(kc, &names),
+        )
+        .await?;
+        apply::<ConfigMap>(
+            &Api::namespaced(client.clone(), &namespace),
+            &config::config_map(kc, &names, &properties),
+        )
+        .await?;
+        let service_api: Api<Service> = Api::namespaced(client.clone(), &namespace);
+        apply(&service_api, &services::headless_service(kc, &names)).await?;
+        apply(&service_api, &services::bootstrap_service(kc, &names)).await?;
+        let pdb_api: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &namespace);
+        apply(
+            &pdb_api,
+            &pdb::disruption_budget(kc, &names, Component::Broker),
+        )
+        .await?;
+        if let Some(managed) = &kc.spec.etcd.managed {
+            let etcd_size = statefulsets
+                .get_opt(&names.etcd())
+                .await
+                .map_err(api_error::<StatefulSet>("read", &names.etcd()))?
+                .and_then(|s| s.spec)
+                .and_then(|s| s.volume_claim_templates)
+                .and_then(|t| t.into_iter().next())
+                .and_then(|c| c.spec)
+                .and_then(|s| s.resources)
+                .and_then(|r| r.requests)
+                .and_then(|mut r| r.remove("storage"))
+                .unwrap_or_else(|| managed.storage.size.clone());
+            apply(&service_api, &etcd::etcd_service(kc, &names)).await?;
+            apply(
+                &statefulsets,
+                &etcd::etcd_statefulset(kc, &names, managed, &etcd_size),
+            )
+            .await?;
+            apply(
+                &pdb_api,
+                &pdb::disruption_budget(kc, &names, Component::Etcd),
+            )
+            .await?;
+        }
+    }
+    let refusing_storage = refused
+        .iter()
+        .any(|(r, _)| r.starts_with("Storage") || *r == "InvalidStorageSize");
+    if expand && !refusing_storage {
+        for claim in &live_claims {
+            expand_claim(&claims, claim, wanted, ctx, kc).await?;
+        }
+    }
+    let sts = if config_valid {
+        let set = BrokerSet {
+            replicas: running,
+            claim_size,
+            claim_class,
+            config_hash: names::stable_hash(properties.as_bytes()),
+        };
+        Some(apply(&statefulsets, &statefulset::statefulset(kc, &names, &set)).await?)
+    } else {
+        existing
+    };
+
+    // --- observe -----------------------------------------------------------------------
+    ctx.watches.ensure(&namespace, &name, &names.admin_url());
+    let pod_list = pods
+        .list(&ListParams::default().labels(&names.selector_string(Component::Broker)))
+        .await
+        .map_err(api_error::<Pod>("list", &names.statefulset()))?;
+    let pod_states: Vec<PodState> = pod_list.items.iter().filter_map(pod_state).collect();
+
+    // --- roll ------------------------------------------------------------------------------
+    let previous_roll = kc.status.as_ref().and_then(|s| s.roll.clone());
+    let mut roll_status = None;
+    if let Some(sts) = &sts {
+        let update_revision = sts.status.as_ref().and_then(|s| s.update_revision.clone());
+        let seen =
+            sts.status.as_ref().and_then(|s| s.observed_generation) >= sts.metadata.generation;
+        let outdated = pod_states
+            .iter()
+            .filter(|p| p.revision.is_some() && p.revision != update_revision)
+            .count() as i32;
+        if let (Some(revision), true) = (update_revision, outdated > 0) {
+            let view = ctx.watches.current_view(&namespace, &name);
+            let step = if seen {
+                roll::next_step(
+                    &revision,
+                    running,
+                    &pod_states,
+                    view.as_ref(),
+                    previous_roll.as_ref(),
+                )
+            } else {
+                Step::Wait(
+                    "the StatefulSet controller has not seen the new template yet".to_string(),
+                )
+            };
+            let carried = previous_roll.filter(|r| r.revision == revision);
+            let mut next = RollStatus {
+                revision: revision.clone(),
+                done: pod_states.len() as i32 - outdated,
+                total: running,
+                current: carried.as_ref().and_then(|r| r.current),
+                current_epoch: carried.as_ref().and_then(|r| r.current_epoch),
+                waiting_for: None,
+            };
+            match step {
+                Step::Done => {}
+                Step::Wait(reason) => next.waiting_for = Some(reason),
+                Step::Restart(ordinal) => {
+                    let epoch = view
+                        .as_ref()
+                        .and_then(|v| v.brokers.get(&ordinal))
+                        .map(|b| b.epoch);
+                    restart_broker(&pods, &pod_list.items, ordinal, &names, ctx, kc).await?;
+                    next.current = Some(ordinal);
+                    next.current_epoch = epoch;
+                    next.waiting_for = Some(format!("broker {ordinal} to restart"));
+                }
+            }
+            roll_status = Some(next);
+        }
+    }
+
+    // --- status -------------------------------------------------------------------------
+    let view = ctx.watches.view_for_status(&namespace, &name);
+    let in_set: Vec<&PodState> = pod_states.iter().filter(|p| p.ordinal < running).collect();
+    let observed = Observed {
+        running,
+        pods: in_set.len() as i32,
+        ready_pods: in_set.iter().filter(|p| p.ready && !p.terminating).count() as i32,
+        view: view.as_ref(),
+        roll: roll_status.clone(),
+        scale_blocked,
+        refused: (!refused.is_empty()).then(|| {
+            let reasons: Vec<&str> = refused.iter().map(|(r, _)| *r).collect();
+            let messages: Vec<String> = refused.iter().map(|(_, m)| m.clone()).collect();
+            (reasons.join(","), messages.join("; "))
+        }),
+        storage_size: if refusing_storage {
+            kc.status.as_ref().and_then(|s| s.storage_size.clone())
+        } else {
+            Some(wanted.clone())
+        },
+        bootstrap: Some(names.bootstrap_address(kc.spec.listeners.port)),
+    };
+    let next = status::cluster_status(kc, &names, &observed, &Time(Timestamp::now()));
+    record_gauges(ctx, &labels, &next);
+    announce_transitions(ctx, kc, &next).await;
+    if kc.status.as_ref() != Some(&next) {
+        let api: Api<KafkaCluster> = Api::namespaced(client.clone(), &namespace);
+        let body = serde_json::json!({
+            "apiVersion": "runnel.dev/v1alpha1",
+            "kind": "KafkaCluster",
+            "status": next,
+        });
+        api.patch_status(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(api_error::<KafkaCluster>("write status of", &name))?;
+        ctx.metrics
+            .status_writes
+            .get_or_create(&KindLabels {
+                kind: "KafkaCluster",
+            })
+            .inc();
+    }
+    let settled =
+        roll_status.is_none() && status::condition_status(&next, status::READY) == Some("True");
+    Ok(Action::requeue(Duration::from_secs(if settled {
+        60
+    } else {
+        5
+    })))
+}
+
+/// A pod as the roll sees it; None for a pod without an ordinal.
+fn pod_state(pod: &Pod) -> Option<PodState> {
+    let labels = pod.metadata.labels.as_ref();
+    let ordinal = labels
+        .and_then(|l| l.get(POD_INDEX_LABEL))
+        .and_then(|v| v.parse().ok())
+        .or_else(|| pod.name_any().rsplit('-').next()?.parse().ok())?;
+    let ready = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    Some(PodState {
+        ordinal,
+        revision: labels.and_then(|l| l.get(REVISION_LABEL)).cloned(),
+        ready,
+        terminating: pod.metadata.deletion_timestamp.is_some(),
+    })
+}
+
+/// Deletes one broker's pod (only that pod: the uid is a precondition, so a replacement
+/// made meanwhile is never deleted by name).
+async fn restart_broker(
+    pods: &Api<Pod>,
+    listed: &[Pod],
+    ordinal: i32,
+    names: &Names,
+    ctx: &Context,
+    kc: &KafkaCluster,
+) -> Result<(), ReconcileError> {
+    let pod_name = names.pod(ordinal);
+    let uid = listed
+        .iter()
+        .find(|p| p.name_any() == pod_name)
+        .and_then(|p| p.metadata.uid.clone());
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid,
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match pods.delete(&pod_name, &params).await {
+        Ok(_) => {}
+        // Gone or replaced already: the next reconcile sees the new pod.
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => return Ok(()),
+        Err(e) => return Err(api_error::<Pod>("delete", &pod_name)(e)),
+    }
+    ctx.metrics.pod_restarts.inc();
+    info!(cluster = %names.cluster, namespace = %names.namespace, broker = ordinal, "rolling: restarting broker");
+    publish(
+        ctx,
+        kc,
+        EventType::Normal,
+        "RestartingBroker",
+        "Roll",
+        format!("restarting broker {ordinal} ({pod_name}) onto the new revision"),
+    )
+    .await;
+    Ok(())
+}
+
+async fn expand_claim(
+    claims: &Api<PersistentVolumeClaim>,
+    claim: &PersistentVolumeClaim,
+    size: &Quantity,
+    ctx: &Context,
+    kc: &KafkaCluster,
+) -> Result<(), ReconcileError> {
+    let name = claim.name_any();
+    let current = claim
+        .spec
+        .as_ref()
+        .and_then(|s| s.resources.as_ref())
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("storage"));
+    if current.and_then(|q| milli_bytes(&q.0)) >= milli_bytes(&size.0) {
+        return Ok(());
+    }
+    let body = serde_json::json!({ "spec": { "resources": { "requests": { "storage": size } } } });
+    claims
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
+        .await
+        .map_err(api_error::<PersistentVolumeClaim>("expand", &name))?;
+    publish(
+        ctx,
+        kc,
+        EventType::Normal,
+        "ExpandingVolume",
+        "Expand",
+        format!(
+            "{name}: {} -> {}",
+            current.map_or("?", |q| q.0.as_str()),
+            size.0
+        ),
+    )
+    .await;
+    Ok(())
+}
+
+/// pod name -> "node=rack" for every scheduled broker pod.
+async fn rack_entries(
+    client: &Client,
+    pods: &Api<Pod>,
+    names: &Names,
+    kc: &KafkaCluster,
+) -> Result<BTreeMap<String, String>, ReconcileError> {
+    let key = kc
+        .spec
+        .rack
+        .as_ref()
+        .map(|r| r.topology_key.clone())
+        .unwrap_or_default();
+    let nodes: Api<Node> = Api::all(client.clone());
+    let listed = pods
+        .list(&ListParams::default().labels(&names.selector_string(Component::Broker)))
+        .await
+        .map_err(api_error::<Pod>("list", &names.statefulset()))?;
+    let mut zones: HashMap<String, String> = HashMap::new();
+    let mut entries = BTreeMap::new();
+    for pod in &listed.items {
+        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+            continue;
+        };
+        if !zones.contains_key(&node) {
+            let zone = nodes
+                .get_opt(&node)
+                .await
+                .map_err(api_error::<Node>("read", &node))?
+                .and_then(|n| n.metadata.labels)
+                .and_then(|l| l.get(&key).cloned())
+                .unwrap_or_default();
+            zones.insert(node.clone(), zone);
+        }
+        entries.insert(pod.name_any(), rack::entry(&node, &zones[&node]));
+    }
+    Ok(entries)
+}
+
+fn record_gauges(ctx: &Context, labels: &ClusterLabels, status: &crate::crd::KafkaClusterStatus) {
+    let m = &ctx.metrics;
+    m.brokers
+        .get_or_create(labels)
+        .set(i64::from(status.replicas));
+    m.ready_brokers
+        .get_or_create(labels)
+        .set(i64::from(status.ready_replicas));
+    m.under_replicated
+        .get_or_create(labels)
+        .set(i64::from(status.under_replicated_partitions));
+    m.offline
+        .get_or_create(labels)
+        .set(i64::from(status.offline_partitions));
+    m.controller_present
+        .get_or_create(labels)
+        .set(i64::from(status.controller.is_some()));
+}
+
+/// Events for conditions that just turned true (or changed their message), so
+/// `kubectl describe` and event watchers see refusals and degradation as they happen.
+async fn announce_transitions(
+    ctx: &Context,
+    kc: &KafkaCluster,
+    next: &crate::crd::KafkaClusterStatus,
+) {
+    let previous = kc.status.as_ref();
+    for (type_, kind) in [
+        (status::REFUSED, EventType::Warning),
+        (status::SCALE_BLOCKED, EventType::Warning),
+        (status::DEGRADED, EventType::Warning),
+    ] {
+        let Some(now) = next.conditions.iter().find(|c| c.type_ == type_) else {
+            continue;
+        };
+        let before = previous.and_then(|s| s.conditions.iter().find(|c| c.type_ == type_));
+        let changed = before.is_none_or(|b| b.status != now.status || b.message != now.message);
+        if !changed {
+            continue;
+        }
+        if now.status == "True" {
+            publish(ctx, kc, kind, &now.reason, type_, now.message.clone()).await;
+        } else if type_ == status::DEGRADED && before.is_some_and(|b| b.status == "True") {
+            publish(
+                ctx,
+                kc,
+                EventType::Normal,
+                "Recovered",
+                type_,
+                now.message.clone(),
+            )
+            .await;
+        }
+    }
+}
+
+async fn publish(
+    ctx: &Context,
+    kc: &KafkaCluster,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note),
+        action: action.to_string(),
+        secondary: None,
+    };
+    if let Err(err) = ctx.recorder.publish(&event, &kc.object_ref(&())).await {
+        warn!(error = %err, reason, "failed to publish an event");
+    }
+}

@@ -1,0 +1,207 @@
+//! `runnel-operator run`: wait for the leader lease, then reconcile every KafkaCluster
+//! until SIGTERM (which hands the lease over at once) or until the lease is lost (which
+//! ends the process: Kubernetes restarts it as a standby).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::Controller;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
+
+use crate::build::names::MANAGED_BY;
+use crate::crd::KafkaCluster;
+use crate::lease::{Election, LeaseError};
+use crate::metrics::{ClusterLabels, Metrics};
+use crate::reconcile::{error_policy, reconcile, Context};
+use crate::watch::Watches;
+
+#[derive(Debug, Clone)]
+pub struct RunArgs {
+    pub metrics_address: SocketAddr,
+    /// The Kubernetes cluster's DNS domain.
+    pub domain: String,
+    /// None: no leader election (one replica only, or development).
+    pub election: Option<Election>,
+    /// This replica's name in Events.
+    pub identity: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("failed to connect to the Kubernetes API: {0}")]
+    Connect(#[from] crate::kubeclient::ConnectError),
+    #[error(
+        "the KafkaCluster CRD (kafkaclusters.runnel.dev) is not installed: install the chart, \
+         or `kubectl apply -f crds/`"
+    )]
+    CrdMissing,
+    #[error("failed to list KafkaClusters: {0}")]
+    List(#[source] kube::Error),
+    #[error("failed to serve metrics on {address}: {source}")]
+    Http {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+}
+
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    let client = crate::kubeclient::connect().await?;
+    check_crds(&client).await?;
+    let metrics = Arc::new(Metrics::new());
+    let listener = tokio::net::TcpListener::bind(args.metrics_address)
+        .await
+        .map_err(|source| RunError::Http {
+            address: args.metrics_address,
+            source,
+        })?;
+    tokio::spawn(crate::http::serve(listener, metrics.clone()));
+    let stop = stop_signal();
+
+    if let Some(election) = &args.election {
+        let mut stopping = stop.clone();
+        tokio::select! {
+            () = election.acquire(&client) => {}
+            _ = stopping.wait_for(|s| *s) => return Ok(()),
+        }
+    }
+    metrics.leader.set(1);
+    info!(identity = %args.identity, "reconciling KafkaClusters");
+
+    let (trigger, triggers) = mpsc::unbounded_channel::<ObjectRef<KafkaCluster>>();
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        args.domain.clone(),
+        Watches::new(trigger),
+        Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: MANAGED_BY.to_string(),
+                instance: Some(args.identity.clone()),
+            },
+        ),
+        metrics.clone(),
+    ));
+    let triggers = futures_util::stream::unfold(triggers, |mut rx| async move {
+        rx.recv().await.map(|target| (target, rx))
+    });
+    let managed = format!("app.kubernetes.io/managed-by={MANAGED_BY}");
+    let controller = Controller::new(
+        Api::<KafkaCluster>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(
+        Api::<StatefulSet>::all(client.clone()),
+        watcher::Config::default().labels(&managed),
+    )
+    // Pod readiness and restarts drive the roll and the rack map.
+    .watches(
+        Api::<Pod>::all(client.clone()),
+        watcher::Config::default()
+            .labels("app.kubernetes.io/name=runnel,app.kubernetes.io/component=broker"),
+        |pod| {
+            let namespace = pod.namespace().unwrap_or_default();
+            pod.labels()
+                .get("app.kubernetes.io/instance")
+                .map(|name| ObjectRef::new(name).within(&namespace))
+        },
+    )
+    .reconcile_on(triggers);
+    let store = controller.store();
+    let mut stopping = stop.clone();
+    let running = controller
+        .graceful_shutdown_on(async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        })
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|_| async {});
+
+    // Streams and series of deleted clusters (reconcile never sees a deleted object).
+    let sweeper = {
+        let ctx = ctx.clone();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                let gone = ctx.watches.retain(|namespace, name| {
+                    store.get(&ObjectRef::new(name).within(namespace)).is_some()
+                });
+                for (namespace, name) in gone {
+                    info!(%namespace, %name, "cluster deleted; its watch stream stops");
+                    ctx.metrics
+                        .forget_cluster(&ClusterLabels { namespace, name });
+                }
+            }
+        }
+    };
+
+    let lost = async {
+        match &args.election {
+            Some(election) => Some(election.hold(&client).await),
+            None => std::future::pending().await,
+        }
+    };
+    let outcome = tokio::select! {
+        () = running => Ok(()),
+        () = sweeper => Ok(()),
+        Some(err) = lost => Err(err),
+    };
+    metrics.leader.set(0);
+    match outcome {
+        Ok(()) => {
+            if let Some(election) = &args.election {
+                election.release(&client).await;
+            }
+            info!("stopped");
+            Ok(())
+        }
+        Err(err) => {
+            error!(error = %err, "leadership lost; exiting so a standby takes over");
+            Err(err.into())
+        }
+    }
+}
+
+async fn check_crds(client: &Client) -> Result<(), RunError> {
+    match Api::<KafkaCluster>::all(client.clone())
+        .list(&ListParams::default().limit(1))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Err(RunError::CrdMissing),
+        Err(err) => Err(RunError::List(err)),
+    }
+}
+
+/// Turns true at SIGTERM or SIGINT.
+fn stop_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(err) => {
+                    warn!(error = %err, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        info!("stopping");
+        let _ = tx.send(true);
+    });
+    rx
+}

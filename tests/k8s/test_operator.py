@@ -1,0 +1,427 @@
+"""The operator end to end in the test bed: `helm install` of charts/runnel-operator (two
+replicas, leader election, RBAC enforced by the real apiserver), `kubectl apply` of
+examples/cluster.yaml (3 brokers, a managed 3-member etcd), real kafka-python clients
+through the bootstrap Service, a killed broker, a config roll under an idempotent acks=all
+load checked for loss and duplication, the operator restarted mid-roll, scaling up and a
+refused scale-down, bad manifests refused by the apiserver (CEL) and bad config by a
+condition, and garbage collection on deletion.
+
+One cluster is shared by the module's tests, in order. Not testable here and said so in
+the README: volume sizes (the bed's provisioner has no sizes), HPA (no metrics API),
+ServiceMonitor/PrometheusRule (rendered by `helm template` only: no Prometheus CRDs)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bedtools import ready, wait_for
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+CHART = ROOT / "charts" / "runnel-operator"
+OPERATOR_NS = "runnel-system"
+BROKERS = "app.kubernetes.io/instance=demo,app.kubernetes.io/component=broker"
+RESULTS = {}
+
+
+def container_pid(pod, name):
+    status = next(s for s in pod["status"]["containerStatuses"] if s["name"] == name)
+    return int(status["containerID"].removeprefix("testbed://"))
+
+
+def condition(kc, type_):
+    for c in (kc.get("status") or {}).get("conditions") or []:
+        if c["type"] == type_:
+            return c
+    return None
+
+
+def is_true(kc, type_):
+    c = condition(kc, type_)
+    return c is not None and c["status"] == "True" and c.get("observedGeneration") == kc["metadata"]["generation"]
+
+
+def helm(bed, *args):
+    out = bed.run(str(bed.bin / "helm"), *args, f"--kubeconfig={bed.kubeconfig}", check=False, timeout=180)
+    assert out.returncode == 0, f"helm {' '.join(args)}: {out.stdout}\n{out.stderr}"
+    return out.stdout
+
+
+def client(bed, *args, timeout=120):
+    """opload.py inside the bed's network namespace; its JSON answer."""
+    out = bed.run(sys.executable, str(HERE / "opload.py"), *args, check=False, timeout=timeout)
+    assert out.returncode == 0, f"opload {args}: {out.stdout}\n{out.stderr}"
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def operator_pods(bed):
+    out = bed.kubectl("-n", OPERATOR_NS, "get", "pods", "-l", "app.kubernetes.io/name=runnel-operator", "-o", "json")
+    return json.loads(out)["items"]
+
+
+def operator_logs(bed):
+    text = ""
+    for pod in operator_pods(bed):
+        path = Path(bed.base) / "runner" / "pods" / pod["metadata"]["uid"] / "operator.log"
+        if path.exists():
+            text += path.read_text()
+    return text
+
+
+def usage(pid):
+    """(CPU seconds, RSS MiB) of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return cpu, rss
+
+
+def leader_pid(bed):
+    pod = next(p for p in operator_pods(bed) if p["metadata"]["name"] == leader(bed))
+    return container_pid(pod, "operator")
+
+
+def leader(bed):
+    lease = json.loads(bed.kubectl("-n", OPERATOR_NS, "get", "lease", "runnel-operator", "-o", "json"))
+    return lease["spec"].get("holderIdentity")
+
+
+@pytest.fixture(scope="module")
+def operator(bed):
+    bed.kubectl("create", "namespace", OPERATOR_NS)
+    out = helm(bed, "install", "runnel-operator", str(CHART), "-n", OPERATOR_NS, "--wait", "--timeout", "120s")
+    print(out)
+    wait_for(lambda: bed.kubectl("-n", OPERATOR_NS, "get", "lease", "runnel-operator", check=False),
+             timeout=60, what="the operator's leader lease")
+    yield
+    logs = operator_logs(bed)
+    assert 'forbidden: User "system:serviceaccount' not in logs, "an operator call was refused by RBAC:\n" + logs[-5000:]
+    assert "Forbidden: updates to statefulset spec" not in logs, "the operator changed an immutable field"
+    helm(bed, "uninstall", "runnel-operator", "-n", OPERATOR_NS)
+    bed.kubectl("delete", "namespace", OPERATOR_NS, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def demo(bed, ns, operator):
+    manifest = (ROOT / "examples" / "cluster.yaml").read_text()
+    started = time.monotonic()
+    ns.apply(manifest)
+    kc = wait_for(lambda: (k := ns.get("kafkacluster", "demo")) and is_true(k, "Ready") and k,
+                  timeout=240, what="the cluster Ready")
+    RESULTS["apply_to_ready_s"] = round(time.monotonic() - started, 1)
+    print(f"kubectl apply to Ready: {RESULTS['apply_to_ready_s']} s (3 brokers, 3 etcd members)")
+    return kc
+
+
+def bootstrap(ns):
+    return f"demo-bootstrap.{ns.name}.svc.cluster.local:9092"
+
+
+def test_the_chart_renders_and_lints_clean(bed):
+    out = bed.run(str(bed.bin / "helm"), "lint", str(CHART), "--strict", check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    rendered = bed.run(str(bed.bin / "helm"), "template", "x", str(CHART),
+                       "--set", "metrics.serviceMonitor.enabled=true",
+                       "--set", "metrics.prometheusRule.enabled=true", check=False)
+    assert rendered.returncode == 0, rendered.stderr
+    for kind in ("Deployment", "ClusterRole", "ServiceMonitor", "PrometheusRule"):
+        assert f"kind: {kind}" in rendered.stdout
+
+
+def test_the_operator_role_has_no_wildcards(bed, operator):
+    role = json.loads(bed.kubectl("get", "clusterrole", "runnel-operator", "-o", "json"))
+    for rule in role["rules"]:
+        for field in ("apiGroups", "resources", "verbs", "resourceNames"):
+            assert "*" not in rule.get(field, []), f"wildcard in {field}: {rule}"
+    # Two replicas, one holding the lease.
+    pods = operator_pods(bed)
+    assert len(pods) == 2 and all(ready(p) for p in pods)
+    assert leader(bed) in {p["metadata"]["name"] for p in pods}
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"replicas": 0, "storage": {"size": "1Gi"}, "etcd": {"endpoints": ["http://e:2379"]}},
+         "a cluster needs at least one broker"),
+        ({"replicas": 3, "storage": {"size": "1Gi"}, "etcd": {"managed": {"members": 2, "storage": {"size": "1Gi"}}}},
+         "a managed etcd has 1 or 3 members"),
+        ({"replicas": 3, "storage": {"size": "1Gi"},
+          "etcd": {"endpoints": ["http://e:2379"], "managed": {"members": 1, "storage": {"size": "1Gi"}}}},
+         "set exactly one of etcd.endpoints and etcd.managed"),
+        ({"replicas": 3, "storage": {"size": "1Gi"}, "etcd": {"endpoints": ["https://e:2379"]}},
+         "etcd endpoints are http:// URLs"),
+        ({"replicas": 3, "storage": {"size": "1Gi"}, "listeners": {"port": 9096}, "etcd": {"endpoints": ["http://e:2379"]}},
+         "are the brokers' other ports"),
+    ],
+)
+def test_the_apiserver_refuses_invalid_clusters(bed, ns, operator, spec, message):
+    manifest = json.dumps({"apiVersion": "runnel.dev/v1alpha1", "kind": "KafkaCluster",
+                           "metadata": {"name": "bad", "namespace": ns.name}, "spec": spec})
+    out = bed.kubectl_run("apply", "-f", "-", stdin=manifest)
+    assert out.returncode != 0 and message in out.stderr, out.stderr
+
+
+def test_the_external_etcd_example_is_valid(bed, ns, operator):
+    out = bed.kubectl_run("-n", ns.name, "apply", "--dry-run=server", "-f", "-",
+                          stdin=(ROOT / "examples" / "cluster-external-etcd.yaml").read_text())
+    assert out.returncode == 0, out.stderr
+
+
+def test_the_cluster_becomes_ready_and_serves_clients(bed, ns, demo):
+    status = demo["status"]
+    assert status["replicas"] == 3 and status["readyReplicas"] == 3
+    assert status["bootstrap"] == bootstrap(ns)
+    assert status["controller"] in (0, 1, 2)
+    assert status["labelSelector"] == "app.kubernetes.io/component=broker,app.kubernetes.io/instance=demo,app.kubernetes.io/name=runnel"
+    assert [b["id"] for b in status["brokers"]] == [0, 1, 2]
+    assert all(b["state"] == "live" for b in status["brokers"])
+    # broker.rack from each pod's node zone, read through the API by the init container.
+    racks = {b["rack"] for b in status["brokers"]}
+    assert racks <= {"zone-a", "zone-b", "zone-c"} and len(racks) >= 2, status["brokers"]
+    etcd_pods = ns.pods("app.kubernetes.io/instance=demo,app.kubernetes.io/component=etcd")
+    assert len(etcd_pods) == 3 and all(ready(p) for p in etcd_pods)
+
+    got = client(bed, "roundtrip", bootstrap(ns), "hello", "200")
+    assert got == {"produced": 200, "consumed": 200, "distinct": 200}
+    meta = client(bed, "metadata", bootstrap(ns))
+    hosts = [(b[0], b[1]) for b in meta["brokers"]]
+    assert hosts == [(i, f"demo-{i}.demo-brokers.{ns.name}.svc.cluster.local") for i in range(3)]
+    table = bed.kubectl("-n", ns.name, "get", "kc")
+    print(table)
+    assert "READY" in table and "CONTROLLER" in table and "True" in table
+
+
+def test_an_unchanged_spec_writes_nothing(bed, ns, demo):
+    kinds = ["statefulset/demo", "statefulset/demo-etcd", "service/demo-brokers", "service/demo-bootstrap",
+             "configmap/demo-config", "configmap/demo-racks", "pdb/demo", "serviceaccount/demo-broker"]
+
+    def versions():
+        return {k: json.loads(ns.kubectl("get", k, "-o", "json"))["metadata"]["resourceVersion"] for k in kinds}
+
+    before = versions()
+    kc_before = ns.get("kafkacluster", "demo")["metadata"]["resourceVersion"]
+    pid = leader_pid(bed)
+    cpu0, _ = usage(pid)
+    # An annotation triggers reconciles without changing the spec.
+    for i in range(3):
+        ns.kubectl("annotate", "kafkacluster", "demo", f"test/poke={i}", "--overwrite")
+        time.sleep(2)
+    assert versions() == before
+    cpu1, rss = usage(pid)
+    RESULTS["idle_cpu_ms_per_s"] = round((cpu1 - cpu0) * 1000 / 6, 1)
+    RESULTS["idle_rss_mib"] = round(rss, 1)
+    print(f"operator at idle (3 reconciles in 6 s): {RESULTS['idle_cpu_ms_per_s']} ms CPU/s, {rss:.1f} MiB RSS")
+    # The cluster object changed only by our annotations (status patched only on change).
+    kc = ns.get("kafkacluster", "demo")
+    assert int(kc["metadata"]["resourceVersion"]) >= int(kc_before)
+
+
+def test_a_killed_broker_degrades_the_cluster_until_it_is_back(bed, ns, demo):
+    client(bed, "roundtrip", bootstrap(ns), "replicated", "50")
+    victim = ns.pod("demo-1")
+    started = time.monotonic()
+    os.kill(container_pid(victim, "broker"), signal.SIGKILL)
+    degraded = wait_for(lambda: (k := ns.get("kafkacluster", "demo")) and is_true(k, "Degraded") and k,
+                        timeout=60, what="Degraded")
+    took = time.monotonic() - started
+    print(f"Degraded {took:.1f} s after kill -9: {condition(degraded, 'Degraded')['message']}")
+    assert degraded["status"]["underReplicatedPartitions"] > 0 or any(
+        b["state"] == "absent" for b in degraded["status"]["brokers"])
+    wait_for(lambda: (k := ns.get("kafkacluster", "demo")) and is_true(k, "Ready") and not is_true(k, "Degraded"),
+             timeout=120, what="Ready again after the restart")
+    print(f"Ready again {time.monotonic() - started:.1f} s after kill -9")
+
+
+def start_load(bed, ns, topic):
+    client(bed, "roundtrip", bootstrap(ns), topic, "1")
+    proc = subprocess.Popen(bed.ns(sys.executable, str(HERE / "opload.py"), "load", bootstrap(ns), topic),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert json.loads(proc.stdout.readline()) == {"started": True}
+    time.sleep(3)
+    return proc
+
+
+def stop_load(proc):
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    print(f"history: {report['acknowledged']} acknowledged, {len(report['lost'])} lost, "
+          f"{len(report['duplicated'])} duplicated, longest stall {report['longest_stall_s']} s")
+    assert report["acknowledged"] > 0
+    assert report["lost"] == [] and report["duplicated"] == [] and report["reordered"] == []
+    return report
+
+
+def pod_uids(ns):
+    return {p["metadata"]["name"]: p["metadata"]["uid"] for p in ns.pods(BROKERS)}
+
+
+def roll_order(ns, before, timeout=300):
+    """Waits until every broker pod was replaced; returns the pod names in the order
+    their replacements were created."""
+    def done():
+        now = {p["metadata"]["name"]: p for p in ns.pods(BROKERS)}
+        replaced = [n for n, p in now.items() if before.get(n) != p["metadata"]["uid"] and ready(p)]
+        return len(replaced) == len(before) and now
+    pods = wait_for(done, timeout=timeout, what="every broker restarted", interval=1)
+    return sorted(pods, key=lambda n: pods[n]["metadata"]["creationTimestamp"] + n[-1])
+
+
+def test_a_config_change_rolls_one_broker_at_a_time(bed, ns, demo):
+    load = start_load(bed, ns, "roll")
+    before = pod_uids(ns)
+    pid = leader_pid(bed)
+    cpu0, _ = usage(pid)
+    roll_started = time.monotonic()
+    ns.kubectl("patch", "kafkacluster", "demo", "--type=merge", "-p",
+               json.dumps({"spec": {"config": {"log.retention.ms": "86400000"}}}))
+    seen_at_once = 0
+    waits = set()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        roll = (ns.get("kafkacluster", "demo").get("status") or {}).get("roll") or {}
+        if roll.get("waitingFor"):
+            waits.add(roll["waitingFor"])
+        pods = ns.pods(BROKERS)
+        down = [p for p in pods if not ready(p) or p["metadata"].get("deletionTimestamp")]
+        seen_at_once = max(seen_at_once, len(down) + (3 - len(pods)))
+        if all(before.get(p["metadata"]["name"]) != p["metadata"]["uid"] and ready(p) for p in pods) and len(pods) == 3:
+            break
+        time.sleep(0.3)
+    order = roll_order(ns, before)
+    roll_s = time.monotonic() - roll_started
+    cpu1, rss = usage(pid)
+    RESULTS["roll_s"] = round(roll_s, 1)
+    RESULTS["roll_cpu_ms_per_s"] = round((cpu1 - cpu0) * 1000 / roll_s, 1)
+    RESULTS["roll_rss_mib"] = round(rss, 1)
+    report = stop_load(load)
+    print(f"roll order {order} in {roll_s:.1f} s, at most {seen_at_once} broker(s) down at once; operator "
+          f"{RESULTS['roll_cpu_ms_per_s']} ms CPU/s, {rss:.1f} MiB RSS")
+    assert order == ["demo-2", "demo-1", "demo-0"]
+    assert seen_at_once <= 1
+    # The roll did wait between restarts, for the reasons it reports (not just by luck).
+    print("the roll waited for:", sorted(waits))
+    assert any("restart" in w or "not ready" in w or "registered" in w or "ISR" in w
+               or "under-replicated" in w for w in waits), waits
+    kc = wait_for(lambda: (k := ns.get("kafkacluster", "demo")) and is_true(k, "Ready") and k, timeout=60,
+                  what="Ready after the roll")
+    assert "roll" not in kc["status"]
+    # The recorder folds repeats into one Event with a count (events.k8s.io series).
+    restarts = sum((e.get("series") or {}).get("count") or e.get("count") or 1
+                   for e in ns.events("demo") if e.get("reason") == "RestartingBroker")
+    assert restarts >= 3
+    RESULTS["roll_longest_stall_s"] = report["longest_stall_s"]
+
+
+def test_a_restarted_operator_resumes_the_roll(bed, ns, demo):
+    before = pod_uids(ns)
+    ns.kubectl("patch", "kafkacluster", "demo", "--type=merge", "-p",
+               json.dumps({"spec": {"config": {"log.retention.ms": "172800000"}}}))
+    # Once the first broker has been restarted, stop the leading operator replica.
+    wait_for(lambda: pod_uids(ns).get("demo-2") != before["demo-2"], timeout=120, what="the roll's first restart")
+    old_leader = leader(bed)
+    bed.kubectl("-n", OPERATOR_NS, "delete", "pod", old_leader, "--wait=false")
+    order = roll_order(ns, before)
+    assert order == ["demo-2", "demo-1", "demo-0"]
+    assert leader(bed) != old_leader
+    wait_for(lambda: (k := ns.get("kafkacluster", "demo")) and is_true(k, "Ready"), timeout=90,
+             what="Ready after the resumed roll")
+
+
+def test_scaling_up_adds_a_broker_and_scaling_down_is_refused(bed, ns, demo):
+    ns.kubectl("scale", "kafkacluster/demo", "--replicas=4")
+    kc = wait_for(lambda: (k := ns.get("kafkacluster", "demo")) and is_true(k, "Ready")
+                  and k["status"]["replicas"] == 4 and k, timeout=120, what="4 brokers Ready")
+    assert [b["id"] for b in kc["status"]["brokers"]] == [0, 1, 2, 3]
+    admin = client(bed, "metadata", bootstrap(ns))
+    assert [b[0] for b in admin["brokers"]] == [0, 1, 2, 3]
+    bed.run(sys.executable, "-c", (
+        "from kafka.admin import KafkaAdminClient, NewTopic;"
+        f"a = KafkaAdminClient(bootstrap_servers='{bootstrap(ns)}');"
+        "a.create_topics([NewTopic('spread', 8, 3)]); a.close()"))
+    meta = wait_for(lambda: (m := client(bed, "metadata", bootstrap(ns))) and "spread" in m["topics"] and m,
+                    timeout=30, what="the new topic")
+    replicas = [r for p in meta["topics"]["spread"] for r in p["replicas"]]
+    assert 3 in replicas, "the new broker got no replica of a new topic"
+
+    ns.kubectl("scale", "kafkacluster/demo", "--replicas=2")
+    kc = wait_for(lambda: (k := ns.get("kafkacluster", "demo")) and is_true(k, "ScaleBlocked") and k,
+                  timeout=60, what="ScaleBlocked")
+    print("ScaleBlocked:", condition(kc, "ScaleBlocked")["message"])
+    time.sleep(3)
+    assert len(ns.pods(BROKERS)) == 4
+    assert ns.get("kafkacluster", "demo")["status"]["replicas"] == 4
+    assert any(e.get("reason") == "ScaleDownNotSupported" for e in ns.events("demo"))
+    ns.kubectl("scale", "kafkacluster/demo", "--replicas=4")
+    wait_for(lambda: (k := ns.get("kafkacluster", "demo")) and not is_true(k, "ScaleBlocked"), timeout=60,
+             what="ScaleBlocked cleared")
+
+
+def test_invalid_broker_config_is_refused_with_a_condition(bed, ns, demo):
+    hash_before = json.loads(ns.kubectl("get", "statefulset", "demo", "-o", "json"))["spec"]["template"]["metadata"]["annotations"]
+    ns.kubectl("patch", "kafkacluster", "demo", "--type=merge", "-p",
+               json.dumps({"spec": {"config": {"min.insync.replicas": "two", "broker.id": "7"}}}))
+    kc = wait_for(lambda: (k := ns.get("kafkacluster", "demo")) and is_true(k, "Refused") and k,
+                  timeout=60, what="Refused")
+    message = condition(kc, "Refused")["message"]
+    print("Refused:", message)
+    assert "min.insync.replicas" in message and "broker.id" in message
+    after = json.loads(ns.kubectl("get", "statefulset", "demo", "-o", "json"))["spec"]["template"]["metadata"]["annotations"]
+    assert after == hash_before, "an invalid config must not reach the brokers"
+    ns.kubectl("patch", "kafkacluster", "demo", "--type=merge", "-p",
+               json.dumps({"spec": {"config": {"min.insync.replicas": "2", "broker.id": None}}}))
+    wait_for(lambda: (k := ns.get("kafkacluster", "demo")) and not is_true(k, "Refused"), timeout=60,
+             what="Refused cleared")
+
+
+def test_fixed_fields_cannot_change(bed, ns, demo):
+    for patch, message in [
+        ({"spec": {"etcd": {"managed": {"members": 1}}}}, "member count cannot change"),
+        ({"spec": {"storage": {"class": "hostpath-retain"}}}, "storage.class cannot change"),
+    ]:
+        out = bed.kubectl_run("-n", ns.name, "patch", "kafkacluster", "demo", "--type=merge", "-p", json.dumps(patch))
+        assert out.returncode != 0 and message in out.stderr, out.stderr
+
+
+def test_storage_grows_the_claims_and_never_shrinks(bed, ns, demo):
+    ns.kubectl("patch", "kafkacluster", "demo", "--type=merge", "-p", json.dumps({"spec": {"storage": {"size": "20Gi"}}}))
+
+    def grown():
+        claims = [ns.get("pvc", f"data-demo-{i}") for i in range(4)]
+        return all(c["spec"]["resources"]["requests"]["storage"] == "20Gi"
+                   and (c.get("status") or {}).get("capacity", {}).get("storage") == "20Gi" for c in claims)
+    wait_for(grown, timeout=60, what="every broker claim at 20Gi")
+    # The StatefulSet keeps the claim template it was created with (it is immutable).
+    sts = json.loads(ns.kubectl("get", "statefulset", "demo", "-o", "json"))
+    assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "10Gi"
+    assert ns.get("kafkacluster", "demo")["status"]["storageSize"] == "20Gi"
+
+    ns.kubectl("patch", "kafkacluster", "demo", "--type=merge", "-p", json.dumps({"spec": {"storage": {"size": "5Gi"}}}))
+    kc = wait_for(lambda: (k := ns.get("kafkacluster", "demo")) and is_true(k, "Refused") and k, timeout=60,
+                  what="Refused for a decrease")
+    assert condition(kc, "Refused")["reason"] == "StorageDecrease", condition(kc, "Refused")
+    assert ns.get("pvc", "data-demo-0")["spec"]["resources"]["requests"]["storage"] == "20Gi"
+    ns.kubectl("patch", "kafkacluster", "demo", "--type=merge", "-p", json.dumps({"spec": {"storage": {"size": "20Gi"}}}))
+    wait_for(lambda: (k := ns.get("kafkacluster", "demo")) and not is_true(k, "Refused"), timeout=60,
+             what="Refused cleared")
+
+
+def test_deleting_the_cluster_collects_what_it_owns(bed, ns, demo):
+    ns.kubectl("delete", "kafkacluster", "demo", "--wait=true", "--timeout=120s")
+    wait_for(lambda: not ns.pods("app.kubernetes.io/instance=demo"), timeout=120, what="every pod gone")
+    for kind in ("statefulset", "service", "configmap", "pdb"):
+        left = json.loads(ns.kubectl("get", kind, "-l", "app.kubernetes.io/instance=demo", "-o", "json"))["items"]
+        assert left == [], f"{kind} left behind: {[o['metadata']['name'] for o in left]}"
+    # storage.deleteClaim is false in examples/cluster.yaml: the broker volumes stay.
+    claims = json.loads(ns.kubectl("get", "pvc", "-o", "json"))["items"]
+    assert {"data-demo-0", "data-demo-1", "data-demo-2", "data-demo-3"} <= {c["metadata"]["name"] for c in claims}
+    print("results:", RESULTS)
