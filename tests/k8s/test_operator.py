@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bedtools import ready, wait_for
+from bedtools import fetch, ready, wait_for
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -124,6 +124,16 @@ def bootstrap(ns):
     return f"demo-bootstrap.{ns.name}.svc.cluster.local:9092"
 
 
+def test_the_operator_says_when_its_crds_are_missing(bed):
+    # Runs before the chart installs the CRDs (this module is the bed's first).
+    if bed.kubectl_run("get", "crd", "kafkaclusters.runnel.dev").returncode == 0:
+        pytest.skip("the CRDs are installed already")
+    out = bed.run("env", f"KUBECONFIG={bed.kubeconfig}", str(ROOT / "target" / "debug" / "runnel-operator"),
+                  "run", "--leader-election=false", "--metrics-address=127.0.0.1:0", check=False, timeout=60)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "the KafkaCluster CRD (kafkaclusters.runnel.dev) is not installed" in out.stderr, out.stderr
+
+
 def test_the_chart_renders_and_lints_clean(bed):
     out = bed.run(str(bed.bin / "helm"), "lint", str(CHART), "--strict", check=False)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -194,6 +204,12 @@ def test_the_cluster_becomes_ready_and_serves_clients(bed, ns, demo):
     meta = client(bed, "metadata", bootstrap(ns))
     hosts = [(b[0], b[1]) for b in meta["brokers"]]
     assert hosts == [(i, f"demo-{i}.demo-brokers.{ns.name}.svc.cluster.local") for i in range(3)]
+    # The leader's /metrics carries the cluster's gauges and its reconciles.
+    pod = next(p for p in operator_pods(bed) if p["metadata"]["name"] == leader(bed))
+    metrics = fetch(bed, f"http://{pod['status']['podIP']}:8080/metrics")
+    assert metrics and f'runnel_cluster_brokers{{namespace="{ns.name}",name="demo"}} 3' in metrics, metrics
+    assert 'runnel_operator_reconciles_total{kind="KafkaCluster",outcome="ok"}' in metrics
+    assert "runnel_operator_leader 1" in metrics
     table = bed.kubectl("-n", ns.name, "get", "kc")
     print(table)
     assert "READY" in table and "CONTROLLER" in table and "True" in table
