@@ -18,7 +18,7 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
+use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
@@ -32,7 +32,7 @@ use crate::build::{config, etcd, names, pdb, rack, services, statefulset};
 use crate::crd::{KafkaCluster, RollStatus};
 use crate::metrics::{ClusterLabels, KindLabels, Metrics, OutcomeLabels};
 use crate::quantity::milli_bytes;
-use crate::roll::{self, PodState, Step};
+use crate::roll::{self, LastRestart, PodState, Step};
 use crate::status::{self, Observed};
 use crate::watch::Watches;
 
@@ -50,6 +50,12 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Consecutive failures per cluster, for the retry backoff.
     failures: Mutex<HashMap<(String, String), u32>>,
+    /// Per cluster, the broker the roll restarted last, until it is back.
+    restarts: Mutex<HashMap<(String, String), LastRestart>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 // kube's Client and Recorder have no Debug of their own.
@@ -77,6 +83,7 @@ impl Context {
             recorder,
             metrics,
             failures: Mutex::new(HashMap::new()),
+            restarts: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -208,7 +215,46 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
         refused.push(("InvalidConfig", list.join("; ")));
     }
 
-    let current = existing_spec.and_then(|s| s.replicas).unwrap_or(0);
+    // How many brokers exist: never judged by the StatefulSet alone (deleted with
+    // --cascade=orphan and recreated, it would otherwise be made smaller than the pods,
+    // claims and registered brokers show).
+    let pod_list = pods
+        .list(&ListParams::default().labels(&names.selector_string(Component::Broker)))
+        .await
+        .map_err(api_error::<Pod>("list", &names.statefulset()))?;
+    let pod_states: Vec<PodState> = pod_list.items.iter().filter_map(pod_state).collect();
+    let claim_list = claims
+        .list(&ListParams::default().labels(&names.selector_string(Component::Broker)))
+        .await
+        .map_err(api_error::<PersistentVolumeClaim>(
+            "list",
+            &names.statefulset(),
+        ))?;
+    let claim_ordinal = |c: &PersistentVolumeClaim| -> Option<i32> {
+        c.name_any()
+            .strip_prefix(&format!("data-{}-", names.statefulset()))?
+            .parse()
+            .ok()
+    };
+    let registered = ctx
+        .watches
+        .view_for_status(&namespace, &name)
+        .and_then(|v| v.brokers.keys().max().copied());
+    let current = [
+        existing_spec.and_then(|s| s.replicas).unwrap_or(0),
+        pod_states.iter().map(|p| p.ordinal + 1).max().unwrap_or(0),
+        claim_list
+            .items
+            .iter()
+            .filter_map(claim_ordinal)
+            .map(|o| o + 1)
+            .max()
+            .unwrap_or(0),
+        registered.map_or(0, |id| id + 1),
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0);
     let running = kc.spec.replicas.max(current);
     let scale_blocked = (kc.spec.replicas < current).then(|| {
         format!(
@@ -233,17 +279,11 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
         .and_then(|r| r.get("storage").cloned())
         .unwrap_or_else(|| kc.spec.storage.size.clone());
     let wanted = &kc.spec.storage.size;
-    let mut live_claims = Vec::new();
-    for ordinal in 0..running {
-        let claim_name = names.data_claim(ordinal);
-        if let Some(claim) = claims.get_opt(&claim_name).await.map_err(api_error::<
-            PersistentVolumeClaim,
-        >(
-            "read", &claim_name
-        ))? {
-            live_claims.push(claim);
-        }
-    }
+    let live_claims: Vec<PersistentVolumeClaim> = claim_list
+        .items
+        .into_iter()
+        .filter(|c| claim_ordinal(c).is_some())
+        .collect();
     let requested = |c: &PersistentVolumeClaim| {
         c.spec
             .as_ref()
@@ -257,6 +297,23 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
         .filter_map(requested)
         .chain(milli_bytes(&claim_size.0))
         .max();
+    let largest_text = live_claims
+        .iter()
+        .filter_map(|c| {
+            let q = c
+                .spec
+                .as_ref()?
+                .resources
+                .as_ref()?
+                .requests
+                .as_ref()?
+                .get("storage")?;
+            Some((milli_bytes(&q.0)?, q.0.clone()))
+        })
+        .chain(milli_bytes(&claim_size.0).map(|m| (m, claim_size.0.clone())))
+        .max_by_key(|(m, _)| *m)
+        .map(|(_, t)| t)
+        .unwrap_or_default();
     let mut expand = false;
     match (milli_bytes(&wanted.0), largest) {
         (None, _) => refused.push((
@@ -266,8 +323,9 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
         (Some(w), Some(l)) if w < l => refused.push((
             "StorageDecrease",
             format!(
-                "storage.size {} is below the {} the volumes have: volumes cannot shrink",
-                wanted.0, claim_size.0
+                "storage.size {} is below what the volumes have (the largest claim or the \
+                 claim template, {}): volumes cannot shrink",
+                wanted.0, largest_text
             ),
         )),
         (Some(w), Some(l)) => {
@@ -358,7 +416,12 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
         .any(|(r, _)| r.starts_with("Storage") || *r == "InvalidStorageSize");
     if expand && !refusing_storage {
         for claim in &live_claims {
-            expand_claim(&claims, claim, wanted, ctx, kc).await?;
+            // A class without allowVolumeExpansion refuses this: a condition, and the rest
+            // of the reconcile (status included) goes on.
+            if let Err(err) = expand_claim(&claims, claim, wanted, ctx, kc).await {
+                refused.push(("StorageExpansionFailed", err.to_string()));
+                break;
+            }
         }
     }
     let sts = if config_valid {
@@ -375,14 +438,17 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
 
     // --- observe -----------------------------------------------------------------------
     ctx.watches.ensure(&namespace, &name, &names.admin_url());
-    let pod_list = pods
-        .list(&ListParams::default().labels(&names.selector_string(Component::Broker)))
-        .await
-        .map_err(api_error::<Pod>("list", &names.statefulset()))?;
-    let pod_states: Vec<PodState> = pod_list.items.iter().filter_map(pod_state).collect();
 
     // --- roll ------------------------------------------------------------------------------
-    let previous_roll = kc.status.as_ref().and_then(|s| s.roll.clone());
+    // The restart to check before the next one: this process's own record (status read
+    // from the cache can lag the last write), else the one status carries (a new leader).
+    let key = (namespace.clone(), name.clone());
+    let last = lock(&ctx.restarts).get(&key).copied().or_else(|| {
+        kc.status
+            .as_ref()
+            .and_then(|s| s.roll.as_ref())
+            .and_then(LastRestart::from_status)
+    });
     let mut roll_status = None;
     if let Some(sts) = &sts {
         let update_revision = sts.status.as_ref().and_then(|s| s.update_revision.clone());
@@ -392,28 +458,33 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
             .iter()
             .filter(|p| p.revision.is_some() && p.revision != update_revision)
             .count() as i32;
+        let view = ctx.watches.current_view(&namespace, &name);
+        // A restart that has been checked (back, in every ISR) no longer guards anything.
+        if let (Some(l), Some(v), Some(revision)) = (&last, &view, &update_revision) {
+            if roll::not_back(l, revision, &pod_states, v).is_none() {
+                lock(&ctx.restarts).remove(&key);
+            }
+        }
         if let (Some(revision), true) = (update_revision, outdated > 0) {
-            let view = ctx.watches.current_view(&namespace, &name);
             let step = if seen {
                 roll::next_step(
                     &revision,
                     running,
                     &pod_states,
                     view.as_ref(),
-                    previous_roll.as_ref(),
+                    last.as_ref(),
                 )
             } else {
                 Step::Wait(
                     "the StatefulSet controller has not seen the new template yet".to_string(),
                 )
             };
-            let carried = previous_roll.filter(|r| r.revision == revision);
             let mut next = RollStatus {
                 revision: revision.clone(),
                 done: pod_states.len() as i32 - outdated,
                 total: running,
-                current: carried.as_ref().and_then(|r| r.current),
-                current_epoch: carried.as_ref().and_then(|r| r.current_epoch),
+                current: last.map(|l| l.broker),
+                current_epoch: last.map(|l| l.epoch),
                 waiting_for: None,
             };
             match step {
@@ -423,14 +494,30 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
                     let epoch = view
                         .as_ref()
                         .and_then(|v| v.brokers.get(&ordinal))
-                        .map(|b| b.epoch);
-                    restart_broker(&pods, &pod_list.items, ordinal, &names, ctx, kc).await?;
+                        .map_or(0, |b| b.epoch);
+                    let restart = LastRestart {
+                        broker: ordinal,
+                        epoch,
+                    };
                     next.current = Some(ordinal);
-                    next.current_epoch = epoch;
-                    next.waiting_for = Some(format!("broker {ordinal} to restart"));
+                    next.current_epoch = Some(epoch);
+                    next.waiting_for = Some(format!("broker {ordinal} to stop and start again"));
+                    // The intent is recorded before the pod goes, so a new leader after a
+                    // crash here still checks this broker before restarting another.
+                    record_intent(kc, &next, ctx).await?;
+                    lock(&ctx.restarts).insert(key.clone(), restart);
+                    restart_broker(&pods, &pod_list.items, ordinal, &names, ctx, kc).await?;
                 }
             }
             roll_status = Some(next);
+        } else if let Some(l) = lock(&ctx.restarts).get(&key) {
+            // The roll is done, but its last restart is not checked yet: keep it in status
+            // so a new leader still waits for it.
+            roll_status = kc
+                .status
+                .as_ref()
+                .and_then(|s| s.roll.clone())
+                .filter(|r| r.current == Some(l.broker));
         }
     }
 
@@ -449,7 +536,7 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
             let messages: Vec<String> = refused.iter().map(|(_, m)| m.clone()).collect();
             (reasons.join(","), messages.join("; "))
         }),
-        storage_size: if refusing_storage {
+        storage_size: if refused.iter().any(|(r, _)| r.contains("Storage")) {
             kc.status.as_ref().and_then(|s| s.storage_size.clone())
         } else {
             Some(wanted.clone())
@@ -461,18 +548,10 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
     announce_transitions(ctx, kc, &next).await;
     if kc.status.as_ref() != Some(&next) {
         let api: Api<KafkaCluster> = Api::namespaced(client.clone(), &namespace);
-        let body = serde_json::json!({
-            "apiVersion": "runnel.dev/v1alpha1",
-            "kind": "KafkaCluster",
-            "status": next,
-        });
-        api.patch_status(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .map_err(api_error::<KafkaCluster>("write status of", &name))?;
+        let body = serde_json::json!({ "status": status_patch(&next) });
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .map_err(api_error::<KafkaCluster>("write status of", &name))?;
         ctx.metrics
             .status_writes
             .get_or_create(&KindLabels {
@@ -487,6 +566,63 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
     } else {
         5
     })))
+}
+
+/// The status as a JSON merge patch: every optional field the status no longer has is
+/// written as null, so the patch removes it (a merge patch keeps what it does not name;
+/// lists are replaced whole). Both status writes are merge patches: mixing them with
+/// server-side apply split the roll's fields between two managers, and removing the roll
+/// then left half of it behind (which the schema refused).
+fn status_patch(status: &crate::crd::KafkaClusterStatus) -> serde_json::Value {
+    let mut value = serde_json::to_value(status).unwrap_or_default();
+    if let Some(fields) = value.as_object_mut() {
+        for key in [
+            "observedGeneration",
+            "bootstrap",
+            "controller",
+            "storageSize",
+            "roll",
+        ] {
+            fields.entry(key).or_insert(serde_json::Value::Null);
+        }
+        if let Some(roll) = status.roll.as_ref() {
+            fields.insert("roll".to_string(), roll_patch(roll));
+        }
+    }
+    value
+}
+
+fn roll_patch(roll: &RollStatus) -> serde_json::Value {
+    let mut value = serde_json::to_value(roll).unwrap_or_default();
+    if let Some(fields) = value.as_object_mut() {
+        for key in ["current", "currentEpoch", "waitingFor"] {
+            fields.entry(key).or_insert(serde_json::Value::Null);
+        }
+    }
+    value
+}
+
+/// Writes the roll's next restart into status before it happens, on the version of the
+/// KafkaCluster this reconcile read (a 409 means the cache was behind: retry on fresh data).
+async fn record_intent(
+    kc: &KafkaCluster,
+    roll: &RollStatus,
+    ctx: &Context,
+) -> Result<(), ReconcileError> {
+    let name = kc.name_any();
+    let api: Api<KafkaCluster> =
+        Api::namespaced(ctx.client.clone(), &kc.namespace().unwrap_or_default());
+    let body = serde_json::json!({
+        "metadata": { "resourceVersion": kc.metadata.resource_version },
+        "status": { "roll": roll_patch(roll) },
+    });
+    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+        .await
+        .map_err(api_error::<KafkaCluster>(
+            "record the roll's next restart in",
+            &name,
+        ))?;
+    Ok(())
 }
 
 /// A pod as the roll sees it; None for a pod without an ordinal.
@@ -524,18 +660,27 @@ async fn restart_broker(
         .iter()
         .find(|p| p.name_any() == pod_name)
         .and_then(|p| p.metadata.uid.clone());
-    let params = DeleteParams {
-        preconditions: Some(Preconditions {
-            uid,
-            resource_version: None,
+    // Through the Eviction API, so the PodDisruptionBudget has the last word: a node drain
+    // that took another broker meanwhile makes this a 429 and the roll waits.
+    let params = EvictParams {
+        delete_options: Some(DeleteParams {
+            preconditions: Some(Preconditions {
+                uid,
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
         }),
-        ..DeleteParams::default()
+        ..EvictParams::default()
     };
-    match pods.delete(&pod_name, &params).await {
+    match pods.evict(&pod_name, &params).await {
         Ok(_) => {}
-        // Gone or replaced already: the next reconcile sees the new pod.
-        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => return Ok(()),
-        Err(e) => return Err(api_error::<Pod>("delete", &pod_name)(e)),
+        // Gone or replaced already (404, 409), or the budget refuses now (429): the next
+        // reconcile decides again from what it sees.
+        Err(kube::Error::Api(status)) if matches!(status.code, 404 | 409 | 429) => {
+            info!(cluster = %names.cluster, broker = ordinal, code = status.code, "rolling: restart not possible now");
+            return Ok(());
+        }
+        Err(e) => return Err(api_error::<Pod>("evict", &pod_name)(e)),
     }
     ctx.metrics.pod_restarts.inc();
     info!(cluster = %names.cluster, namespace = %names.namespace, broker = ordinal, "rolling: restarting broker");
@@ -664,7 +809,11 @@ async fn announce_transitions(
             continue;
         };
         let before = previous.and_then(|s| s.conditions.iter().find(|c| c.type_ == type_));
-        let changed = before.is_none_or(|b| b.status != now.status || b.message != now.message);
+        // Degraded's message changes with every count during a roll: an Event only when
+        // its status changes; refusals also when what is refused changes.
+        let changed = before.is_none_or(|b| {
+            b.status != now.status || (type_ != status::DEGRADED && b.message != now.message)
+        });
         if !changed {
             continue;
         }
@@ -701,5 +850,31 @@ async fn publish(
     };
     if let Err(err) = ctx.recorder.publish(&event, &kc.object_ref(&())).await {
         warn!(error = %err, reason, "failed to publish an event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::KafkaClusterStatus;
+
+    #[test]
+    fn a_status_patch_removes_what_the_status_no_longer_has() {
+        let done = status_patch(&KafkaClusterStatus::default());
+        assert_eq!(done["roll"], serde_json::Value::Null);
+        assert_eq!(done["controller"], serde_json::Value::Null);
+        let rolling = status_patch(&KafkaClusterStatus {
+            roll: Some(RollStatus {
+                revision: "r".to_string(),
+                done: 1,
+                total: 3,
+                current: Some(2),
+                ..RollStatus::default()
+            }),
+            ..KafkaClusterStatus::default()
+        });
+        assert_eq!(rolling["roll"]["current"], 2);
+        assert_eq!(rolling["roll"]["waitingFor"], serde_json::Value::Null);
+        assert_eq!(rolling["roll"]["done"], 1);
     }
 }

@@ -30,15 +30,58 @@ pub enum Step {
     Restart(i32),
 }
 
+/// The broker restarted last and its registration epoch before the restart: the next
+/// restart waits until the watch stream shows it back with a newer one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastRestart {
+    pub broker: i32,
+    pub epoch: i64,
+}
+
+impl LastRestart {
+    pub fn from_status(roll: &RollStatus) -> Option<LastRestart> {
+        Some(LastRestart {
+            broker: roll.current?,
+            epoch: roll.current_epoch?,
+        })
+    }
+}
+
+/// Why the broker restarted last is not back yet (None: it is, or it was never
+/// restarted: its pod still runs the old revision, so the intent was recorded but the
+/// pod was not deleted, and deleting it is what the roll wants anyway).
+pub fn not_back(
+    last: &LastRestart,
+    update_revision: &str,
+    pods: &[PodState],
+    view: &ClusterView,
+) -> Option<String> {
+    let pod = pods.iter().find(|p| p.ordinal == last.broker);
+    if pod.is_some_and(|p| p.revision.as_deref() != Some(update_revision) && !p.terminating) {
+        return None;
+    }
+    match view.brokers.get(&last.broker) {
+        Some(b) if b.epoch > last.epoch => {}
+        _ => return Some(format!("broker {} has not registered again", last.broker)),
+    }
+    let missing = view.missing_from_isr(last.broker);
+    (missing > 0).then(|| {
+        format!(
+            "broker {} is not back in the ISR of {missing} partition(s)",
+            last.broker
+        )
+    })
+}
+
 /// The next step towards `update_revision` for a StatefulSet of `replicas` pods.
-/// `previous` is the roll as recorded in status; `view` is None while the operator has no
-/// current watch stream from the cluster.
+/// `last` is the broker the roll restarted last (whatever revision that was for);
+/// `view` is None while the operator has no current watch stream from the cluster.
 pub fn next_step(
     update_revision: &str,
     replicas: i32,
     pods: &[PodState],
     view: Option<&ClusterView>,
-    previous: Option<&RollStatus>,
+    last: Option<&LastRestart>,
 ) -> Step {
     let mut outdated: Vec<i32> = pods
         .iter()
@@ -59,22 +102,12 @@ pub fn next_step(
     let Some(view) = view else {
         return Step::Wait("no watch stream from the cluster yet".to_string());
     };
-    if let Some(RollStatus {
-        current: Some(current),
-        current_epoch: Some(epoch),
-        ..
-    }) = previous
-    {
-        match view.brokers.get(current) {
-            Some(b) if b.epoch > *epoch => {}
-            _ => return Step::Wait(format!("broker {current} has not registered again")),
-        }
-        let missing = view.missing_from_isr(*current);
-        if missing > 0 {
-            return Step::Wait(format!(
-                "broker {current} is not back in the ISR of {missing} partition(s)"
-            ));
-        }
+    if let Some(reason) = last.and_then(|l| not_back(l, update_revision, pods, view)) {
+        return Step::Wait(reason);
+    }
+    // Without a controller a controlled shutdown cannot move leadership away.
+    if view.controller < 0 {
+        return Step::Wait("the cluster has no controller".to_string());
     }
     for ordinal in 0..replicas {
         if !view.brokers.contains_key(&ordinal) {
@@ -122,6 +155,7 @@ mod tests {
                 partition("a", 0, 0, &[0, 1, 2], &[0, 1, 2]),
                 partition("a", 1, 1, &[1, 2, 0], &[1, 2, 0]),
             ],
+            controller_id: 0,
             ..WatchEvent::default()
         });
         view
@@ -188,11 +222,9 @@ mod tests {
     #[test]
     fn the_restarted_broker_must_come_back_with_a_new_epoch_and_in_every_isr() {
         let pods = [pod(0, "old"), pod(1, "old"), pod(2, "new")];
-        let previous = RollStatus {
-            revision: "new".to_string(),
-            current: Some(2),
-            current_epoch: Some(3),
-            ..RollStatus::default()
+        let previous = LastRestart {
+            broker: 2,
+            epoch: 3,
         };
         // The pod is ready but the view still shows the broker's old registration: the
         // watch stream lags the API, so nothing may be restarted yet.
@@ -215,6 +247,38 @@ mod tests {
         assert_eq!(
             next_step("new", 3, &pods, Some(&caught_up), Some(&previous)),
             Step::Restart(1)
+        );
+        // A restart recorded for another revision still guards the next roll.
+        let next_roll = [pod(0, "old"), pod(1, "old"), pod(2, "newer")];
+        assert_eq!(
+            next_step("newer", 3, &next_roll, Some(&stale), Some(&previous)),
+            Step::Wait("broker 2 has not registered again".to_string())
+        );
+    }
+
+    #[test]
+    fn an_intent_recorded_before_the_delete_does_not_hold_the_roll_forever() {
+        // The operator recorded "restarting broker 2" and stopped before deleting it: the
+        // pod still runs the old revision, so the roll restarts it.
+        let pods = [pod(0, "old"), pod(1, "old"), pod(2, "old")];
+        let intent = LastRestart {
+            broker: 2,
+            epoch: 3,
+        };
+        assert_eq!(
+            next_step("new", 3, &pods, Some(&healthy([1, 2, 3])), Some(&intent)),
+            Step::Restart(2)
+        );
+    }
+
+    #[test]
+    fn no_restart_without_a_controller() {
+        let mut view = healthy([1, 2, 3]);
+        view.controller = -1;
+        let pods = [pod(0, "old"), pod(1, "old"), pod(2, "old")];
+        assert_eq!(
+            next_step("new", 3, &pods, Some(&view), None),
+            Step::Wait("the cluster has no controller".to_string())
         );
     }
 }

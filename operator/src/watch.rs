@@ -30,6 +30,9 @@ struct Shared {
     connected: bool,
     /// When the stream last broke (None while connected or never connected).
     broken_since: Option<Instant>,
+    /// The highest metadata revision any stream has shown: after a reconnect to a broker
+    /// whose metadata lags, the view is not current until it is back there.
+    max_revision: i64,
 }
 
 #[derive(Debug)]
@@ -127,15 +130,16 @@ impl Watches {
     }
 
     /// The view for decisions that must not act on old news (the roll): only while the
-    /// stream is connected.
+    /// stream is connected and shows the newest revision seen. (A broker cut off from
+    /// etcd can still serve a stream that looks live; the roll's other checks, a restarted
+    /// broker's new epoch and every pod ready, do not rest on this view alone.)
     pub fn current_view(&self, namespace: &str, name: &str) -> Option<ClusterView> {
         let shared = self.shared(namespace, name)?;
         let shared = lock(&shared);
-        if shared.connected {
-            shared.view.clone()
-        } else {
-            None
-        }
+        shared
+            .view
+            .clone()
+            .filter(|v| shared.connected && v.revision >= shared.max_revision)
     }
 
     fn shared(&self, namespace: &str, name: &str) -> Option<Arc<Mutex<Shared>>> {
@@ -200,6 +204,8 @@ async fn stream_once(
             }
             let view = s.view.get_or_insert_with(ClusterView::default);
             view.apply(&event);
+            let revision = view.revision;
+            s.max_revision = s.max_revision.max(revision);
         }
         changed.notify_one();
     }

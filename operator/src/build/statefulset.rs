@@ -10,10 +10,12 @@ use k8s_openapi::api::apps::v1::{
     StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
-    SecurityContext, TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
+    Capabilities, ConfigMapProjection, ConfigMapVolumeSource, Container, ContainerPort,
+    DownwardAPIProjection, DownwardAPIVolumeFile, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    HTTPGetAction, KeyToPath, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ProjectedVolumeSource, SeccompProfile, SecurityContext, ServiceAccountTokenProjection,
+    TopologySpreadConstraint, Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -101,6 +103,7 @@ fn pod_template(cluster: &KafkaCluster, names: &Names, config_hash: &str) -> Pod
             empty_dir: Some(EmptyDirVolumeSource::default()),
             ..Volume::default()
         });
+        volumes.push(api_access_volume());
         init_containers.push(rack_container(cluster, names));
     }
     PodTemplateSpec {
@@ -114,7 +117,9 @@ fn pod_template(cluster: &KafkaCluster, names: &Names, config_hash: &str) -> Pod
         }),
         spec: Some(PodSpec {
             service_account_name: Some(names.service_account()),
-            automount_service_account_token: Some(rack),
+            // Only the rack init container gets a token (its own mount): the broker has
+            // no business with the Kubernetes API.
+            automount_service_account_token: Some(false),
             termination_grace_period_seconds: Some(termination_grace_seconds(cluster)),
             security_context: Some(pod_security_context()),
             init_containers: (!init_containers.is_empty()).then_some(init_containers),
@@ -252,12 +257,69 @@ fn rack_container(cluster: &KafkaCluster, names: &Names) -> Container {
         ]),
         env: Some(pod_env(&["POD_NAME", "POD_NAMESPACE", "NODE_NAME"])),
         security_context: Some(container_security_context()),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "node".to_string(),
-            mount_path: NODE_DIR.to_string(),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "node".to_string(),
+                mount_path: NODE_DIR.to_string(),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: API_ACCESS.to_string(),
+                mount_path: "/var/run/secrets/kubernetes.io/serviceaccount".to_string(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+        ]),
         ..Container::default()
+    }
+}
+
+const API_ACCESS: &str = "kube-api-access";
+
+/// What the kubelet mounts for an automounted token (token, cluster CA, namespace), as a
+/// volume of its own so that only the container that mounts it has it.
+fn api_access_volume() -> Volume {
+    Volume {
+        name: API_ACCESS.to_string(),
+        projected: Some(ProjectedVolumeSource {
+            sources: Some(vec![
+                VolumeProjection {
+                    service_account_token: Some(ServiceAccountTokenProjection {
+                        path: "token".to_string(),
+                        expiration_seconds: Some(3607),
+                        ..ServiceAccountTokenProjection::default()
+                    }),
+                    ..VolumeProjection::default()
+                },
+                VolumeProjection {
+                    config_map: Some(ConfigMapProjection {
+                        name: "kube-root-ca.crt".to_string(),
+                        items: Some(vec![KeyToPath {
+                            key: "ca.crt".to_string(),
+                            path: "ca.crt".to_string(),
+                            ..KeyToPath::default()
+                        }]),
+                        ..ConfigMapProjection::default()
+                    }),
+                    ..VolumeProjection::default()
+                },
+                VolumeProjection {
+                    downward_api: Some(DownwardAPIProjection {
+                        items: Some(vec![DownwardAPIVolumeFile {
+                            path: "namespace".to_string(),
+                            field_ref: Some(ObjectFieldSelector {
+                                field_path: "metadata.namespace".to_string(),
+                                ..ObjectFieldSelector::default()
+                            }),
+                            ..DownwardAPIVolumeFile::default()
+                        }]),
+                    }),
+                    ..VolumeProjection::default()
+                },
+            ]),
+            ..ProjectedVolumeSource::default()
+        }),
+        ..Volume::default()
     }
 }
 
@@ -491,7 +553,16 @@ mod tests {
             init.command.as_ref().unwrap()[..2],
             ["runnel-operator", "rack"]
         );
-        assert_eq!(pod.automount_service_account_token, Some(true));
+        // The token is the init container's alone.
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        let mounted = |c: &Container| {
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .any(|m| m.name == "kube-api-access")
+        };
+        assert!(mounted(init));
+        assert!(!mounted(&pod.containers[0]));
         let command = broker(&sts).command.unwrap();
         assert!(command.contains(&"--config=/var/run/runnel/node.properties".to_string()));
     }

@@ -163,6 +163,8 @@ fn default_topology_key() -> String {
 /// Either the endpoints of an etcd that exists, or an etcd the operator runs.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[x_kube(validation = Rule::new("has(self.endpoints) != has(self.managed)").message("set exactly one of etcd.endpoints and etcd.managed"))]
+// Brokers restarted onto another store would find it empty: the store is fixed.
+#[x_kube(validation = Rule::new("has(self.endpoints) == has(oldSelf.endpoints) && (!has(self.endpoints) || self.endpoints == oldSelf.endpoints)").message("the cluster's etcd cannot change (brokers would restart onto a store without their metadata)"))]
 #[serde(rename_all = "camelCase")]
 pub struct Etcd {
     /// Client URLs (http://host:port) of an existing etcd 3.5 or later. Run it with
