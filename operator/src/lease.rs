@@ -32,8 +32,10 @@ pub enum LeaseError {
     Api(String, #[source] kube::Error),
     #[error("lost Lease {lease} to {holder}")]
     Lost { lease: String, holder: String },
-    #[error("could not renew Lease {0} within its duration")]
+    #[error("could not renew Lease {0} before its renew deadline")]
     Expired(String),
+    #[error("a request on Lease {0} timed out")]
+    TimedOut(String),
 }
 
 /// Whether `lease` is free for `identity` at `now`: no holder, held by us already, or
@@ -77,8 +79,16 @@ impl Election {
         }
     }
 
-    /// One attempt to take or renew the lease; Ok(false) when someone else holds it.
+    /// One attempt to take or renew the lease, bounded by `renew_every` (a hung request
+    /// must not keep a leader acting past its lease); Ok(false) when someone else holds it.
     async fn try_acquire(&self, client: &Client) -> Result<bool, LeaseError> {
+        match tokio::time::timeout(self.renew_every, self.try_acquire_once(client)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(LeaseError::TimedOut(self.name.clone())),
+        }
+    }
+
+    async fn try_acquire_once(&self, client: &Client) -> Result<bool, LeaseError> {
         let api = self.api(client);
         let now = Timestamp::now();
         let fail = |e| LeaseError::Api(self.name.clone(), e);
@@ -160,7 +170,9 @@ impl Election {
                 }
                 Err(err) => {
                     warn!(error = %err, "leader lease renewal failed");
-                    if last_renewed.elapsed() >= self.duration {
+                    // Give up one renewal period before the lease can expire, so this
+                    // replica stops acting before another may take over.
+                    if last_renewed.elapsed() + self.renew_every >= self.duration {
                         return LeaseError::Expired(self.name.clone());
                     }
                 }

@@ -559,8 +559,11 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
             })
             .inc();
     }
-    let settled =
-        roll_status.is_none() && status::condition_status(&next, status::READY) == Some("True");
+    // While the watch stream is down nothing else triggers a reconcile, and the status
+    // still shows the last view: look again soon, as while anything is unsettled.
+    let settled = roll_status.is_none()
+        && status::condition_status(&next, status::READY) == Some("True")
+        && ctx.watches.current_view(&namespace, &name).is_some();
     Ok(Action::requeue(Duration::from_secs(if settled {
         60
     } else {

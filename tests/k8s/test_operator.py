@@ -266,8 +266,12 @@ def test_a_killed_broker_degrades_the_cluster_until_it_is_back(bed, ns, demo):
     victim = ns.pod("demo-1")
     started = time.monotonic()
     os.kill(container_pid(victim, "broker"), signal.SIGKILL)
-    degraded = wait_for(lambda: (k := ns.get("kafkacluster", "demo")) and is_true(k, "Degraded") and k,
-                        timeout=60, what="Degraded")
+    try:
+        degraded = wait_for(lambda: (k := ns.get("kafkacluster", "demo")) and is_true(k, "Degraded") and k,
+                            timeout=60, what="Degraded", interval=0.2)
+    except AssertionError as e:
+        status = json.dumps((ns.get("kafkacluster", "demo") or {}).get("status"), indent=1)
+        raise AssertionError(f"{e}\nstatus: {status}\noperator log:\n{operator_logs(bed)[-6000:]}") from None
     took = time.monotonic() - started
     print(f"Degraded {took:.1f} s after kill -9: {condition(degraded, 'Degraded')['message']}")
     assert degraded["status"]["underReplicatedPartitions"] > 0 or any(
