@@ -284,36 +284,16 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
         .into_iter()
         .filter(|c| claim_ordinal(c).is_some())
         .collect();
-    let requested = |c: &PersistentVolumeClaim| {
-        c.spec
-            .as_ref()
-            .and_then(|s| s.resources.as_ref())
-            .and_then(|r| r.requests.as_ref())
-            .and_then(|r| r.get("storage"))
-            .and_then(|q| milli_bytes(&q.0))
-    };
+    let requested = |c: &PersistentVolumeClaim| requested_size(c).and_then(|q| milli_bytes(&q.0));
+    // The largest size the volumes have (claims or template), in bytes and as written.
     let largest = live_claims
         .iter()
-        .filter_map(requested)
-        .chain(milli_bytes(&claim_size.0))
-        .max();
-    let largest_text = live_claims
-        .iter()
-        .filter_map(|c| {
-            let q = c
-                .spec
-                .as_ref()?
-                .resources
-                .as_ref()?
-                .requests
-                .as_ref()?
-                .get("storage")?;
-            Some((milli_bytes(&q.0)?, q.0.clone()))
-        })
-        .chain(milli_bytes(&claim_size.0).map(|m| (m, claim_size.0.clone())))
-        .max_by_key(|(m, _)| *m)
-        .map(|(_, t)| t)
-        .unwrap_or_default();
+        .filter_map(requested_size)
+        .chain(Some(&claim_size))
+        .filter_map(|q| Some((milli_bytes(&q.0)?, q.0.as_str())))
+        .max_by_key(|(m, _)| *m);
+    let largest_text = largest.map(|(_, t)| t.to_string()).unwrap_or_default();
+    let largest = largest.map(|(m, _)| m);
     let mut expand = false;
     match (milli_bytes(&wanted.0), largest) {
         (None, _) => refused.push((
@@ -347,7 +327,7 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
     // --- apply ----------------------------------------------------------------------------
     // The rack map is kept whatever else is refused: a restarting pod waits for it.
     if kc.spec.rack.is_some() {
-        let entries = rack_entries(client, &pods, &names, kc).await?;
+        let entries = rack_entries(client, &pod_list.items, kc).await?;
         apply(
             &Api::namespaced(client.clone(), &namespace),
             &rack::racks_config_map(kc, &names, entries),
@@ -577,32 +557,35 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
 /// server-side apply split the roll's fields between two managers, and removing the roll
 /// then left half of it behind (which the schema refused).
 fn status_patch(status: &crate::crd::KafkaClusterStatus) -> serde_json::Value {
-    let mut value = serde_json::to_value(status).unwrap_or_default();
-    if let Some(fields) = value.as_object_mut() {
-        for key in [
+    let mut value = with_nulls(
+        status,
+        &[
             "observedGeneration",
             "bootstrap",
             "controller",
             "storageSize",
             "roll",
-        ] {
-            fields.entry(key).or_insert(serde_json::Value::Null);
-        }
-        if let Some(roll) = status.roll.as_ref() {
-            fields.insert("roll".to_string(), roll_patch(roll));
-        }
+        ],
+    );
+    if let (Some(roll), Some(fields)) = (status.roll.as_ref(), value.as_object_mut()) {
+        fields.insert("roll".to_string(), roll_patch(roll));
     }
     value
 }
 
 fn roll_patch(roll: &RollStatus) -> serde_json::Value {
-    let mut value = serde_json::to_value(roll).unwrap_or_default();
-    if let Some(fields) = value.as_object_mut() {
-        for key in ["current", "currentEpoch", "waitingFor"] {
-            fields.entry(key).or_insert(serde_json::Value::Null);
+    with_nulls(roll, &["current", "currentEpoch", "waitingFor"])
+}
+
+/// `value` as JSON with each of `optional` present, as null where the value has none.
+fn with_nulls(value: &impl Serialize, optional: &[&str]) -> serde_json::Value {
+    let mut json = serde_json::to_value(value).unwrap_or_default();
+    if let Some(fields) = json.as_object_mut() {
+        for key in optional {
+            fields.entry(*key).or_insert(serde_json::Value::Null);
         }
     }
-    value
+    json
 }
 
 /// Writes the roll's next restart into status before it happens, on the version of the
@@ -699,6 +682,18 @@ async fn restart_broker(
     Ok(())
 }
 
+/// The storage a claim requests.
+fn requested_size(claim: &PersistentVolumeClaim) -> Option<&Quantity> {
+    claim
+        .spec
+        .as_ref()?
+        .resources
+        .as_ref()?
+        .requests
+        .as_ref()?
+        .get("storage")
+}
+
 async fn expand_claim(
     claims: &Api<PersistentVolumeClaim>,
     claim: &PersistentVolumeClaim,
@@ -707,12 +702,7 @@ async fn expand_claim(
     kc: &KafkaCluster,
 ) -> Result<(), ReconcileError> {
     let name = claim.name_any();
-    let current = claim
-        .spec
-        .as_ref()
-        .and_then(|s| s.resources.as_ref())
-        .and_then(|r| r.requests.as_ref())
-        .and_then(|r| r.get("storage"));
+    let current = requested_size(claim);
     if current.and_then(|q| milli_bytes(&q.0)) >= milli_bytes(&size.0) {
         return Ok(());
     }
@@ -740,8 +730,7 @@ async fn expand_claim(
 /// pod name -> "node=rack" for every scheduled broker pod.
 async fn rack_entries(
     client: &Client,
-    pods: &Api<Pod>,
-    names: &Names,
+    pods: &[Pod],
     kc: &KafkaCluster,
 ) -> Result<BTreeMap<String, String>, ReconcileError> {
     let key = kc
@@ -751,13 +740,9 @@ async fn rack_entries(
         .map(|r| r.topology_key.clone())
         .unwrap_or_default();
     let nodes: Api<Node> = Api::all(client.clone());
-    let listed = pods
-        .list(&ListParams::default().labels(&names.selector_string(Component::Broker)))
-        .await
-        .map_err(api_error::<Pod>("list", &names.statefulset()))?;
     let mut zones: HashMap<String, String> = HashMap::new();
     let mut entries = BTreeMap::new();
-    for pod in &listed.items {
+    for pod in pods {
         let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
             continue;
         };
