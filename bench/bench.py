@@ -571,12 +571,23 @@ def run_repetition(rep, order, settings, workloads, rates, journal):
                 flush=True,
             )
         for cls in order:
-            run, took = measure(cls, "fixed", key, fixed_rate, partitions, acks, rates[key])
-            print(
-                f"   {cls.name:>16} {key:>16} at {rates[key]} rec/s: achieved {run['achieved_per_s']:.0f}, "
-                f"p50 {run['p50_us'] / 1000:.2f} / p99 {run['p99_us'] / 1000:.2f} / p99.9 {run['p999_us'] / 1000:.2f} ms ({took:.0f} s)",
-                flush=True,
-            )
+            # One retry on a fresh broker: a single run that falls short on this shared
+            # machine says little; two in a row end the whole run (check_rate). The miss
+            # stays in the journal as "fixed-missed" and the report counts them.
+            for attempt in (1, 2):
+                began = time.monotonic()
+                run = fixed_rate(cls, settings, partitions, acks, rates[key])
+                took = time.monotonic() - began
+                missed = run["achieved_per_s"] < MIN_ACHIEVED * run["target_per_s"]
+                journal.add(rep, cls.name, "fixed-missed" if missed and attempt == 1 else "fixed", key, run)
+                print(
+                    f"   {cls.name:>16} {key:>16} at {rates[key]} rec/s: achieved {run['achieved_per_s']:.0f}, "
+                    f"p50 {run['p50_us'] / 1000:.2f} / p99 {run['p99_us'] / 1000:.2f} / p99.9 {run['p999_us'] / 1000:.2f} ms ({took:.0f} s)"
+                    + (" — missed, retrying" if missed and attempt == 1 else ""),
+                    flush=True,
+                )
+                if not missed:
+                    break
             check_rate(cls.name, key, rep, run)
     for cls in order:
         run, took = measure(cls, "ceiling", None, ceiling)
@@ -682,6 +693,11 @@ def report(doc):
         spread = f"{reps} repetitions, each cell the median (min–max) over them; ratio = median Runnel / median Kafka"
     else:
         spread = "1 repetition, so no median and no range: a smoke run, not a result; ratio = Runnel / Kafka"
+    missed = [r for r in doc["runs"] if r["kind"] == "fixed-missed"]
+    retries = (
+        "a run that fell short was retried once on a fresh broker: "
+        + (", ".join(f"{r['broker']} {r['workload']} rep {r['rep']}" for r in missed) if missed else "none was")
+    )
     lines = [
         f"# Runnel vs Apache Kafka {meta['kafka_version']} — {meta['date']}",
         "",
@@ -694,7 +710,7 @@ def report(doc):
         f"Fixed rate: {meta['fixed_share']:.0%} of Kafka's max rate for the workload (the slowest of "
         f"{meta.get('calibration_runs', 1)} calibration runs, each on a fresh Kafka), the same for every broker, {meta['warmup_seconds']:g} s warmup then {meta['fixed_seconds']:g} s "
         "measured; latency from each record's scheduled send time to its callback (no coordinated omission); every "
-        f"run acknowledged at least {MIN_ACHIEVED:.0%} of the target rate. Consume = bench/java/AssignConsumer.java "
+        f"run acknowledged at least {MIN_ACHIEVED:.0%} of the target rate ({retries}). Consume = bench/java/AssignConsumer.java "
         "reading the max-rate run's records back. `runnel` is the default (acks=1 and acks=all answered after "
         "fsync); `runnel-interval` is `log.flush.mode=interval`, Kafka's semantics (acknowledged from the page "
         "cache). MiB = 2^20 bytes.",
