@@ -93,6 +93,11 @@ class RateNotHeld(Exception):
     """A fixed-rate run acknowledged less than MIN_ACHIEVED of its target rate."""
 
 
+class SendsFailed(RuntimeError):
+    """The producer gave up on sends (its delivery timeout): at a fixed rate, a rate the
+    broker did not hold (2026-11-29: Kafka at 1000 partitions, acks=all, 3,573 rec/s)."""
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -395,7 +400,7 @@ def produce(broker, topic, records, rate, acks, warmup):
         raise RuntimeError(f"{broker.name}: the load generator failed\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
     figures = {k: float(v) for k, v in (kv.split("=") for kv in lines[-1].split())}
     if figures["errors"]:
-        raise RuntimeError(f"{broker.name}: {int(figures['errors'])} sends failed\n{out.stderr[-3000:]}")
+        raise SendsFailed(f"{broker.name}: {int(figures['errors'])} sends failed\n{out.stderr[-3000:]}")
     figures.update(
         broker_cpu_s=broker.cpu_seconds() - cpu_before,
         generator_cpu_s=(gen_after.ru_utime + gen_after.ru_stime) - (gen_before.ru_utime + gen_before.ru_stime),
@@ -512,9 +517,17 @@ def calibrate(settings, workloads, journal):
             seen.append(run["records_per_s"])
         shown = ", ".join(f"{r:.0f}" for r in seen)
         print(f"   {key:>16}: Kafka max {shown} rec/s", flush=True)
-        rates[key] = held_rate(
-            f"{key}", max(1, int(min(seen) * settings.fixed_share)), lambda rate: fixed_rate(Kafka, settings, partitions, acks, rate), journal, key
-        )
+        try:
+            rates[key] = held_rate(
+                f"{key}", max(1, int(min(seen) * settings.fixed_share)), lambda rate: fixed_rate(Kafka, settings, partitions, acks, rate), journal, key
+            )
+        except RateNotHeld as e:
+            # No latency comparison at a rate Kafka itself cannot hold; the workload's
+            # max-rate figures still count, and the report says why its latency rows are
+            # empty (2026-11-29: at 1000 partitions Kafka's p50 at a fixed rate was 4-15 s).
+            print(f"   {key:>16}: {e}; no fixed-rate runs for it", flush=True)
+            journal.doc.setdefault("not_held", {})[key] = str(e)
+            rates[key] = None
     return rates
 
 
@@ -526,8 +539,14 @@ def held_rate(what, rate, try_at, journal, key=None, tries=6, step=0.8):
     hold: a full run on 2026-11-28 failed when Kafka held 12,602 of a 16,683 rec/s target
     (its max then was 28,145), and the next one at 1000 partitions, where Kafka
     acknowledged about 12,000 rec/s whatever the target above it (max 52,000-60,000)."""
+    last = rate
     for _ in range(tries):
-        run = try_at(rate)
+        try:
+            run = try_at(rate)
+        except SendsFailed as e:
+            print(f"   {what:>16}: Kafka at {rate} rec/s: {str(e).splitlines()[0]}: not held", flush=True)
+            last, rate = rate, max(1, int(rate * step))
+            continue
         journal.add(0, "kafka", "calibration-fixed", key, run)
         held = run["achieved_per_s"] >= MIN_ACHIEVED * run["target_per_s"]
         print(f"   {what:>16}: Kafka at {rate} rec/s acknowledged {run['achieved_per_s']:.0f}: {'held' if held else 'not held'}", flush=True)
@@ -570,13 +589,19 @@ def run_repetition(rep, order, settings, workloads, rates, journal):
                 f"broker CPU {run['broker_cpu_s']:.1f} s ({took:.0f} s)",
                 flush=True,
             )
-        for cls in order:
+        for cls in order if rates[key] is not None else ():
             # One retry on a fresh broker: a single run that falls short on this shared
             # machine says little; two in a row end the whole run (check_rate). The miss
             # stays in the journal as "fixed-missed" and the report counts them.
             for attempt in (1, 2):
                 began = time.monotonic()
-                run = fixed_rate(cls, settings, partitions, acks, rates[key])
+                try:
+                    run = fixed_rate(cls, settings, partitions, acks, rates[key])
+                except SendsFailed as e:
+                    if attempt == 2:
+                        raise RateNotHeld(f"{cls.name}, {key}, repetition {rep}: {str(e).splitlines()[0]} twice") from e
+                    print(f"   {cls.name:>16} {key:>16}: {str(e).splitlines()[0]} — retrying", flush=True)
+                    continue
                 took = time.monotonic() - began
                 missed = run["achieved_per_s"] < MIN_ACHIEVED * run["target_per_s"]
                 journal.add(rep, cls.name, "fixed-missed" if missed and attempt == 1 else "fixed", key, run)
@@ -646,11 +671,16 @@ def row_specs(workload_keys, rates, recovery_gib):
     ]
     for key in workload_keys:
         rate = rates[key]
+        rows.append(((key, "mib_per_s"), f"{key}: max MiB/s", "higher"))
+        if rate is None:
+            rows.append(((key, "not_held"), f"{key}: fixed rate: none that Kafka held (JSON `not_held`)", "-"))
+        else:
+            rows += [
+                ((key, "p50_us"), f"{key}: at {rate} rec/s, p50 (ms)", "lower"),
+                ((key, "p99_us"), f"{key}: at {rate} rec/s, p99 (ms)", "lower"),
+                ((key, "p999_us"), f"{key}: at {rate} rec/s, p99.9 (ms)", "lower"),
+            ]
         rows += [
-            ((key, "mib_per_s"), f"{key}: max MiB/s", "higher"),
-            ((key, "p50_us"), f"{key}: at {rate} rec/s, p50 (ms)", "lower"),
-            ((key, "p99_us"), f"{key}: at {rate} rec/s, p99 (ms)", "lower"),
-            ((key, "p999_us"), f"{key}: at {rate} rec/s, p99.9 (ms)", "lower"),
             ((key, "consume_mib_per_s"), f"{key}: consume MiB/s", "higher"),
             ((key, "broker_cpu_s"), f"{key}: broker CPU at max (s)", "lower"),
             ((key, "generator_cpu_s"), f"{key}: generator CPU at max (s)", "-"),
