@@ -2,15 +2,21 @@
 //! does it (kube-rs has none): one replica reconciles, the other waits to take over.
 //! Takeover and renewal are optimistic writes on the Lease's resourceVersion.
 //!
+//! Expiry is judged as client-go judges it: by how long this process has seen the
+//! holder's record unchanged, on its own monotonic clock, never by comparing the holder's
+//! `renewTime` with the local wall clock (two nodes' clocks a few seconds apart would
+//! otherwise let a standby take over from a leader that renews on time).
+//!
 //! A lease does not fence: a paused leader may act after its lease expired. Safety stays
 //! with the clusters (the controller's epochs, compare-and-set in etcd); the operator
 //! only asks them to do things, and every roll step re-reads what it acts on.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 use kube::Client;
 use tracing::{info, warn};
@@ -24,6 +30,9 @@ pub struct Election {
     pub duration: Duration,
     /// How often the holder renews (well inside `duration`).
     pub renew_every: Duration,
+    /// The holder's record as last read, and since when (this process's clock) it has
+    /// not changed.
+    observed: Arc<Mutex<Option<Observation>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,21 +47,84 @@ pub enum LeaseError {
     TimedOut(String),
 }
 
-/// Whether `lease` is free for `identity` at `now`: no holder, held by us already, or
-/// not renewed within its duration.
-pub fn is_free(lease: &LeaseSpec, identity: &str, now: Timestamp) -> bool {
-    let holder = lease.holder_identity.as_deref().unwrap_or("");
-    if holder.is_empty() || holder == identity {
-        return true;
-    }
-    let seconds = i64::from(lease.lease_duration_seconds.unwrap_or(15));
-    match &lease.renew_time {
-        Some(MicroTime(renewed)) => *renewed + SignedDuration::from_secs(seconds) < now,
-        None => true,
+/// What identifies one renewal of a lease: any write changes one of these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Record {
+    holder: String,
+    renew_time: Option<MicroTime>,
+    transitions: Option<i32>,
+    duration_seconds: i32,
+}
+
+impl Record {
+    fn of(lease: &LeaseSpec) -> Record {
+        Record {
+            holder: lease.holder_identity.clone().unwrap_or_default(),
+            renew_time: lease.renew_time.clone(),
+            transitions: lease.lease_transitions,
+            duration_seconds: lease.lease_duration_seconds.unwrap_or(15),
+        }
     }
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    record: Record,
+    since: Instant,
+}
+
+/// The observation after reading `lease` at `now`: the same start time while the record
+/// is unchanged, `now` when it changed (the holder renewed or someone took over).
+pub fn observe(previous: Option<&Observation>, lease: &LeaseSpec, now: Instant) -> Observation {
+    let record = Record::of(lease);
+    match previous {
+        Some(p) if p.record == record => p.clone(),
+        _ => Observation { record, since: now },
+    }
+}
+
+/// Whether the lease is free for `identity` at `now`: no holder, held by us already, or
+/// its record unchanged for longer than its duration since this process first saw it.
+/// A replica that just started therefore waits one full duration before taking over an
+/// expired lease, as client-go's does; a released lease (no holder) is free at once.
+pub fn is_free(observed: &Observation, identity: &str, now: Instant) -> bool {
+    let holder = observed.record.holder.as_str();
+    if holder.is_empty() || holder == identity {
+        return true;
+    }
+    let duration =
+        Duration::from_secs(u64::try_from(observed.record.duration_seconds).unwrap_or(15));
+    now.saturating_duration_since(observed.since) > duration
+}
+
 impl Election {
+    pub fn new(
+        name: String,
+        namespace: String,
+        identity: String,
+        duration: Duration,
+        renew_every: Duration,
+    ) -> Election {
+        Election {
+            name,
+            namespace,
+            identity,
+            duration,
+            renew_every,
+            observed: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Records what was read and says whether the lease may be taken.
+    fn free_now(&self, lease: &LeaseSpec) -> bool {
+        let now = Instant::now();
+        let mut observed = self.observed.lock().unwrap_or_else(PoisonError::into_inner);
+        let next = observe(observed.as_ref(), lease, now);
+        let free = is_free(&next, &self.identity, now);
+        *observed = Some(next);
+        free
+    }
+
     fn api(&self, client: &Client) -> Api<Lease> {
         Api::namespaced(client.clone(), &self.namespace)
     }
@@ -110,7 +182,7 @@ impl Election {
             }
             Some(mut lease) => {
                 let current = lease.spec.clone().unwrap_or_default();
-                if !is_free(&current, &self.identity, now) {
+                if !self.free_now(&current) {
                     return Ok(false);
                 }
                 lease.spec = Some(self.spec(Some(&current), now));
@@ -217,23 +289,42 @@ mod tests {
     }
 
     #[test]
-    fn a_lease_is_free_when_unheld_ours_or_expired() {
-        let now = Timestamp::from_second(1000).unwrap();
-        assert!(is_free(&LeaseSpec::default(), "a", now));
-        assert!(is_free(&lease("a", 999, 15), "a", now));
-        assert!(!is_free(&lease("b", 990, 15), "a", now));
-        assert!(is_free(&lease("b", 980, 15), "a", now));
+    fn a_lease_is_free_when_unheld_ours_or_unchanged_for_its_duration() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        assert!(is_free(
+            &observe(None, &LeaseSpec::default(), start),
+            "a",
+            start
+        ));
+        assert!(is_free(
+            &observe(None, &lease("a", 999, 15), start),
+            "a",
+            start
+        ));
+        // The holder's renewTime is never compared with this clock: a record stamped
+        // long ago (a skewed clock) is not expired when first seen.
+        let first = observe(None, &lease("b", 10, 15), start);
+        assert!(!is_free(&first, "a", at(15)));
+        assert!(is_free(&first, "a", at(16)));
+        // A renewal restarts the wait; an unchanged record keeps its start.
+        let same = observe(Some(&first), &lease("b", 10, 15), at(10));
+        assert_eq!(same.since, start);
+        let renewed = observe(Some(&first), &lease("b", 15, 15), at(10));
+        assert_eq!(renewed.since, at(10));
+        assert!(!is_free(&renewed, "a", at(20)));
+        assert!(is_free(&renewed, "a", at(26)));
     }
 
     #[test]
     fn taking_over_counts_a_transition_and_renewing_keeps_the_acquire_time() {
-        let election = Election {
-            name: "runnel-operator".to_string(),
-            namespace: "ops".to_string(),
-            identity: "a".to_string(),
-            duration: Duration::from_secs(15),
-            renew_every: Duration::from_secs(5),
-        };
+        let election = Election::new(
+            "runnel-operator".to_string(),
+            "ops".to_string(),
+            "a".to_string(),
+            Duration::from_secs(15),
+            Duration::from_secs(5),
+        );
         let now = Timestamp::from_second(1000).unwrap();
         let mut theirs = lease("b", 900, 15);
         theirs.lease_transitions = Some(2);

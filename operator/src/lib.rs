@@ -14,6 +14,7 @@ pub mod reconcile;
 pub mod roll;
 pub mod run;
 pub mod status;
+pub mod tidy;
 pub mod view;
 pub mod watch;
 

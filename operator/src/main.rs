@@ -100,13 +100,13 @@ fn run_args(mut opts: HashMap<String, String>) -> Result<RunArgs, String> {
         let namespace = lease_namespace.ok_or(
             "leader election needs --lease-namespace (or POD_NAMESPACE); --leader-election=false runs without",
         )?;
-        Some(Election {
-            name: lease_name,
+        Some(Election::new(
+            lease_name,
             namespace,
-            identity: identity.clone(),
-            duration: Duration::from_secs(15),
-            renew_every: Duration::from_secs(5),
-        })
+            identity.clone(),
+            Duration::from_secs(15),
+            Duration::from_secs(5),
+        ))
     } else {
         None
     };

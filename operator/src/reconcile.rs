@@ -28,12 +28,13 @@ use tracing::{info, warn};
 
 use crate::build::names::{Component, Names, POD_INDEX_LABEL};
 use crate::build::statefulset::BrokerSet;
-use crate::build::{config, etcd, names, pdb, rack, services, statefulset};
+use crate::build::{config, etcd, pdb, rack, services, statefulset};
 use crate::crd::{KafkaCluster, RollStatus};
 use crate::metrics::{ClusterLabels, KindLabels, Metrics, OutcomeLabels};
 use crate::quantity::milli_bytes;
 use crate::roll::{self, LastRestart, PodState, Step};
 use crate::status::{self, Observed};
+use crate::tidy;
 use crate::watch::Watches;
 
 /// The field manager of every server-side apply.
@@ -102,7 +103,7 @@ pub enum ReconcileError {
     },
 }
 
-fn api_error<K: Resource<DynamicType = ()>>(
+pub(crate) fn api_error<K: Resource<DynamicType = ()>>(
     action: &'static str,
     name: &str,
 ) -> impl FnOnce(kube::Error) -> ReconcileError {
@@ -189,14 +190,41 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
         namespace: namespace.clone(),
         name: name.clone(),
     };
-    if kc.metadata.deletion_timestamp.is_some() {
-        // Owner references take everything with it; only our own state goes here.
-        ctx.watches.forget(&namespace, &name);
-        ctx.metrics.forget_cluster(&labels);
-        return Ok(Action::await_change());
-    }
     let names = Names::new(&name, &namespace, &ctx.domain);
     let client = &ctx.client;
+    if kc.metadata.deletion_timestamp.is_some() {
+        // Owner references take everything with it; only our own state goes here, and
+        // the claims' owner is settled by storage.deleteClaim as it is now.
+        ctx.watches.forget(&namespace, &name);
+        ctx.metrics.forget_cluster(&labels);
+        if tidy::has_finalizer(kc) {
+            let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
+            let listed = claims
+                .list(&ListParams::default().labels(&names.instance_selector_string()))
+                .await
+                .map_err(api_error::<PersistentVolumeClaim>(
+                    "list",
+                    &names.statefulset(),
+                ))?;
+            let clusters: Api<KafkaCluster> = Api::namespaced(client.clone(), &namespace);
+            let delete_claim = kc.spec.storage.delete_claim;
+            let settled = tidy::own_claims(
+                &claims,
+                &clusters,
+                kc,
+                &names,
+                &listed.items,
+                delete_claim,
+                true,
+            )
+            .await?;
+            if !settled {
+                return Ok(Action::requeue(Duration::from_secs(1)));
+            }
+            tidy::set_finalizer(&clusters, kc, false).await?;
+        }
+        return Ok(Action::await_change());
+    }
     let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &namespace);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
@@ -223,8 +251,9 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
         .await
         .map_err(api_error::<Pod>("list", &names.statefulset()))?;
     let pod_states: Vec<PodState> = pod_list.items.iter().filter_map(pod_state).collect();
+    // Brokers' and managed etcd's claims: the latter only for their owner (tidy.rs).
     let claim_list = claims
-        .list(&ListParams::default().labels(&names.selector_string(Component::Broker)))
+        .list(&ListParams::default().labels(&names.instance_selector_string()))
         .await
         .map_err(api_error::<PersistentVolumeClaim>(
             "list",
@@ -279,15 +308,16 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
         .and_then(|r| r.get("storage").cloned())
         .unwrap_or_else(|| kc.spec.storage.size.clone());
     let wanted = &kc.spec.storage.size;
-    let live_claims: Vec<PersistentVolumeClaim> = claim_list
+    let live_claims: Vec<&PersistentVolumeClaim> = claim_list
         .items
-        .into_iter()
+        .iter()
         .filter(|c| claim_ordinal(c).is_some())
         .collect();
     let requested = |c: &PersistentVolumeClaim| requested_size(c).and_then(|q| milli_bytes(&q.0));
     // The largest size the volumes have (claims or template), in bytes and as written.
     let largest = live_claims
         .iter()
+        .copied()
         .filter_map(requested_size)
         .chain(Some(&claim_size))
         .filter_map(|q| Some((milli_bytes(&q.0)?, q.0.as_str())))
@@ -312,6 +342,7 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
             expand = w > l
                 || live_claims
                     .iter()
+                    .copied()
                     .any(|c| requested(c).is_some_and(|r| r < w))
         }
         (Some(_), None) => {}
@@ -323,6 +354,7 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
         (None, None) => Vec::new(),
     };
     let properties = config::server_properties(kc, &names, &endpoints);
+    let config_hash = config::config_hash(&properties);
 
     // --- apply ----------------------------------------------------------------------------
     // The rack map is kept whatever else is refused: a restarting pod waits for it.
@@ -409,7 +441,7 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
             replicas: running,
             claim_size,
             claim_class,
-            config_hash: names::stable_hash(properties.as_bytes()),
+            config_hash: config_hash.clone(),
         };
         Some(apply(&statefulsets, &statefulset::statefulset(kc, &names, &set)).await?)
     } else {
@@ -430,10 +462,13 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
             .and_then(LastRestart::from_status)
     });
     let mut roll_status = None;
+    // Whether the StatefulSet controller has seen the template just applied: pods it
+    // creates from now on are the new revision and mount the current ConfigMap.
+    let template_seen = sts.as_ref().is_some_and(|s| {
+        s.status.as_ref().and_then(|st| st.observed_generation) >= s.metadata.generation
+    });
     if let Some(sts) = &sts {
         let update_revision = sts.status.as_ref().and_then(|s| s.update_revision.clone());
-        let seen =
-            sts.status.as_ref().and_then(|s| s.observed_generation) >= sts.metadata.generation;
         let outdated = pod_states
             .iter()
             .filter(|p| p.revision.is_some() && p.revision != update_revision)
@@ -446,7 +481,7 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
             }
         }
         if let (Some(revision), true) = (update_revision, outdated > 0) {
-            let step = if seen {
+            let step = if template_seen {
                 roll::next_step(
                     &revision,
                     running,
@@ -539,6 +574,41 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
             })
             .inc();
     }
+    // --- tidy --------------------------------------------------------------------------
+    // After the status, so a failure here (retried with backoff) never hides the cluster's
+    // state.
+    let clusters: Api<KafkaCluster> = Api::namespaced(client.clone(), &namespace);
+    let delete_claim = kc.spec.storage.delete_claim;
+    let finalized = tidy::has_finalizer(kc);
+    if delete_claim && !finalized {
+        // The finalizer before any claim names the cluster as its owner; the update
+        // triggers the reconcile that adds the references.
+        tidy::set_finalizer(&clusters, kc, true).await?;
+    } else {
+        let settled = tidy::own_claims(
+            &claims,
+            &clusters,
+            kc,
+            &names,
+            &claim_list.items,
+            delete_claim,
+            false,
+        )
+        .await?;
+        if !delete_claim && finalized && settled {
+            tidy::set_finalizer(&clusters, kc, false).await?;
+        }
+    }
+    if config_valid && template_seen {
+        tidy::collect_configs(
+            &Api::namespaced(client.clone(), &namespace),
+            &pods,
+            &names,
+            &names.config_map(&config_hash),
+        )
+        .await?;
+    }
+
     // While the watch stream is down nothing else triggers a reconcile, and the status
     // still shows the last view: look again soon, as while anything is unsettled.
     let settled = roll_status.is_none()

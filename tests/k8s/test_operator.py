@@ -237,9 +237,27 @@ def test_the_cluster_becomes_ready_and_serves_clients(bed, ns, demo):
     assert "READY" in table and "CONTROLLER" in table and "True" in table
 
 
+def template_config(ns):
+    """The server.properties ConfigMap the StatefulSet's template mounts."""
+    sts = json.loads(ns.kubectl("get", "statefulset", "demo", "-o", "json"))
+    volumes = sts["spec"]["template"]["spec"]["volumes"]
+    return next(v["configMap"]["name"] for v in volumes if v["name"] == "config")
+
+
+def mounted_config(pod):
+    return next(v["configMap"]["name"] for v in pod["spec"]["volumes"] if v["name"] == "config")
+
+
+def config_maps(ns):
+    """The cluster's server.properties ConfigMaps (content-named, demo-config-<hash>)."""
+    items = json.loads(ns.kubectl("get", "configmap", "-l", BROKERS, "-o", "json"))["items"]
+    return sorted(c["metadata"]["name"] for c in items if c["metadata"]["name"].startswith("demo-config"))
+
+
 def test_an_unchanged_spec_writes_nothing(bed, ns, demo):
     kinds = ["statefulset/demo", "statefulset/demo-etcd", "service/demo-brokers", "service/demo-bootstrap",
-             "configmap/demo-config", "configmap/demo-racks", "pdb/demo", "serviceaccount/demo-broker"]
+             f"configmap/{template_config(ns)}", "configmap/demo-racks", "pdb/demo", "serviceaccount/demo-broker",
+             "pvc/data-demo-0", "pvc/data-demo-etcd-0"]
 
     def versions():
         return {k: json.loads(ns.kubectl("get", k, "-o", "json"))["metadata"]["resourceVersion"] for k in kinds}
@@ -323,8 +341,15 @@ def test_a_config_change_rolls_one_broker_at_a_time(bed, ns, demo):
     pid = leader_pid(bed)
     cpu0, _ = usage(pid)
     roll_started = time.monotonic()
+    old_config = template_config(ns)
     ns.kubectl("patch", "kafkacluster", "demo", "--type=merge", "-p",
                json.dumps({"spec": {"config": {"log.retention.ms": "86400000"}}}))
+    new_config = wait_for(lambda: (c := template_config(ns)) != old_config and c, timeout=30,
+                          what="a new server.properties ConfigMap in the template")
+    # The brokers the roll has not reached keep mounting the old file (a crash restart of
+    # theirs must not take the new config early), so it stays while they do.
+    assert mounted_config(ns.pod("demo-0")) == old_config
+    assert old_config in config_maps(ns)
     seen_at_once = 0
     waits = set()
     deadline = time.monotonic() + 300
@@ -355,6 +380,9 @@ def test_a_config_change_rolls_one_broker_at_a_time(bed, ns, demo):
                or "under-replicated" in w for w in waits), waits
     kc = wait_ready(bed, ns, "Ready after the roll")
     assert "roll" not in kc["status"]
+    # Once no pod mounts the old server.properties, it goes.
+    assert all(mounted_config(p) == new_config for p in ns.pods(BROKERS))
+    wait_for(lambda: config_maps(ns) == [new_config], timeout=30, what="only the current ConfigMap left")
     # The recorder folds repeats into one Event with a count (events.k8s.io series).
     restarts = sum((e.get("series") or {}).get("count") or e.get("count") or 1
                    for e in ns.events("demo") if e.get("reason") == "RestartingBroker")
@@ -469,13 +497,96 @@ def test_storage_grows_the_claims_and_never_shrinks(bed, ns, demo):
              what="Refused cleared")
 
 
+DATA_CLAIMS = [f"data-demo-{i}" for i in range(4)] + [f"data-demo-etcd-{i}" for i in range(3)]
+
+
+def claims_by_name(ns):
+    return {c["metadata"]["name"]: c for c in json.loads(ns.kubectl("get", "pvc", "-o", "json"))["items"]}
+
+
+def owned_by_cluster(claim, name="demo"):
+    return any(r["kind"] == "KafkaCluster" and r["name"] == name for r in claim["metadata"].get("ownerReferences") or [])
+
+
+def test_delete_claim_makes_the_cluster_own_its_claims_and_only_the_cluster(bed, ns, demo):
+    def ownership():
+        claims = claims_by_name(ns)
+        return [owned_by_cluster(claims[n]) for n in DATA_CLAIMS]
+
+    # examples/cluster.yaml keeps the claims: nothing owns them (the StatefulSets retain).
+    assert ownership() == [False] * len(DATA_CLAIMS)
+    ns.kubectl("patch", "kafkacluster", "demo", "--type=merge", "-p", json.dumps({"spec": {"storage": {"deleteClaim": True}}}))
+    wait_for(lambda: ownership() == [True] * len(DATA_CLAIMS), timeout=60, what="every broker and etcd claim owned")
+    assert "runnel.dev/claims" in ns.get("kafkacluster", "demo")["metadata"]["finalizers"]
+    ns.kubectl("patch", "kafkacluster", "demo", "--type=merge", "-p", json.dumps({"spec": {"storage": {"deleteClaim": False}}}))
+    wait_for(lambda: ownership() == [False] * len(DATA_CLAIMS), timeout=60, what="the owner references removed")
+    wait_for(lambda: not ns.get("kafkacluster", "demo")["metadata"].get("finalizers"), timeout=30,
+             what="the claims finalizer removed after the last reference")
+    ns.kubectl("patch", "kafkacluster", "demo", "--type=merge", "-p", json.dumps({"spec": {"storage": {"deleteClaim": True}}}))
+    wait_for(lambda: ownership() == [True] * len(DATA_CLAIMS), timeout=60, what="every claim owned again")
+    sts = json.loads(ns.kubectl("get", "statefulset", "demo", "-o", "json"))
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
+
+    # Deleting only the StatefulSet (its pods go with it) must not take the data: the
+    # operator re-creates it and the brokers come back on the same claims.
+    uids = {n: c["metadata"]["uid"] for n, c in claims_by_name(ns).items() if n in DATA_CLAIMS}
+    assert client(bed, "roundtrip", bootstrap(ns), "kept", "20")["consumed"] == 20
+    pods_before = pod_uids(ns)
+    ns.kubectl("delete", "statefulset", "demo", "--wait=true", "--timeout=120s")
+
+    def replaced():
+        pods = ns.pods(BROKERS)
+        return len(pods) == 4 and all(pods_before.get(p["metadata"]["name"]) != p["metadata"]["uid"] and ready(p)
+                                      for p in pods)
+    wait_for(replaced, timeout=180, what="every broker pod re-created and ready")
+    wait_ready(bed, ns, "Ready again after the StatefulSet was deleted", timeout=120)
+    after = {n: c["metadata"]["uid"] for n, c in claims_by_name(ns).items() if n in DATA_CLAIMS}
+    assert after == uids, "a claim was deleted with the StatefulSet"
+    # The records written before are still there (roundtrip reads the topic from the start).
+    assert client(bed, "roundtrip", bootstrap(ns), "kept", "20")["consumed"] == 40
+
+
+KEEP = """
+apiVersion: runnel.dev/v1alpha1
+kind: KafkaCluster
+metadata:
+  name: keep
+spec:
+  replicas: 1
+  storage:
+    size: 1Gi
+  etcd:
+    managed:
+      members: 1
+      storage:
+        size: 1Gi
+"""
+
+
+def test_a_cluster_deleted_with_default_storage_keeps_its_claims(bed, ns, demo):
+    ns.apply(KEEP)
+    kc = wait_for(lambda: (k := ns.get("kafkacluster", "keep")) and is_true(k, "Ready") and k,
+                  timeout=180, what="cluster keep Ready")
+    # Never set deleteClaim: no finalizer, so its deletion never waits for the operator.
+    assert not kc["metadata"].get("finalizers")
+    ns.kubectl("delete", "kafkacluster", "keep", "--wait=true", "--timeout=120s")
+    wait_for(lambda: not ns.pods("app.kubernetes.io/instance=keep"), timeout=120, what="keep's pods gone")
+    claims = claims_by_name(ns)
+    assert {"data-keep-0", "data-keep-etcd-0"} <= set(claims), sorted(claims)
+    assert not any(owned_by_cluster(c, "keep") for c in claims.values())
+
+
 def test_deleting_the_cluster_collects_what_it_owns(bed, ns, demo):
+    # With deleteClaim (set here, whatever the tests before did) the claims go too.
+    ns.kubectl("patch", "kafkacluster", "demo", "--type=merge", "-p", json.dumps({"spec": {"storage": {"deleteClaim": True}}}))
+    wait_for(lambda: all(owned_by_cluster(claims_by_name(ns)[n]) for n in DATA_CLAIMS), timeout=60,
+             what="every claim owned by the cluster")
+    assert "runnel.dev/claims" in ns.get("kafkacluster", "demo")["metadata"]["finalizers"]
     ns.kubectl("delete", "kafkacluster", "demo", "--wait=true", "--timeout=120s")
     wait_for(lambda: not ns.pods("app.kubernetes.io/instance=demo"), timeout=120, what="every pod gone")
     for kind in ("statefulset", "service", "configmap", "pdb"):
         left = json.loads(ns.kubectl("get", kind, "-l", "app.kubernetes.io/instance=demo", "-o", "json"))["items"]
         assert left == [], f"{kind} left behind: {[o['metadata']['name'] for o in left]}"
-    # storage.deleteClaim is false in examples/cluster.yaml: the broker volumes stay.
-    claims = json.loads(ns.kubectl("get", "pvc", "-o", "json"))["items"]
-    assert {"data-demo-0", "data-demo-1", "data-demo-2", "data-demo-3"} <= {c["metadata"]["name"] for c in claims}
+    # The managed etcd's claims go with the brokers'.
+    wait_for(lambda: not set(DATA_CLAIMS) & set(claims_by_name(ns)), timeout=120, what="every data claim deleted")
     print("results:", RESULTS)

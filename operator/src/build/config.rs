@@ -9,7 +9,7 @@ use runnel_config_keys::{
     broker_key, check_value, is_internal, BROKER_ALIASES, IGNORED_KAFKA_KEYS, REPLACED_KAFKA_KEYS,
 };
 
-use super::names::{owned_meta, Component, Names};
+use super::names::{owned_meta, stable_hash, Component, Names};
 use crate::crd::KafkaCluster;
 
 /// Keys the operator owns: a value in `spec.config` would fight the pods' wiring.
@@ -135,14 +135,26 @@ fn escape(text: &str) -> String {
     text.replace('\\', "\\\\")
 }
 
-/// The ConfigMap holding server.properties.
+/// The hash that names a server.properties' ConfigMap and marks the pod template.
+pub fn config_hash(properties: &str) -> String {
+    stable_hash(properties.as_bytes())
+}
+
+/// One server.properties, named by its hash and immutable: a changed config is a new
+/// ConfigMap, which only pods the roll replaces (or new brokers) mount.
 pub fn config_map(cluster: &KafkaCluster, names: &Names, properties: &str) -> ConfigMap {
     ConfigMap {
-        metadata: owned_meta(cluster, names, names.config_map(), Component::Broker),
+        metadata: owned_meta(
+            cluster,
+            names,
+            names.config_map(&config_hash(properties)),
+            Component::Broker,
+        ),
         data: Some(BTreeMap::from([(
             "server.properties".to_string(),
             properties.to_string(),
         )])),
+        immutable: Some(true),
         ..ConfigMap::default()
     }
 }
@@ -213,7 +225,15 @@ mod tests {
         let plain = cluster("demo", 3);
         assert_eq!(value(&plain, "auto.create.topics.enable"), Some("false"));
         let cm = config_map(&kc, &names, &text);
-        assert_eq!(cm.metadata.name.as_deref(), Some("demo-config"));
+        assert_eq!(
+            cm.metadata.name,
+            Some(format!("demo-config-{}", config_hash(&text)))
+        );
+        assert_eq!(cm.immutable, Some(true));
+        assert_ne!(
+            config_hash(&text),
+            config_hash(&server_properties(&plain, &names, &[]))
+        );
         assert_eq!(cm.metadata.owner_references.as_ref().map(Vec::len), Some(1));
     }
 

@@ -1,6 +1,7 @@
 //! Pure builders: one function per Kubernetes object, from the KafkaCluster and what
 //! reconcile decided. Nothing here talks to the API, so every object is unit-tested.
 
+pub mod claims;
 pub mod config;
 pub mod etcd;
 pub mod names;

@@ -66,8 +66,20 @@ impl Names {
         format!("{}-bootstrap", self.cluster)
     }
 
-    pub fn config_map(&self) -> String {
-        format!("{}-config", self.cluster)
+    /// The ConfigMap of one server.properties, named by its content hash: a pod keeps the
+    /// file it started with until the roll replaces the pod (a ConfigMap updated in place
+    /// would reach a broker that restarts for any other reason first).
+    pub fn config_map(&self, config_hash: &str) -> String {
+        format!("{}-config-{config_hash}", self.cluster)
+    }
+
+    /// Whether `name` is one of this cluster's server.properties ConfigMaps, including
+    /// the single in-place one operators before content naming wrote.
+    pub fn is_config_map(&self, name: &str) -> bool {
+        let base = format!("{}-config", self.cluster);
+        let hashed = |hash: &str| !hash.is_empty() && hash.bytes().all(|b| b.is_ascii_hexdigit());
+        name.strip_prefix(&base)
+            .is_some_and(|rest| rest.is_empty() || rest.strip_prefix('-').is_some_and(hashed))
     }
 
     /// The ConfigMap of each broker pod's node and rack, which the operator writes and
@@ -86,6 +98,16 @@ impl Names {
 
     pub fn pod(&self, ordinal: i32) -> String {
         format!("{}-{ordinal}", self.statefulset())
+    }
+
+    /// Whether `name` is the data claim of one of this cluster's brokers or managed etcd
+    /// members.
+    pub fn is_data_claim(&self, name: &str) -> bool {
+        let of = |set: String| {
+            name.strip_prefix(&format!("data-{set}-"))
+                .is_some_and(|ordinal| ordinal.parse::<u32>().is_ok())
+        };
+        of(self.statefulset()) || of(self.etcd())
     }
 
     /// The claim the StatefulSet makes for a broker from its `data` template.
@@ -148,6 +170,14 @@ impl Names {
                 component.label().to_string(),
             ),
         ])
+    }
+
+    /// Every labelled object of the cluster, brokers' and etcd's alike.
+    pub fn instance_selector_string(&self) -> String {
+        format!(
+            "app.kubernetes.io/instance={},app.kubernetes.io/name=runnel",
+            self.cluster
+        )
     }
 
     /// The selector as `kubectl -l` and the scale subresource write it.
@@ -238,6 +268,16 @@ mod tests {
             "app.kubernetes.io/component=broker,app.kubernetes.io/instance=demo,app.kubernetes.io/name=runnel"
         );
         assert_eq!(names.data_claim(1), "data-demo-1");
+        assert_eq!(names.config_map("00ff"), "demo-config-00ff");
+        assert!(names.is_config_map("demo-config-00ff"));
+        assert!(names.is_config_map("demo-config"));
+        assert!(!names.is_config_map("demo-racks"));
+        assert!(!names.is_config_map("demo-config-extra"));
+        assert!(!names.is_config_map("demo-config-"));
+        assert!(names.is_data_claim("data-demo-3"));
+        assert!(names.is_data_claim("data-demo-etcd-0"));
+        assert!(!names.is_data_claim("data-demo-x"));
+        assert!(!names.is_data_claim("data-other-0"));
     }
 
     #[test]

@@ -49,12 +49,6 @@ pub struct BrokerSet {
 }
 
 pub fn statefulset(cluster: &KafkaCluster, names: &Names, set: &BrokerSet) -> StatefulSet {
-    let spec = &cluster.spec;
-    let retention = if spec.storage.delete_claim {
-        "Delete"
-    } else {
-        "Retain"
-    };
     StatefulSet {
         metadata: owned_meta(cluster, names, names.statefulset(), Component::Broker),
         spec: Some(StatefulSetSpec {
@@ -66,9 +60,11 @@ pub fn statefulset(cluster: &KafkaCluster, names: &Names, set: &BrokerSet) -> St
                 type_: Some("OnDelete".to_string()),
                 ..StatefulSetUpdateStrategy::default()
             }),
+            // Always Retain: with storage.deleteClaim the KafkaCluster owns the claims
+            // (build/claims.rs), so deleting only the StatefulSet never deletes data.
             persistent_volume_claim_retention_policy: Some(
                 StatefulSetPersistentVolumeClaimRetentionPolicy {
-                    when_deleted: Some(retention.to_string()),
+                    when_deleted: Some("Retain".to_string()),
                     when_scaled: Some("Retain".to_string()),
                 },
             ),
@@ -91,7 +87,7 @@ fn pod_template(cluster: &KafkaCluster, names: &Names, config_hash: &str) -> Pod
     let mut volumes = vec![Volume {
         name: "config".to_string(),
         config_map: Some(ConfigMapVolumeSource {
-            name: names.config_map(),
+            name: names.config_map(config_hash),
             ..ConfigMapVolumeSource::default()
         }),
         ..Volume::default()
@@ -488,6 +484,18 @@ mod tests {
             template.annotations.as_ref().unwrap()[CONFIG_HASH_ANNOTATION],
             "abc"
         );
+        let volumes = spec
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .volumes
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            volumes[0].config_map.as_ref().unwrap().name,
+            "demo-config-abc"
+        );
         // The template carries nothing of the operator's own version.
         assert!(!template
             .labels
@@ -591,7 +599,7 @@ mod tests {
     }
 
     #[test]
-    fn deleting_the_cluster_deletes_claims_only_when_asked() {
+    fn the_statefulset_never_deletes_claims_whatever_delete_claim_says() {
         let mut kc = cluster("demo", 3);
         kc.spec.storage.delete_claim = true;
         let sts = build(&kc);
@@ -600,7 +608,7 @@ mod tests {
             .unwrap()
             .persistent_volume_claim_retention_policy
             .unwrap();
-        assert_eq!(policy.when_deleted.as_deref(), Some("Delete"));
+        assert_eq!(policy.when_deleted.as_deref(), Some("Retain"));
         assert_eq!(policy.when_scaled.as_deref(), Some("Retain"));
     }
 }

@@ -3,7 +3,9 @@
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::names::Names;
-use crate::crd::{Etcd, KafkaCluster, KafkaClusterSpec, Listeners, ManagedEtcd, Storage};
+use crate::crd::{
+    Etcd, EtcdStorage, KafkaCluster, KafkaClusterSpec, Listeners, ManagedEtcd, Storage,
+};
 
 pub(crate) fn names() -> Names {
     Names::new("demo", "kafka", "cluster.local")
@@ -49,7 +51,10 @@ pub(crate) fn cluster_with_managed_etcd(name: &str, replicas: i32, members: i32)
         managed: Some(ManagedEtcd {
             members,
             image: "etcd:test".to_string(),
-            storage: storage(),
+            storage: EtcdStorage {
+                size: Quantity("1Gi".to_string()),
+                class: None,
+            },
             resources: None,
         }),
     };

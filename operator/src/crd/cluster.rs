@@ -107,8 +107,9 @@ pub struct Storage {
     /// StorageClass of the claims (the cluster's default when unset). Fixed at creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class: Option<String>,
-    /// Whether deleting the KafkaCluster deletes the claims (and with them the data).
-    /// Default false: the claims stay until deleted by hand.
+    /// Whether deleting the KafkaCluster deletes the claims (and with them the data), the
+    /// managed etcd's included. Default false: the claims stay until deleted by hand.
+    /// Deleting only the StatefulSet never deletes them.
     #[serde(default)]
     pub delete_claim: bool,
 }
@@ -188,9 +189,22 @@ pub struct ManagedEtcd {
     #[serde(default = "default_etcd_image")]
     pub image: String,
     #[x_kube(validation = Rule::new("self == oldSelf").message("the managed etcd's storage cannot change (v1alpha1)"))]
-    pub storage: Storage,
+    pub storage: EtcdStorage,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+}
+
+/// The managed etcd's volumes. Their claims follow `storage.deleteClaim`: the brokers'
+/// data and the metadata that describes it are kept or deleted together (a cluster
+/// re-created over metadata whose data was deleted would name partitions no disk holds).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EtcdStorage {
+    /// Size of each member's volume.
+    pub size: Quantity,
+    /// StorageClass of the claims (the cluster's default when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
 }
 
 fn default_etcd_image() -> String {
