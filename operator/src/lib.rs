@@ -2,6 +2,8 @@
 //! health and partition leadership back into status. It talks to a cluster only through
 //! the brokers' gRPC admin/watch service (`broker/proto/runnel.proto`), never to etcd.
 
+pub mod admin;
+pub mod backoff;
 pub mod build;
 pub mod crd;
 pub mod http;
@@ -15,6 +17,9 @@ pub mod roll;
 pub mod run;
 pub mod status;
 pub mod tidy;
+pub mod topic_plan;
+pub mod topic_reconcile;
+pub mod topic_status;
 pub mod view;
 pub mod watch;
 

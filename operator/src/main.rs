@@ -95,6 +95,17 @@ fn run_args(mut opts: HashMap<String, String>) -> Result<RunArgs, String> {
     let lease_name = take(&mut opts, "lease-name").unwrap_or_else(|| "runnel-operator".to_string());
     let lease_namespace =
         take(&mut opts, "lease-namespace").or_else(|| std::env::var("POD_NAMESPACE").ok());
+    let topic_resync = Duration::from_secs(
+        take(&mut opts, "topic-resync-seconds")
+            .map(|v| match v.parse::<u64>() {
+                Ok(s) if s >= 1 => Ok(s),
+                _ => Err(format!(
+                    "--topic-resync-seconds: expected whole seconds >= 1, not {v:?}"
+                )),
+            })
+            .transpose()?
+            .unwrap_or(60),
+    );
     no_more(opts)?;
     let election = if elect {
         let namespace = lease_namespace.ok_or(
@@ -115,6 +126,7 @@ fn run_args(mut opts: HashMap<String, String>) -> Result<RunArgs, String> {
         domain,
         election,
         identity,
+        topic_resync,
     })
 }
 

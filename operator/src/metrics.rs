@@ -1,5 +1,5 @@
-//! The operator's Prometheus metrics: reconciles by outcome, their duration, and a gauge
-//! family per cluster (the figures its status shows), labelled by namespace and name.
+//! The operator's Prometheus metrics: reconciles by outcome, their duration, and gauge
+//! families per cluster and per topic (the figures their status shows).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -26,6 +26,14 @@ pub struct ClusterLabels {
     pub name: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabels {
+    pub namespace: String,
+    pub cluster: String,
+    /// The topic's name in Kafka.
+    pub topic: String,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -39,6 +47,8 @@ pub struct Metrics {
     pub under_replicated: Family<ClusterLabels, Gauge>,
     pub offline: Family<ClusterLabels, Gauge>,
     pub controller_present: Family<ClusterLabels, Gauge>,
+    pub topic_under_replicated: Family<TopicLabels, Gauge>,
+    pub topic_offline: Family<TopicLabels, Gauge>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -68,6 +78,8 @@ impl Metrics {
         let under_replicated = Family::<ClusterLabels, Gauge>::default();
         let offline = Family::<ClusterLabels, Gauge>::default();
         let controller_present = Family::<ClusterLabels, Gauge>::default();
+        let topic_under_replicated = Family::<TopicLabels, Gauge>::default();
+        let topic_offline = Family::<TopicLabels, Gauge>::default();
         registry.register(
             "runnel_operator_reconciles",
             "Reconciles by kind and outcome",
@@ -118,6 +130,16 @@ impl Metrics {
             "1 when the cluster has a controller",
             controller_present.clone(),
         );
+        registry.register(
+            "runnel_topic_under_replicated_partitions",
+            "A Topic's partitions whose ISR is smaller than their replica set",
+            topic_under_replicated.clone(),
+        );
+        registry.register(
+            "runnel_topic_offline_partitions",
+            "A Topic's partitions without a leader",
+            topic_offline.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -130,7 +152,15 @@ impl Metrics {
             under_replicated,
             offline,
             controller_present,
+            topic_under_replicated,
+            topic_offline,
         }
+    }
+
+    /// Drops a deleted Topic's series.
+    pub fn forget_topic(&self, labels: &TopicLabels) {
+        self.topic_under_replicated.remove(labels);
+        self.topic_offline.remove(labels);
     }
 
     /// Drops a deleted cluster's series.

@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::{info, warn};
 
+use crate::backoff::Backoff;
 use crate::build::names::{Component, Names, POD_INDEX_LABEL};
 use crate::build::statefulset::BrokerSet;
 use crate::build::{config, etcd, pdb, rack, services, statefulset};
@@ -49,8 +50,7 @@ pub struct Context {
     pub watches: Watches,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
-    /// Consecutive failures per cluster, for the retry backoff.
-    failures: Mutex<HashMap<(String, String), u32>>,
+    backoff: Backoff,
     /// Per cluster, the broker the roll restarted last, until it is back.
     restarts: Mutex<HashMap<(String, String), LastRestart>>,
 }
@@ -83,7 +83,7 @@ impl Context {
             watches,
             recorder,
             metrics,
-            failures: Mutex::new(HashMap::new()),
+            backoff: Backoff::default(),
             restarts: Mutex::new(HashMap::new()),
         }
     }
@@ -154,12 +154,7 @@ pub async fn reconcile(
         })
         .inc();
     let key = (cluster.namespace().unwrap_or_default(), cluster.name_any());
-    let mut failures = ctx.failures.lock().unwrap_or_else(PoisonError::into_inner);
-    if result.is_ok() {
-        failures.remove(&key);
-    } else {
-        *failures.entry(key).or_insert(0) += 1;
-    }
+    ctx.backoff.record(key, result.is_ok());
     result
 }
 
@@ -170,15 +165,7 @@ pub fn error_policy(
     ctx: Arc<Context>,
 ) -> Action {
     let key = (cluster.namespace().unwrap_or_default(), cluster.name_any());
-    let failures = ctx
-        .failures
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(&key)
-        .copied()
-        .unwrap_or(1);
-    let delay =
-        Duration::from_secs(1 << failures.saturating_sub(1).min(8)).min(Duration::from_secs(300));
+    let delay = ctx.backoff.delay(&key);
     warn!(cluster = %format!("{}/{}", key.0, key.1), error = %error, retry_in_s = delay.as_secs(), "reconcile failed");
     Action::requeue(delay)
 }
@@ -612,7 +599,7 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
     // While the watch stream is down nothing else triggers a reconcile, and the status
     // still shows the last view: look again soon, as while anything is unsettled.
     let settled = roll_status.is_none()
-        && status::condition_status(&next, status::READY) == Some("True")
+        && status::condition_status(&next.conditions, status::READY) == Some("True")
         && ctx.watches.current_view(&namespace, &name).is_some();
     Ok(Action::requeue(Duration::from_secs(if settled {
         60
@@ -648,7 +635,7 @@ fn roll_patch(roll: &RollStatus) -> serde_json::Value {
 }
 
 /// `value` as JSON with each of `optional` present, as null where the value has none.
-fn with_nulls(value: &impl Serialize, optional: &[&str]) -> serde_json::Value {
+pub(crate) fn with_nulls(value: &impl Serialize, optional: &[&str]) -> serde_json::Value {
     let mut json = serde_json::to_value(value).unwrap_or_default();
     if let Some(fields) = json.as_object_mut() {
         for key in optional {

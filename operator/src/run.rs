@@ -19,11 +19,12 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::build::names::MANAGED_BY;
-use crate::crd::KafkaCluster;
+use crate::crd::{KafkaCluster, Topic};
 use crate::lease::{Election, LeaseError};
 use crate::metrics::{ClusterLabels, Metrics};
 use crate::reconcile::{error_policy, reconcile, Context};
-use crate::watch::Watches;
+use crate::topic_reconcile::{self, TopicContext};
+use crate::watch::{Triggers, Watches};
 
 #[derive(Debug, Clone)]
 pub struct RunArgs {
@@ -34,18 +35,17 @@ pub struct RunArgs {
     pub election: Option<Election>,
     /// This replica's name in Events.
     pub identity: String,
+    /// How often a settled Topic is compared with the cluster (config drift).
+    pub topic_resync: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("failed to connect to the Kubernetes API: {0}")]
     Connect(#[from] crate::kubeclient::ConnectError),
-    #[error(
-        "the KafkaCluster CRD (kafkaclusters.runnel.dev) is not installed: install the chart, \
-         or `kubectl apply -f crds/`"
-    )]
-    CrdMissing,
-    #[error("failed to list KafkaClusters: {0}")]
+    #[error("the CRD {0} is not installed: install the chart, or `kubectl apply -f crds/`")]
+    CrdMissing(&'static str),
+    #[error("failed to list Runnel resources: {0}")]
     List(#[source] kube::Error),
     #[error("failed to serve metrics on {address}: {source}")]
     Http {
@@ -81,10 +81,14 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     info!(identity = %args.identity, "reconciling KafkaClusters");
 
     let (trigger, triggers) = mpsc::unbounded_channel::<ObjectRef<KafkaCluster>>();
+    let (topic_trigger, topic_triggers) = mpsc::unbounded_channel::<ObjectRef<KafkaCluster>>();
     let ctx = Arc::new(Context::new(
         client.clone(),
         args.domain.clone(),
-        Watches::new(trigger),
+        Watches::new(Triggers {
+            cluster: trigger,
+            topics: topic_trigger,
+        }),
         Recorder::new(
             client.clone(),
             Reporter {
@@ -128,6 +132,57 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|_| async {});
 
+    // Topics: reconciled on their own changes, their cluster's, and every change in their
+    // cluster's watch view (leadership, ISR), which the view's debounce paces.
+    let topics = Controller::new(
+        Api::<Topic>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let topic_store = topics.store();
+    let of_cluster = {
+        let topic_store = topic_store.clone();
+        move |cluster: &ObjectRef<KafkaCluster>| -> Vec<ObjectRef<Topic>> {
+            topic_store
+                .state()
+                .iter()
+                .filter(|t| {
+                    t.namespace() == cluster.namespace && t.spec.cluster_ref == cluster.name
+                })
+                .map(|t| ObjectRef::from_obj(t.as_ref()))
+                .collect()
+        }
+    };
+    let view_changes = {
+        let of_cluster = of_cluster.clone();
+        futures_util::stream::unfold(topic_triggers, |mut rx| async move {
+            rx.recv().await.map(|target| (target, rx))
+        })
+        .flat_map(move |cluster| futures_util::stream::iter(of_cluster(&cluster)))
+    };
+    let topic_ctx = Arc::new(TopicContext::new(
+        ctx.clone(),
+        topic_store,
+        store.clone(),
+        args.topic_resync,
+    ));
+    let mut stopping = stop.clone();
+    let topics_running = topics
+        .watches(
+            Api::<KafkaCluster>::all(client.clone()),
+            watcher::Config::default(),
+            move |cluster| of_cluster(&ObjectRef::from_obj(&cluster)),
+        )
+        .reconcile_on(view_changes)
+        .graceful_shutdown_on(async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        })
+        .run(
+            topic_reconcile::reconcile,
+            topic_reconcile::error_policy,
+            topic_ctx,
+        )
+        .for_each(|_| async {});
+
     // Streams and series of deleted clusters (reconcile never sees a deleted object).
     let sweeper = {
         let ctx = ctx.clone();
@@ -152,6 +207,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             None => std::future::pending().await,
         }
     };
+    // The two controllers run side by side; the first to end (at shutdown) ends both.
+    let running = async {
+        tokio::select! {
+            () = running => {}
+            () = topics_running => {}
+        }
+    };
     let outcome = tokio::select! {
         () = running => Ok(()),
         () = sweeper => Ok(()),
@@ -174,14 +236,26 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
 }
 
 async fn check_crds(client: &Client) -> Result<(), RunError> {
-    match Api::<KafkaCluster>::all(client.clone())
-        .list(&ListParams::default().limit(1))
-        .await
-    {
+    let found = |result: Result<(), kube::Error>, crd: &'static str| match result {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Err(RunError::CrdMissing),
+        Err(kube::Error::Api(status)) if status.code == 404 => Err(RunError::CrdMissing(crd)),
         Err(err) => Err(RunError::List(err)),
-    }
+    };
+    let first = ListParams::default().limit(1);
+    found(
+        Api::<KafkaCluster>::all(client.clone())
+            .list(&first)
+            .await
+            .map(|_| ()),
+        "kafkaclusters.runnel.dev",
+    )?;
+    found(
+        Api::<Topic>::all(client.clone())
+            .list(&first)
+            .await
+            .map(|_| ()),
+        "topics.runnel.dev",
+    )
 }
 
 /// Turns true at SIGTERM or SIGINT.

@@ -41,7 +41,10 @@ pub fn cluster_status(
     observed: &Observed<'_>,
     now: &Time,
 ) -> KafkaClusterStatus {
-    let previous = cluster.status.as_ref();
+    let previous = cluster
+        .status
+        .as_ref()
+        .map_or(&[][..], |s| s.conditions.as_slice());
     let generation = cluster.metadata.generation;
     let view = observed.view;
     let mut brokers: Vec<BrokerStatus> = Vec::new();
@@ -225,8 +228,8 @@ pub fn cluster_status(
 }
 
 /// A condition that keeps the previous transition time while its status is unchanged.
-fn condition(
-    previous: Option<&KafkaClusterStatus>,
+pub fn condition(
+    previous: &[Condition],
     generation: Option<i64>,
     now: &Time,
     type_: &str,
@@ -235,7 +238,8 @@ fn condition(
     message: String,
 ) -> Condition {
     let since = previous
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+        .iter()
+        .find(|c| c.type_ == type_)
         .filter(|c| c.status == status)
         .map(|c| c.last_transition_time.clone())
         .unwrap_or_else(|| now.clone());
@@ -263,9 +267,8 @@ fn truncate(mut text: String, max: usize) -> String {
 }
 
 /// The status of condition `type_`, if set.
-pub fn condition_status<'a>(status: &'a KafkaClusterStatus, type_: &str) -> Option<&'a str> {
-    status
-        .conditions
+pub fn condition_status<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a str> {
+    conditions
         .iter()
         .find(|c| c.type_ == type_)
         .map(|c| c.status.as_str())
@@ -312,8 +315,11 @@ mod tests {
         let kc = cluster("demo", 3);
         let healthy = view(&[1, 2, 0]);
         let status = cluster_status(&kc, &names(), &observed(&healthy), &at(100));
-        assert_eq!(condition_status(&status, READY), Some("True"));
-        assert_eq!(condition_status(&status, DEGRADED), Some("False"));
+        assert_eq!(condition_status(&status.conditions, READY), Some("True"));
+        assert_eq!(
+            condition_status(&status.conditions, DEGRADED),
+            Some("False")
+        );
         assert_eq!(status.controller, Some(1));
         assert_eq!(status.brokers[1].leaders, 1);
         assert_eq!(status.brokers[2].rack.as_deref(), Some("zone-2"));
@@ -321,8 +327,8 @@ mod tests {
 
         let degraded = view(&[1, 0]);
         let status = cluster_status(&kc, &names(), &observed(&degraded), &at(100));
-        assert_eq!(condition_status(&status, READY), Some("False"));
-        assert_eq!(condition_status(&status, DEGRADED), Some("True"));
+        assert_eq!(condition_status(&status.conditions, READY), Some("False"));
+        assert_eq!(condition_status(&status.conditions, DEGRADED), Some("True"));
         assert_eq!(status.under_replicated_partitions, 1);
     }
 
@@ -361,7 +367,10 @@ mod tests {
         let status = cluster_status(&kc, &names(), &obs, &at(1));
         assert_eq!(status.replicas, 3);
         assert_eq!(status.brokers.len(), 3);
-        assert_eq!(condition_status(&status, SCALE_BLOCKED), Some("True"));
+        assert_eq!(
+            condition_status(&status.conditions, SCALE_BLOCKED),
+            Some("True")
+        );
     }
 
     #[test]
@@ -374,8 +383,11 @@ mod tests {
             ..Observed::default()
         };
         let status = cluster_status(&kc, &names(), &obs, &at(1));
-        assert_eq!(condition_status(&status, READY), Some("False"));
-        assert_eq!(condition_status(&status, DEGRADED), Some("Unknown"));
+        assert_eq!(condition_status(&status.conditions, READY), Some("False"));
+        assert_eq!(
+            condition_status(&status.conditions, DEGRADED),
+            Some("Unknown")
+        );
         assert!(status.brokers.iter().all(|b| b.state == "absent"));
     }
 }

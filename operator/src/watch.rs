@@ -50,11 +50,18 @@ impl Drop for Stream {
     }
 }
 
+/// Where a change in a cluster's view is announced: its own reconcile, and its Topics'.
+#[derive(Debug, Clone)]
+pub struct Triggers {
+    pub cluster: mpsc::UnboundedSender<ObjectRef<KafkaCluster>>,
+    pub topics: mpsc::UnboundedSender<ObjectRef<KafkaCluster>>,
+}
+
 /// The watch streams of every cluster this operator reconciles.
 #[derive(Debug)]
 pub struct Watches {
     streams: Mutex<HashMap<(String, String), Stream>>,
-    trigger: mpsc::UnboundedSender<ObjectRef<KafkaCluster>>,
+    trigger: Triggers,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -63,7 +70,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Watches {
-    pub fn new(trigger: mpsc::UnboundedSender<ObjectRef<KafkaCluster>>) -> Watches {
+    pub fn new(trigger: Triggers) -> Watches {
         Watches {
             streams: Mutex::new(HashMap::new()),
             trigger,
@@ -213,17 +220,15 @@ async fn stream_once(
 }
 
 /// Turns change notifications into reconcile triggers, at most one per DEBOUNCE.
-async fn debounce(
-    changed: Arc<Notify>,
-    trigger: mpsc::UnboundedSender<ObjectRef<KafkaCluster>>,
-    target: ObjectRef<KafkaCluster>,
-) {
+async fn debounce(changed: Arc<Notify>, trigger: Triggers, target: ObjectRef<KafkaCluster>) {
     loop {
         changed.notified().await;
-        if trigger.send(target.clone()).is_err() {
+        if trigger.cluster.send(target.clone()).is_err() {
             warn!(cluster = %target, "the controller stopped; watch triggers end");
             return;
         }
+        // The Topic controller may have stopped first during shutdown; nothing to do then.
+        let _ = trigger.topics.send(target.clone());
         // Changes during the pause leave one stored permit: one trigger after it.
         tokio::time::sleep(DEBOUNCE).await;
     }

@@ -16,81 +16,32 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from bedtools import fetch, ready, wait_for
+from bedtools import ready, wait_for
+from operatortools import (
+    CHART,
+    HERE,
+    ROOT,
+    apply_cluster,
+    bootstrap,
+    client,
+    condition,
+    container_pid,
+    install_operator,
+    is_true,
+    leader,
+    leader_metrics,
+    leader_pid,
+    operator_logs,
+    operator_pods,
+    uninstall_operator,
+    usage,
+)
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-CHART = ROOT / "charts" / "runnel-operator"
-OPERATOR_NS = "runnel-system"
 BROKERS = "app.kubernetes.io/instance=demo,app.kubernetes.io/component=broker"
 RESULTS = {}
-
-
-def container_pid(pod, name):
-    status = next(s for s in pod["status"]["containerStatuses"] if s["name"] == name)
-    return int(status["containerID"].removeprefix("testbed://"))
-
-
-def condition(kc, type_):
-    for c in (kc.get("status") or {}).get("conditions") or []:
-        if c["type"] == type_:
-            return c
-    return None
-
-
-def is_true(kc, type_):
-    c = condition(kc, type_)
-    return c is not None and c["status"] == "True" and c.get("observedGeneration") == kc["metadata"]["generation"]
-
-
-def helm(bed, *args):
-    out = bed.run(str(bed.bin / "helm"), *args, f"--kubeconfig={bed.kubeconfig}", check=False, timeout=180)
-    assert out.returncode == 0, f"helm {' '.join(args)}: {out.stdout}\n{out.stderr}"
-    return out.stdout
-
-
-def client(bed, *args, timeout=120):
-    """opload.py inside the bed's network namespace; its JSON answer."""
-    out = bed.run(sys.executable, str(HERE / "opload.py"), *args, check=False, timeout=timeout)
-    assert out.returncode == 0, f"opload {args}: {out.stdout}\n{out.stderr}"
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def operator_pods(bed):
-    out = bed.kubectl("-n", OPERATOR_NS, "get", "pods", "-l", "app.kubernetes.io/name=runnel-operator", "-o", "json")
-    return json.loads(out)["items"]
-
-
-def operator_logs(bed):
-    text = ""
-    for pod in operator_pods(bed):
-        path = Path(bed.base) / "runner" / "pods" / pod["metadata"]["uid"] / "operator.log"
-        if path.exists():
-            text += path.read_text()
-    return text
-
-
-def usage(pid):
-    """(CPU seconds, RSS MiB) of a process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu = (int(fields[11]) + int(fields[12])) / ticks
-    rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    return cpu, rss
-
-
-def leader_pid(bed):
-    pod = next(p for p in operator_pods(bed) if p["metadata"]["name"] == leader(bed))
-    return container_pid(pod, "operator")
-
-
-def leader_metrics(bed):
-    pod = next(p for p in operator_pods(bed) if p["metadata"]["name"] == leader(bed))
-    return fetch(bed, f"http://{pod['status']['podIP']}:8080/metrics") or ""
 
 
 def status_writes(bed):
@@ -99,33 +50,17 @@ def status_writes(bed):
     return int(float(line.split()[-1]))
 
 
-def leader(bed):
-    lease = json.loads(bed.kubectl("-n", OPERATOR_NS, "get", "lease", "runnel-operator", "-o", "json"))
-    return lease["spec"].get("holderIdentity")
-
-
 @pytest.fixture(scope="module")
 def operator(bed):
-    bed.kubectl("create", "namespace", OPERATOR_NS)
-    out = helm(bed, "install", "runnel-operator", str(CHART), "-n", OPERATOR_NS, "--wait", "--timeout", "120s")
-    print(out)
-    wait_for(lambda: bed.kubectl("-n", OPERATOR_NS, "get", "lease", "runnel-operator", check=False),
-             timeout=60, what="the operator's leader lease")
+    install_operator(bed)
     yield
-    logs = operator_logs(bed)
-    assert 'forbidden: User "system:serviceaccount' not in logs, "an operator call was refused by RBAC:\n" + logs[-5000:]
-    assert "Forbidden: updates to statefulset spec" not in logs, "the operator changed an immutable field"
-    helm(bed, "uninstall", "runnel-operator", "-n", OPERATOR_NS)
-    bed.kubectl("delete", "namespace", OPERATOR_NS, "--wait=false", check=False)
+    uninstall_operator(bed)
 
 
 @pytest.fixture(scope="module")
 def demo(bed, ns, operator):
-    manifest = (ROOT / "examples" / "cluster.yaml").read_text()
     started = time.monotonic()
-    ns.apply(manifest)
-    kc = wait_for(lambda: (k := ns.get("kafkacluster", "demo")) and is_true(k, "Ready") and k,
-                  timeout=240, what="the cluster Ready")
+    kc = apply_cluster(ns)
     RESULTS["apply_to_ready_s"] = round(time.monotonic() - started, 1)
     print(f"kubectl apply to Ready: {RESULTS['apply_to_ready_s']} s (3 brokers, 3 etcd members)")
     return kc
@@ -142,10 +77,6 @@ def wait_ready(bed, ns, what, timeout=90):
         raise AssertionError(f"{e}\nstatus: {status}\noperator log:\n{operator_logs(bed)[-6000:]}") from None
 
 
-def bootstrap(ns):
-    return f"demo-bootstrap.{ns.name}.svc.cluster.local:9092"
-
-
 def test_the_operator_says_when_its_crds_are_missing(bed):
     # Runs before the chart installs the CRDs (this module is the bed's first).
     if bed.kubectl_run("get", "crd", "kafkaclusters.runnel.dev").returncode == 0:
@@ -153,7 +84,7 @@ def test_the_operator_says_when_its_crds_are_missing(bed):
     out = bed.run("env", f"KUBECONFIG={bed.kubeconfig}", str(ROOT / "target" / "debug" / "runnel-operator"),
                   "run", "--leader-election=false", "--metrics-address=127.0.0.1:0", check=False, timeout=60)
     assert out.returncode == 1, out.stdout + out.stderr
-    assert "the KafkaCluster CRD (kafkaclusters.runnel.dev) is not installed" in out.stderr, out.stderr
+    assert "the CRD kafkaclusters.runnel.dev is not installed" in out.stderr, out.stderr
 
 
 def test_the_chart_renders_and_lints_clean(bed):
@@ -227,8 +158,7 @@ def test_the_cluster_becomes_ready_and_serves_clients(bed, ns, demo):
     hosts = [(b[0], b[1]) for b in meta["brokers"]]
     assert hosts == [(i, f"demo-{i}.demo-brokers.{ns.name}.svc.cluster.local") for i in range(3)]
     # The leader's /metrics carries the cluster's gauges and its reconciles.
-    pod = next(p for p in operator_pods(bed) if p["metadata"]["name"] == leader(bed))
-    metrics = fetch(bed, f"http://{pod['status']['podIP']}:8080/metrics")
+    metrics = leader_metrics(bed)
     assert metrics and f'runnel_cluster_brokers{{namespace="{ns.name}",name="demo"}} 3' in metrics, metrics
     assert 'runnel_operator_reconciles_total{kind="KafkaCluster",outcome="ok"}' in metrics
     assert "runnel_operator_leader 1" in metrics

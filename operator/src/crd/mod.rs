@@ -91,4 +91,41 @@ mod tests {
             assert!(yaml.contains(rule), "CEL rule {rule} missing");
         }
     }
+
+    #[test]
+    fn the_topic_crd_shows_leadership_columns_and_guards_its_fixed_fields() {
+        let crd = Topic::crd();
+        let version = &crd.spec.versions[0];
+        let columns: Vec<_> = version
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                "Cluster",
+                "Partitions",
+                "RF",
+                "Under-replicated",
+                "Leaders-on",
+                "Ready",
+                "Age"
+            ]
+        );
+        let yaml = to_yaml(&crd).unwrap();
+        for rule in [
+            "self >= oldSelf",
+            "clusterRef is immutable",
+            "topicName is immutable",
+        ] {
+            assert!(yaml.contains(rule), "CEL rule {rule} missing");
+        }
+        assert!(version
+            .subresources
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .is_some());
+    }
 }
