@@ -1,6 +1,8 @@
 //! Calls to a cluster's gRPC admin service for Topic reconcile: describe, create, add
 //! partitions, alter configs, delete. One lazily connected channel per cluster address,
-//! every call bounded in time. A Kafka error in an answer is an `Outcome`, kept apart
+//! every call bounded in time. Answers carry the metadata revision they reflect: the
+//! bootstrap Service may route a describe to a broker whose metadata is behind a change
+//! another broker just made. A Kafka error in an answer is an `Outcome`, kept apart
 //! from transport failures: the first may be a refusal for a condition, the second is
 //! retried.
 
@@ -90,14 +92,23 @@ impl Admin {
         Ok(AdminClient::new(channel))
     }
 
-    /// The topic, or None when the cluster does not have it.
-    pub async fn describe(&self, url: &str, topic: &str) -> Result<Option<Topic>, AdminError> {
+    /// The topic (None when the cluster does not have it) and the revision the answer
+    /// reflects.
+    pub async fn describe(
+        &self,
+        url: &str,
+        topic: &str,
+    ) -> Result<(Option<Topic>, i64), AdminError> {
         let mut client = self.client(url)?;
         let request = DescribeTopicsRequest {
             names: vec![topic.to_string()],
         };
         let answer = bounded("describe", topic, client.describe_topics(request)).await?;
-        Ok(answer.topics.into_iter().find(|t| t.name == topic))
+        let revision = answer.revision;
+        Ok((
+            answer.topics.into_iter().find(|t| t.name == topic),
+            revision,
+        ))
     }
 
     pub async fn create(
@@ -107,7 +118,7 @@ impl Admin {
         partitions: i32,
         replication_factor: i32,
         configs: &std::collections::BTreeMap<String, String>,
-    ) -> Result<Result<Topic, Refused>, AdminError> {
+    ) -> Result<Result<(Topic, i64), Refused>, AdminError> {
         let mut client = self.client(url)?;
         let request = CreateTopicsRequest {
             topics: vec![TopicSpec {
@@ -124,6 +135,7 @@ impl Admin {
             forwarded: None,
         };
         let answer = bounded("create", topic, client.create_topics(request)).await?;
+        let revision = answer.revision;
         let Some(created) = answer.topics.into_iter().find(|t| t.name == topic) else {
             return Ok(Err(Refused {
                 code: -1,
@@ -133,7 +145,7 @@ impl Admin {
         match Refused::from_outcome(created.outcome) {
             Some(refused) => Ok(Err(refused)),
             // The topic as created; an answer without it leaves the id to the next sync.
-            None => Ok(Ok(created.topic.unwrap_or_default())),
+            None => Ok(Ok((created.topic.unwrap_or_default(), revision))),
         }
     }
 
@@ -142,7 +154,7 @@ impl Admin {
         url: &str,
         topic: &str,
         count: i32,
-    ) -> Result<Result<(), Refused>, AdminError> {
+    ) -> Result<Result<i64, Refused>, AdminError> {
         let mut client = self.client(url)?;
         let request = CreatePartitionsRequest {
             topic: topic.to_string(),
@@ -157,7 +169,7 @@ impl Admin {
             client.create_partitions(request),
         )
         .await?;
-        Ok(Refused::from_outcome(answer.outcome).map_or(Ok(()), Err))
+        Ok(Refused::from_outcome(answer.outcome).map_or(Ok(answer.revision), Err))
     }
 
     pub async fn alter_configs(
@@ -165,7 +177,7 @@ impl Admin {
         url: &str,
         topic: &str,
         changes: &[ConfigChange],
-    ) -> Result<Result<(), Refused>, AdminError> {
+    ) -> Result<Result<i64, Refused>, AdminError> {
         let mut client = self.client(url)?;
         let ops = changes
             .iter()
@@ -191,7 +203,7 @@ impl Admin {
             forwarded: None,
         };
         let answer = bounded("alter the config of", topic, client.alter_configs(request)).await?;
-        Ok(Refused::from_outcome(answer.outcome).map_or(Ok(()), Err))
+        Ok(Refused::from_outcome(answer.outcome).map_or(Ok(answer.revision), Err))
     }
 
     /// Deletes the topic; a topic already gone is not an error.

@@ -18,7 +18,9 @@ runnel-operator: Runnel's Kubernetes operator
 usage:
   runnel-operator [run] [--metrics-address HOST:PORT] [--cluster-domain DOMAIN]
                   [--leader-election true|false] [--lease-name NAME] [--lease-namespace NS]
-      Reconciles KafkaCluster resources. In a pod it uses the pod's service account;
+                  [--topic-resync-seconds 60]
+      Reconciles KafkaCluster and Topic resources (a settled Topic is compared with its
+      topic every --topic-resync-seconds). In a pod it uses the pod's service account;
       elsewhere the kubeconfig. Leader election (default on) takes a Lease in
       --lease-namespace (default: $POD_NAMESPACE) so only one replica acts.
       Defaults: --metrics-address 0.0.0.0:8080, --cluster-domain cluster.local,

@@ -423,7 +423,18 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
             }
         }
     }
-    let sts = if config_valid {
+    // A StatefulSet deleted with its pods (background cascade) leaves them terminating,
+    // still controlled by the deleted one. A new StatefulSet made meanwhile cannot create
+    // pods of the same names and backs off ever longer (nothing wakes it when they go:
+    // their owner is not it); so it is made only once they are gone. Pods orphaned on
+    // purpose (--cascade=orphan) have no controller and are adopted at once.
+    let old_pods_going = existing.is_none()
+        && pod_list.items.iter().any(|p| {
+            p.owner_references()
+                .iter()
+                .any(|r| r.kind == "StatefulSet" && r.controller == Some(true))
+        });
+    let sts = if config_valid && !old_pods_going {
         let set = BrokerSet {
             replicas: running,
             claim_size,
@@ -473,7 +484,7 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
                     &revision,
                     running,
                     &pod_states,
-                    view.as_ref(),
+                    view.as_deref(),
                     last.as_ref(),
                 )
             } else {
@@ -530,7 +541,7 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
         running,
         pods: in_set.len() as i32,
         ready_pods: in_set.iter().filter(|p| p.ready && !p.terminating).count() as i32,
-        view: view.as_ref(),
+        view: view.as_deref(),
         roll: roll_status.clone(),
         scale_blocked,
         refused: (!refused.is_empty()).then(|| {

@@ -18,7 +18,7 @@ use kube::{Client, ResourceExt};
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
-use crate::build::names::MANAGED_BY;
+use crate::build::names::{Names, MANAGED_BY};
 use crate::crd::{KafkaCluster, Topic};
 use crate::lease::{Election, LeaseError};
 use crate::metrics::{ClusterLabels, Metrics};
@@ -78,7 +78,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         }
     }
     metrics.leader.set(1);
-    info!(identity = %args.identity, "reconciling KafkaClusters");
+    info!(identity = %args.identity, "reconciling KafkaClusters and Topics");
 
     let (trigger, triggers) = mpsc::unbounded_channel::<ObjectRef<KafkaCluster>>();
     let (topic_trigger, topic_triggers) = mpsc::unbounded_channel::<ObjectRef<KafkaCluster>>();
@@ -179,13 +179,14 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         .run(
             topic_reconcile::reconcile,
             topic_reconcile::error_policy,
-            topic_ctx,
+            topic_ctx.clone(),
         )
         .for_each(|_| async {});
 
     // Streams and series of deleted clusters (reconcile never sees a deleted object).
     let sweeper = {
         let ctx = ctx.clone();
+        let topic_ctx = topic_ctx.clone();
         async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(30)).await;
@@ -194,6 +195,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
                 });
                 for (namespace, name) in gone {
                     info!(%namespace, %name, "cluster deleted; its watch stream stops");
+                    let names = Names::new(&name, &namespace, &ctx.domain);
+                    topic_ctx.admin.forget(&names.admin_url());
                     ctx.metrics
                         .forget_cluster(&ClusterLabels { namespace, name });
                 }
@@ -207,12 +210,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             None => std::future::pending().await,
         }
     };
-    // The two controllers run side by side; the first to end (at shutdown) ends both.
+    // The two controllers run side by side and both shut down gracefully on SIGTERM:
+    // neither is dropped in the middle of a reconcile (a roll step) when the other ends.
     let running = async {
-        tokio::select! {
-            () = running => {}
-            () = topics_running => {}
-        }
+        futures_util::future::join(running, topics_running).await;
     };
     let outcome = tokio::select! {
         () = running => Ok(()),

@@ -139,11 +139,15 @@ pub fn topic_name(topic: &Topic) -> String {
 }
 
 /// Of the Topics in one namespace that name the same topic of the same cluster, the one
-/// that owns it: the oldest, then the first by name. The others get Conflict.
-pub fn owner<'a>(candidates: impl IntoIterator<Item = &'a Topic>) -> Option<&'a Topic> {
+/// that owns it: the oldest, then the first by name. The others get Conflict. Topics being
+/// deleted count only with `include_deleting` (deciding which of them may delete it).
+pub fn owner<'a>(
+    candidates: impl IntoIterator<Item = &'a Topic>,
+    include_deleting: bool,
+) -> Option<&'a Topic> {
     candidates
         .into_iter()
-        .filter(|t| t.metadata.deletion_timestamp.is_none())
+        .filter(|t| include_deleting || t.metadata.deletion_timestamp.is_none())
         .min_by(|a, b| {
             let created = |t: &Topic| t.metadata.creation_timestamp.clone().map(|Time(t)| t);
             created(a)
@@ -284,10 +288,12 @@ mod tests {
             t.metadata.creation_timestamp = Some(Time(Timestamp::from_second(created).unwrap()));
             t
         };
-        let topics = [make("b", 10), make("a", 20), make("c", 10)];
-        assert_eq!(
-            owner(&topics).map(ResourceExt::name_any).as_deref(),
-            Some("b")
-        );
+        let mut topics = [make("b", 10), make("a", 20), make("c", 10)];
+        let owned_by =
+            |topics: &[Topic], deleting| owner(topics, deleting).map(ResourceExt::name_any);
+        assert_eq!(owned_by(&topics, false).as_deref(), Some("b"));
+        topics[0].metadata.deletion_timestamp = Some(Time(Timestamp::from_second(30).unwrap()));
+        assert_eq!(owned_by(&topics, false).as_deref(), Some("c"));
+        assert_eq!(owned_by(&topics, true).as_deref(), Some("b"));
     }
 }

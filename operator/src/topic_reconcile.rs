@@ -32,6 +32,8 @@ use crate::reconcile::{with_nulls, Context};
 use crate::status::condition_status;
 use crate::topic_plan::{self, LiveTopic, Refusal};
 use crate::topic_status::{self, Blocked, TopicObserved, DEGRADED};
+use crate::view::ClusterView;
+use crate::watch::DEBOUNCE;
 
 pub const FINALIZER: &str = "runnel.dev/topic";
 
@@ -42,6 +44,9 @@ pub const FINALIZER: &str = "runnel.dev/topic";
 struct Synced {
     generation: Option<i64>,
     at: Instant,
+    /// The newest metadata revision an answer of the sync reflected: a description or a
+    /// watch view older than this does not show the sync's own changes yet.
+    revision: i64,
     live: Option<LiveTopic>,
     refused: Vec<Refusal>,
     drift: Vec<ConfigDrift>,
@@ -61,7 +66,16 @@ pub struct TopicContext {
     /// How often a settled Topic's spec is compared with a fresh description.
     pub resync: Duration,
     synced: Mutex<HashMap<(String, String), Synced>>,
+    /// The status this process last wrote per Topic, and when: newer than the cached
+    /// Topic right after a write, and the pace of the next one.
+    written: Mutex<HashMap<(String, String), Written>>,
     backoff: Backoff,
+}
+
+#[derive(Debug, Clone)]
+struct Written {
+    status: TopicStatus,
+    at: Instant,
 }
 
 impl std::fmt::Debug for TopicContext {
@@ -86,6 +100,7 @@ impl TopicContext {
             admin: Admin::default(),
             resync,
             synced: Mutex::new(HashMap::new()),
+            written: Mutex::new(HashMap::new()),
             backoff: Backoff::default(),
         }
     }
@@ -101,6 +116,12 @@ pub enum TopicError {
     NoNamespace,
     #[error("the KafkaCluster cache stopped before its first list")]
     ClustersUnknown,
+    #[error("topic {topic} was described at revision {seen}, behind this operator's own change at {wanted}")]
+    Behind {
+        topic: String,
+        seen: i64,
+        wanted: i64,
+    },
     #[error(transparent)]
     Admin(#[from] AdminError),
     #[error("failed to {action} {name}: {source}")]
@@ -190,12 +211,11 @@ async fn find_cluster(
         .filter(|c| c.metadata.deletion_timestamp.is_none()))
 }
 
-/// The Topic that owns `topic`'s topic name in its cluster, when it is another one.
-fn other_owner(topic: &Topic, ctx: &TopicContext) -> Option<String> {
+/// Every Topic (this one included) naming the same topic of the same cluster.
+fn claimants(topic: &Topic, ctx: &TopicContext) -> Vec<Arc<Topic>> {
     let name = topic_plan::topic_name(topic);
     let namespace = topic.namespace();
-    let same: Vec<Arc<Topic>> = ctx
-        .store
+    ctx.store
         .state()
         .into_iter()
         .filter(|t| {
@@ -203,9 +223,26 @@ fn other_owner(topic: &Topic, ctx: &TopicContext) -> Option<String> {
                 && t.spec.cluster_ref == topic.spec.cluster_ref
                 && topic_plan::topic_name(t) == name
         })
-        .collect();
-    let owner = topic_plan::owner(same.iter().map(|t| &**t))?;
+        .collect()
+}
+
+/// The Topic that owns `topic`'s topic name in its cluster, when it is another one.
+fn other_owner(topic: &Topic, ctx: &TopicContext) -> Option<String> {
+    let same = claimants(topic, ctx);
+    let owner = topic_plan::owner(same.iter().map(|t| &**t), false)?;
     (owner.metadata.uid != topic.metadata.uid).then(|| owner.name_any())
+}
+
+/// Whether a Topic being deleted may act for its topic: no other Topic still wants it,
+/// and of those being deleted with it (a namespace going) it is the owner, so a
+/// duplicate never deletes a topic its owner retains.
+fn owns_at_deletion(topic: &Topic, ctx: &TopicContext) -> bool {
+    let same = claimants(topic, ctx);
+    let wanted_elsewhere = same
+        .iter()
+        .any(|t| t.metadata.uid != topic.metadata.uid && t.metadata.deletion_timestamp.is_none());
+    let oldest = topic_plan::owner(same.iter().map(|t| &**t), true);
+    !wanted_elsewhere && oldest.is_none_or(|o| o.metadata.uid == topic.metadata.uid)
 }
 
 async fn apply(topic: &Topic, ctx: &TopicContext) -> Result<Action, TopicError> {
@@ -245,8 +282,8 @@ async fn apply(topic: &Topic, ctx: &TopicContext) -> Result<Action, TopicError> 
             "KafkaCluster {} not found in namespace {namespace}",
             topic.spec.cluster_ref
         )));
-        write_status(topic, &observed, ctx).await?;
-        return Ok(Action::requeue(Duration::from_secs(30)));
+        let (_, deferred) = write_status(topic, &observed, ctx, false).await?;
+        return Ok(Action::requeue(deferred.unwrap_or(Duration::from_secs(30))));
     };
     if let Some(owner) = other_owner(topic, ctx) {
         observed.blocked = Some(Blocked::Conflict(format!(
@@ -254,8 +291,8 @@ async fn apply(topic: &Topic, ctx: &TopicContext) -> Result<Action, TopicError> 
              until that one is deleted",
             topic.spec.cluster_ref
         )));
-        write_status(topic, &observed, ctx).await?;
-        return Ok(Action::requeue(Duration::from_secs(60)));
+        let (_, deferred) = write_status(topic, &observed, ctx, false).await?;
+        return Ok(Action::requeue(deferred.unwrap_or(Duration::from_secs(60))));
     }
 
     let names = Names::new(&cluster.name_any(), &namespace, &ctx.shared.domain);
@@ -264,26 +301,36 @@ async fn apply(topic: &Topic, ctx: &TopicContext) -> Result<Action, TopicError> 
         .shared
         .watches
         .view_for_status(&namespace, &topic.spec.cluster_ref);
-    observed.view = view.as_ref();
+    observed.view = view.as_deref();
 
-    let in_view = view
-        .as_ref()
-        .map(|v| v.partitions.keys().filter(|(t, _)| *t == name).count() as i32);
     let due = match &last {
         None => true,
         Some(s) => {
             s.generation != topic.metadata.generation
                 || s.at.elapsed() >= ctx.resync
-                // The view disagrees with what the last description said (deleted or
-                // changed behind the operator's back).
-                || in_view.is_some_and(|n| n != s.live.as_ref().map_or(0, |l| l.partitions))
+                // The view, once it reflects the last sync's own changes, disagrees with
+                // what that sync saw (deleted or changed behind the operator's back).
+                || view.as_ref().is_some_and(|v| {
+                    v.revision >= s.revision
+                        && partitions_in(v, &name) != s.live.as_ref().map_or(0, |l| l.partitions)
+                })
         }
     };
     if due {
-        let synced = sync(topic, &name, &url, known_id.as_deref(), &mut observed, ctx).await?;
+        let since = last.as_ref().map_or(0, |s| s.revision);
+        let synced = sync(
+            topic,
+            &name,
+            &url,
+            known_id.as_deref(),
+            since,
+            &mut observed,
+            ctx,
+        )
+        .await?;
         lock(&ctx.synced).insert(key, synced);
     }
-    let status = write_status(topic, &observed, ctx).await?;
+    let (status, deferred) = write_status(topic, &observed, ctx, false).await?;
     let labels = TopicLabels {
         namespace,
         cluster: topic.spec.cluster_ref.clone(),
@@ -300,11 +347,19 @@ async fn apply(topic: &Topic, ctx: &TopicContext) -> Result<Action, TopicError> 
         .set(i64::from(status.offline_partitions));
     let settled = condition_status(&status.conditions, topic_status::READY) == Some("True")
         && condition_status(&status.conditions, DEGRADED) == Some("False");
-    Ok(Action::requeue(if settled {
-        ctx.resync
-    } else {
-        Duration::from_secs(5)
+    Ok(Action::requeue(match deferred {
+        Some(wait) => wait,
+        None if settled => ctx.resync,
+        None => Duration::from_secs(5),
     }))
+}
+
+/// How many partitions of `topic` the view holds.
+fn partitions_in(view: &ClusterView, topic: &str) -> i32 {
+    let name = topic.to_string();
+    view.partitions
+        .range((name.clone(), i32::MIN)..=(name, i32::MAX))
+        .count() as i32
 }
 
 /// Describes the topic and carries out the spec: create or adopt, add partitions, set
@@ -315,14 +370,22 @@ async fn sync(
     name: &str,
     url: &str,
     known_id: Option<&str>,
+    since: i64,
     observed: &mut TopicObserved<'_>,
     ctx: &TopicContext,
 ) -> Result<Synced, TopicError> {
     let admin = &ctx.admin;
-    let mut live = admin
-        .describe(url, name)
-        .await?
-        .map(|t| LiveTopic::from_proto(&t));
+    let (described, mut revision) = admin.describe(url, name).await?;
+    if revision < since {
+        // A broker behind the last sync's own change answered: it would show the topic
+        // as it was before (or missing, just after the create). Ask again shortly.
+        return Err(TopicError::Behind {
+            topic: name.to_string(),
+            seen: revision,
+            wanted: since,
+        });
+    }
+    let mut live = described.map(|t| LiveTopic::from_proto(&t));
     if let Some(found) = &live {
         if known_id != Some(found.topic_id.as_str()) {
             // A topic this Topic has not seen before (it existed first, or was deleted
@@ -331,7 +394,7 @@ async fn sync(
             observed.adopted_config = Some(found.configs.clone());
             observed.managed_config = BTreeMap::new();
             observed.live = Some(found.clone());
-            write_status(topic, observed, ctx).await?;
+            write_status(topic, observed, ctx, true).await?;
             publish(
                 ctx,
                 topic,
@@ -370,7 +433,8 @@ async fn sync(
             )
             .await?
         {
-            Ok(created) => {
+            Ok((created, at)) => {
+                revision = revision.max(at);
                 info!(topic = %name, cluster = %spec.cluster_ref, "topic created");
                 publish(
                     ctx,
@@ -393,7 +457,8 @@ async fn sync(
     } else {
         if let Some(count) = plan.partitions {
             match admin.add_partitions(url, name, count).await? {
-                Ok(()) => {
+                Ok(at) => {
+                    revision = revision.max(at);
                     if let Some(l) = live.as_mut() {
                         l.partitions = count;
                     }
@@ -421,7 +486,8 @@ async fn sync(
             observed.managed_config = plan.managed.clone();
         } else {
             match admin.alter_configs(url, name, &plan.config).await? {
-                Ok(()) => {
+                Ok(at) => {
+                    revision = revision.max(at);
                     info!(topic = %name, changes = plan.config.len(), "topic config set");
                     observed.managed_config = plan.managed.clone();
                 }
@@ -441,6 +507,7 @@ async fn sync(
     Ok(Synced {
         generation: topic.metadata.generation,
         at: Instant::now(),
+        revision,
         live,
         refused,
         drift: observed.drift.clone(),
@@ -474,11 +541,19 @@ fn refuse_or_fail(
 }
 
 /// `deletionPolicy: Delete` deletes the topic, unless the cluster is gone (or going: a
-/// Topic never hangs in deletion for want of a cluster) or another Topic owns the name.
+/// Topic never hangs in deletion for want of a cluster) or the topic is not this Topic's
+/// to delete (owns_at_deletion).
 async fn cleanup(topic: &Topic, ctx: &TopicContext) -> Result<Action, TopicError> {
     let namespace = topic.namespace().ok_or(TopicError::NoNamespace)?;
     let name = topic_plan::topic_name(topic);
-    lock(&ctx.synced).remove(&(namespace.clone(), topic.name_any()));
+    let key = (namespace.clone(), topic.name_any());
+    lock(&ctx.synced).remove(&key);
+    lock(&ctx.written).remove(&key);
+    if !owns_at_deletion(topic, ctx) {
+        // A duplicate (Conflict), or the topic is still wanted by another Topic: neither
+        // the topic nor its gauges are this one's.
+        return Ok(Action::await_change());
+    }
     ctx.shared.metrics.forget_topic(&TopicLabels {
         namespace: namespace.clone(),
         cluster: topic.spec.cluster_ref.clone(),
@@ -492,9 +567,6 @@ async fn cleanup(topic: &Topic, ctx: &TopicContext) -> Result<Action, TopicError
         info!(topic = %name, "Topic deleted; its cluster is gone");
         return Ok(Action::await_change());
     };
-    if other_owner(topic, ctx).is_some() {
-        return Ok(Action::await_change());
-    }
     let names = Names::new(&cluster.name_any(), &namespace, &ctx.shared.domain);
     match ctx.admin.delete(&names.admin_url(), &name).await? {
         Ok(()) => {
@@ -510,18 +582,34 @@ async fn cleanup(topic: &Topic, ctx: &TopicContext) -> Result<Action, TopicError
     }
 }
 
-/// Writes the status when it changed; returns it. Events for leader changes (one per
-/// write, naming each partition) and for under-replication starting.
+/// Writes the status when it changed, at most once per DEBOUNCE per Topic (unless
+/// `now`): returns it, with how long to wait when a due write was held back. The
+/// previous status is the one this process last wrote when it has one (the cached Topic
+/// can lag its own write). Events for leader changes (one per write, naming each
+/// partition), under-replication starting and refusals.
 async fn write_status(
     topic: &Topic,
     observed: &TopicObserved<'_>,
     ctx: &TopicContext,
-) -> Result<TopicStatus, TopicError> {
-    let next = topic_status::topic_status(topic, observed, &Time(Timestamp::now()));
-    let previous = topic.status.clone().unwrap_or_default();
-    if topic.status.as_ref() == Some(&next) {
-        return Ok(next);
+    now: bool,
+) -> Result<(TopicStatus, Option<Duration>), TopicError> {
+    let key = (topic.namespace().unwrap_or_default(), topic.name_any());
+    let remembered = lock(&ctx.written).get(&key).cloned();
+    let mut basis = topic.clone();
+    if let Some(w) = &remembered {
+        basis.status = Some(w.status.clone());
     }
+    let next = topic_status::topic_status(&basis, observed, &Time(Timestamp::now()));
+    if basis.status.as_ref() == Some(&next) {
+        return Ok((next, None));
+    }
+    if let Some(w) = remembered.as_ref().filter(|_| !now) {
+        let since = w.at.elapsed();
+        if since < DEBOUNCE {
+            return Ok((next, Some(DEBOUNCE - since)));
+        }
+    }
+    let previous = basis.status.clone().unwrap_or_default();
     let changes = topic_status::leader_changes(&previous.partition_states, &next.partition_states);
     if !changes.is_empty() {
         let shown: Vec<&str> = changes.iter().take(10).map(String::as_str).collect();
@@ -554,6 +642,15 @@ async fn write_status(
             .unwrap_or_default();
         publish(ctx, topic, EventType::Warning, "UnderReplicated", message).await;
     }
+    let refused = |s: &TopicStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == topic_status::REFUSED && c.status == "True")
+            .map(|c| c.message.clone())
+    };
+    if let Some(message) = refused(&next).filter(|m| refused(&previous).as_ref() != Some(m)) {
+        publish(ctx, topic, EventType::Warning, "Refused", message).await;
+    }
     let api: Api<Topic> = Api::namespaced(
         ctx.shared.client.clone(),
         &topic.namespace().unwrap_or_default(),
@@ -571,7 +668,14 @@ async fn write_status(
         .status_writes
         .get_or_create(&KindLabels { kind: "Topic" })
         .inc();
-    Ok(next)
+    lock(&ctx.written).insert(
+        key,
+        Written {
+            status: next.clone(),
+            at: Instant::now(),
+        },
+    );
+    Ok((next, None))
 }
 
 /// The status as a merge patch from `previous`: absent optional fields as null, and keys

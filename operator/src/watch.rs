@@ -26,7 +26,9 @@ const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 #[derive(Debug, Default)]
 struct Shared {
-    view: Option<ClusterView>,
+    /// Shared with the reconciles reading it (every Topic of the cluster reads it on each
+    /// change): an update copies it only while one of them still holds the old one.
+    view: Option<Arc<ClusterView>>,
     connected: bool,
     /// When the stream last broke (None while connected or never connected).
     broken_since: Option<Instant>,
@@ -127,7 +129,7 @@ impl Watches {
 
     /// The view for status: the last one received, unless the stream has been broken
     /// for a while.
-    pub fn view_for_status(&self, namespace: &str, name: &str) -> Option<ClusterView> {
+    pub fn view_for_status(&self, namespace: &str, name: &str) -> Option<Arc<ClusterView>> {
         let shared = self.shared(namespace, name)?;
         let shared = lock(&shared);
         match shared.broken_since {
@@ -140,7 +142,7 @@ impl Watches {
     /// stream is connected and shows the newest revision seen. (A broker cut off from
     /// etcd can still serve a stream that looks live; the roll's other checks, a restarted
     /// broker's new epoch and every pod ready, do not rest on this view alone.)
-    pub fn current_view(&self, namespace: &str, name: &str) -> Option<ClusterView> {
+    pub fn current_view(&self, namespace: &str, name: &str) -> Option<Arc<ClusterView>> {
         let shared = self.shared(namespace, name)?;
         let shared = lock(&shared);
         shared
@@ -209,7 +211,7 @@ async fn stream_once(
                 s.connected = true;
                 s.broken_since = None;
             }
-            let view = s.view.get_or_insert_with(ClusterView::default);
+            let view = Arc::make_mut(s.view.get_or_insert_with(Default::default));
             view.apply(&event);
             let revision = view.revision;
             s.max_revision = s.max_revision.max(revision);

@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+from pathlib import Path
+
 import pytest
 
 from bedtools import ready, wait_for
@@ -468,7 +470,18 @@ def test_delete_claim_makes_the_cluster_own_its_claims_and_only_the_cluster(bed,
         pods = ns.pods(BROKERS)
         return len(pods) == 4 and all(pods_before.get(p["metadata"]["name"]) != p["metadata"]["uid"] and ready(p)
                                       for p in pods)
-    wait_for(replaced, timeout=180, what="every broker pod re-created and ready")
+    try:
+        wait_for(replaced, timeout=180, what="every broker pod re-created and ready")
+    except AssertionError as e:
+        pods = [(p["metadata"]["name"], p["metadata"]["uid"] != pods_before.get(p["metadata"]["name"]),
+                 p["status"].get("phase"), [c.get("state") for c in p["status"].get("containerStatuses") or []])
+                for p in ns.pods(BROKERS)]
+        sts = ns.get("statefulset", "demo") or {}
+        logs = "".join(p.read_text() for p in Path(bed.base, "runner", "pods").glob("*/operator.log"))
+        events = ns.kubectl("get", "events", "--sort-by=.lastTimestamp")
+        raise AssertionError(f"{e}\npods: {pods}\nsts spec: {json.dumps(sts.get('spec', {}).get('replicas'))} "
+                             f"{sts.get('spec', {}).get('podManagementPolicy')} status: {json.dumps(sts.get('status'))}"
+                             f"\nevents:\n{events[-3000:]}\noperator log:\n{logs[-6000:]}") from None
     wait_ready(bed, ns, "Ready again after the StatefulSet was deleted", timeout=120)
     after = {n: c["metadata"]["uid"] for n, c in claims_by_name(ns).items() if n in DATA_CLAIMS}
     assert after == uids, "a claim was deleted with the StatefulSet"

@@ -164,6 +164,10 @@ def test_what_cannot_be_done_is_refused(bed, ns, demo, tool):
     out = bed.kubectl_run("-n", ns.name, "patch", "topic", "orders", "--type=merge", "-p",
                           json.dumps({"spec": {"partitions": 2}}))
     assert out.returncode != 0 and "partitions can only increase" in out.stderr, out.stderr
+    # Naming another topic later (topicName was unset) would switch topics: refused too.
+    out = bed.kubectl_run("-n", ns.name, "patch", "topic", "orders", "--type=merge", "-p",
+                          json.dumps({"spec": {"topicName": "elsewhere"}}))
+    assert out.returncode != 0 and "topicName is immutable" in out.stderr, out.stderr
     # ...and a Topic adopting a topic that has more, or another replication factor, is
     # refused with a condition and an Event; the topic is left as it is.
     tool(TOPICS_TOOL, "--create", "--topic", "wide", "--partitions", "6", "--replication-factor", "2")
@@ -175,6 +179,7 @@ def test_what_cannot_be_done_is_refused(bed, ns, demo, tool):
     assert "PartitionDecrease" in condition(topic, "Refused")["reason"]
     assert "ReplicationFactorChange" in condition(topic, "Refused")["reason"]
     assert len(client(bed, "metadata", bootstrap(ns))["topics"]["wide"]) == 6
+    assert any(e.get("reason") == "Refused" for e in ns.events("wide"))
     # An invalid config value is refused by the brokers' own rules.
     ns.apply(topic_manifest("badconfig", 1, config={"retention.ms": "soon"}))
     topic = wait_for(lambda: (t := ns.get("topic", "badconfig")) and is_true(t, "Refused") and t, timeout=60,

@@ -54,6 +54,9 @@ use serde::{Deserialize, Serialize};
         json_path = ".metadata.creationTimestamp"
     )
 )]
+// On the struct: a field's transition rule is skipped when the field is absent on either
+// side, which would let topicName be added or removed later (switching the topic).
+#[x_kube(validation = Rule::new("has(self.topicName) == has(oldSelf.topicName)").message("topicName is immutable"))]
 #[serde(rename_all = "camelCase")]
 pub struct TopicSpec {
     /// The KafkaCluster (same namespace).
