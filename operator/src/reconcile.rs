@@ -186,25 +186,12 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
         ctx.metrics.forget_cluster(&labels);
         if tidy::has_finalizer(kc) {
             let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
-            let listed = claims
-                .list(&ListParams::default().labels(&names.instance_selector_string()))
-                .await
-                .map_err(api_error::<PersistentVolumeClaim>(
-                    "list",
-                    &names.statefulset(),
-                ))?;
+            let listed = tidy::list_claims(&claims, &names).await?;
             let clusters: Api<KafkaCluster> = Api::namespaced(client.clone(), &namespace);
             let delete_claim = kc.spec.storage.delete_claim;
-            let settled = tidy::own_claims(
-                &claims,
-                &clusters,
-                kc,
-                &names,
-                &listed.items,
-                delete_claim,
-                true,
-            )
-            .await?;
+            let settled =
+                tidy::own_claims(&claims, &clusters, kc, &names, &listed, delete_claim, true)
+                    .await?;
             if !settled {
                 return Ok(Action::requeue(Duration::from_secs(1)));
             }
@@ -239,13 +226,7 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
         .map_err(api_error::<Pod>("list", &names.statefulset()))?;
     let pod_states: Vec<PodState> = pod_list.items.iter().filter_map(pod_state).collect();
     // Brokers' and managed etcd's claims: the latter only for their owner (tidy.rs).
-    let claim_list = claims
-        .list(&ListParams::default().labels(&names.instance_selector_string()))
-        .await
-        .map_err(api_error::<PersistentVolumeClaim>(
-            "list",
-            &names.statefulset(),
-        ))?;
+    let claim_list = tidy::list_claims(&claims, &names).await?;
     let claim_ordinal = |c: &PersistentVolumeClaim| -> Option<i32> {
         c.name_any()
             .strip_prefix(&format!("data-{}-", names.statefulset()))?
@@ -260,7 +241,6 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
         existing_spec.and_then(|s| s.replicas).unwrap_or(0),
         pod_states.iter().map(|p| p.ordinal + 1).max().unwrap_or(0),
         claim_list
-            .items
             .iter()
             .filter_map(claim_ordinal)
             .map(|o| o + 1)
@@ -296,7 +276,6 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
         .unwrap_or_else(|| kc.spec.storage.size.clone());
     let wanted = &kc.spec.storage.size;
     let live_claims: Vec<&PersistentVolumeClaim> = claim_list
-        .items
         .iter()
         .filter(|c| claim_ordinal(c).is_some())
         .collect();
@@ -588,7 +567,7 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
             &clusters,
             kc,
             &names,
-            &claim_list.items,
+            &claim_list,
             delete_claim,
             false,
         )

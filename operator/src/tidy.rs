@@ -71,6 +71,22 @@ pub async fn set_finalizer(
     Ok(())
 }
 
+/// The cluster's claims, brokers' and managed etcd's alike (reconcile counts the brokers'
+/// and expands them; ownership covers both).
+pub async fn list_claims(
+    api: &Api<PersistentVolumeClaim>,
+    names: &Names,
+) -> Result<Vec<PersistentVolumeClaim>, ReconcileError> {
+    Ok(api
+        .list(&ListParams::default().labels(&names.instance_selector_string()))
+        .await
+        .map_err(api_error::<PersistentVolumeClaim>(
+            "list",
+            &names.statefulset(),
+        ))?
+        .items)
+}
+
 /// Makes every broker and managed-etcd claim of the cluster owned by it (`owned`) or not;
 /// writes only the claims that differ. Before making the cluster an owner it is read
 /// afresh: a reconcile working from a cached copy of a cluster deleted (and perhaps
