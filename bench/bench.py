@@ -557,16 +557,6 @@ def held_rate(what, rate, try_at, journal, key=None, tries=6, step=0.8):
     raise RateNotHeld(f"{what}: Kafka held none of {tries} fixed rates down to {last} rec/s")
 
 
-def check_rate(name, key, rep, run):
-    achieved, target = run["achieved_per_s"], run["target_per_s"]
-    if achieved < MIN_ACHIEVED * target:
-        raise RateNotHeld(
-            f"{name}, {key}, repetition {rep}: acknowledged {achieved:.0f} rec/s, below {MIN_ACHIEVED:.0%} of the "
-            f"target {target:.0f} rec/s (p99 from the schedule {run['p99_us'] / 1000:.1f} ms); its latencies are not "
-            "latencies at that rate, so the run is not valid"
-        )
-
-
 def run_repetition(rep, order, settings, workloads, rates, journal):
     names = ", ".join(cls.name for cls in order)
     print(f"== repetition {rep}: {names}", flush=True)
@@ -591,29 +581,37 @@ def run_repetition(rep, order, settings, workloads, rates, journal):
             )
         for cls in order if rates[key] is not None else ():
             # One retry on a fresh broker: a single run that falls short on this shared
-            # machine says little; two in a row end the whole run (check_rate). The miss
-            # stays in the journal as "fixed-missed" and the report counts them.
+            # machine says little. The miss stays in the journal as "fixed-missed"; a
+            # second one is "fixed-not-held": that broker did not hold the rate in this
+            # repetition, which the report says instead of showing latencies that are
+            # not latencies at that rate. (Ending the whole run there, as the harness did
+            # until 2026-11-29, threw away two hours for Kafka at 1000 partitions, which
+            # held 5,016 rec/s once in calibration and then 3,318 and 4,213.)
             for attempt in (1, 2):
                 began = time.monotonic()
                 try:
                     run = fixed_rate(cls, settings, partitions, acks, rates[key])
                 except SendsFailed as e:
+                    first = str(e).splitlines()[0]
                     if attempt == 2:
-                        raise RateNotHeld(f"{cls.name}, {key}, repetition {rep}: {str(e).splitlines()[0]} twice") from e
-                    print(f"   {cls.name:>16} {key:>16}: {str(e).splitlines()[0]} — retrying", flush=True)
+                        journal.add(rep, cls.name, "fixed-not-held", key, {"error": first, "target_per_s": rates[key]})
+                        print(f"   {cls.name:>16} {key:>16}: {first} twice: not held in repetition {rep}", flush=True)
+                        break
+                    print(f"   {cls.name:>16} {key:>16}: {first} — retrying", flush=True)
                     continue
                 took = time.monotonic() - began
                 missed = run["achieved_per_s"] < MIN_ACHIEVED * run["target_per_s"]
-                journal.add(rep, cls.name, "fixed-missed" if missed and attempt == 1 else "fixed", key, run)
+                kind = "fixed" if not missed else ("fixed-missed" if attempt == 1 else "fixed-not-held")
+                journal.add(rep, cls.name, kind, key, run)
+                verdict = {"fixed": "", "fixed-missed": " — missed, retrying", "fixed-not-held": f" — missed twice: not held in repetition {rep}"}
                 print(
                     f"   {cls.name:>16} {key:>16} at {rates[key]} rec/s: achieved {run['achieved_per_s']:.0f}, "
                     f"p50 {run['p50_us'] / 1000:.2f} / p99 {run['p99_us'] / 1000:.2f} / p99.9 {run['p999_us'] / 1000:.2f} ms ({took:.0f} s)"
-                    + (" — missed, retrying" if missed and attempt == 1 else ""),
+                    + verdict[kind],
                     flush=True,
                 )
                 if not missed:
                     break
-            check_rate(cls.name, key, rep, run)
     for cls in order:
         run, took = measure(cls, "ceiling", None, ceiling)
         print(f"   {cls.name:>16} acks=0 ceiling: {run['mib_per_s']:.1f} MiB/s ({took:.0f} s)", flush=True)
@@ -728,6 +726,25 @@ def report(doc):
         "a run that fell short was retried once on a fresh broker: "
         + (", ".join(f"{r['broker']} {r['workload']} rep {r['rep']}" for r in missed) if missed else "none was")
     )
+    not_held = [r for r in doc["runs"] if r["kind"] == "fixed-not-held"]
+    held_note = (
+        "; a broker that fell short twice did not hold the rate in that repetition and has no latencies from it "
+        "(its cells then count fewer repetitions): "
+        + ", ".join(
+            f"{r['broker']} {r['workload']} rep {r['rep']} ("
+            + (f"acknowledged {r['figures']['achieved_per_s']:.0f} of {r['figures']['target_per_s']:.0f} rec/s" if "achieved_per_s" in r["figures"] else r["figures"].get("error", "failed"))
+            + ")"
+            for r in not_held
+        )
+        if not_held
+        else ""
+    )
+    calibration = (
+        f"the fixed rates come from the calibration of run {meta['rates_from']} on the same commit and machine "
+        "(not repeated in this run); "
+        if meta.get("rates_from")
+        else ""
+    )
     lines = [
         f"# Runnel vs Apache Kafka {meta['kafka_version']} — {meta['date']}",
         "",
@@ -737,10 +754,10 @@ def report(doc):
         f"rotating per repetition; {spread}. "
         f"Max rate: {meta['records']} measured records after a fifth as many unmeasured; throughput only (the "
         "send-to-callback time at max rate is producer-buffer queueing, not broker latency, and is not shown). "
-        f"Fixed rate: {meta['fixed_share']:.0%} of Kafka's max rate for the workload (the slowest of "
+        f"Fixed rate: {calibration}{meta['fixed_share']:.0%} of Kafka's max rate for the workload (the slowest of "
         f"{meta.get('calibration_runs', 1)} calibration runs, each on a fresh Kafka), the same for every broker, {meta['warmup_seconds']:g} s warmup then {meta['fixed_seconds']:g} s "
         "measured; latency from each record's scheduled send time to its callback (no coordinated omission); every "
-        f"run acknowledged at least {MIN_ACHIEVED:.0%} of the target rate ({retries}). Consume = bench/java/AssignConsumer.java "
+        f"run shown acknowledged at least {MIN_ACHIEVED:.0%} of the target rate ({retries}{held_note}). Consume = bench/java/AssignConsumer.java "
         "reading the max-rate run's records back. `runnel` is the default (acks=1 and acks=all answered after "
         "fsync); `runnel-interval` is `log.flush.mode=interval`, Kafka's semantics (acknowledged from the page "
         "cache). MiB = 2^20 bytes.",
@@ -777,6 +794,10 @@ def main():
     parser.add_argument("--calibration-runs", type=int, default=3, help="Kafka max-rate runs per workload whose slowest sets the fixed rate (default 3)")
     parser.add_argument("--recovery-records", type=int, default=2**20, help="1 KiB records for the recovery test (default 1 GiB)")
     parser.add_argument("--partitions", default="1,8,100,1000")
+    parser.add_argument(
+        "--rates-from",
+        help="take the fixed rates (and the workloads Kafka held none for) from an earlier run's JSON instead of calibrating",
+    )
     parser.add_argument("--acks", default="1,all")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1 repetition, 1 partition, 20000 records, 3 s fixed rate after 3 s warmup, 2 calibration runs")
     args = parser.parse_args()
@@ -819,10 +840,22 @@ def main():
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     stem = out / (now.strftime("%Y%m%dT%H%M%SZ") + ("-quick" if args.quick else ""))
+    if args.rates_from:
+        meta["rates_from"] = Path(args.rates_from).name
     journal = Journal(stem.with_suffix(".json"), meta)
     began = time.monotonic()
     try:
-        rates = calibrate(settings, workloads, journal)
+        if args.rates_from:
+            earlier = json.loads(Path(args.rates_from).read_text())
+            keys = [workload_key(p, a) for p, a in workloads]
+            missing = [k for k in keys if k not in earlier["fixed_rates"]]
+            if missing:
+                raise SystemExit(f"{args.rates_from} has no fixed rate for {', '.join(missing)}")
+            rates = {k: earlier["fixed_rates"][k] for k in keys}
+            journal.doc["not_held"] = {k: v for k, v in earlier.get("not_held", {}).items() if k in keys}
+            print(f"== fixed rates from {args.rates_from}: " + ", ".join(f"{k} {v}" for k, v in rates.items()), flush=True)
+        else:
+            rates = calibrate(settings, workloads, journal)
         journal.doc["fixed_rates"] = rates
         for rep in range(1, args.reps + 1):
             shift = (rep - 1) % len(brokers)
