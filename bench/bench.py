@@ -531,6 +531,20 @@ def calibrate(settings, workloads, journal):
     return rates
 
 
+def earlier_rates(path, workloads, journal):
+    """The fixed rates, and the workloads Kafka held none for, of an earlier run's
+    calibration (`--rates-from`), in place of calibrate()."""
+    earlier = json.loads(Path(path).read_text())
+    keys = [workload_key(p, a) for p, a in workloads]
+    missing = [k for k in keys if k not in earlier["fixed_rates"]]
+    if missing:
+        raise SystemExit(f"{path} has no fixed rate for {', '.join(missing)}")
+    rates = {k: earlier["fixed_rates"][k] for k in keys}
+    journal.doc["not_held"] = {k: v for k, v in earlier.get("not_held", {}).items() if k in keys}
+    print(f"== fixed rates from {path}: " + ", ".join(f"{k} {v}" for k, v in rates.items()), flush=True)
+    return rates
+
+
 def held_rate(what, rate, try_at, journal, key=None, tries=6, step=0.8):
     """The first rate Kafka holds at a fixed rate (MIN_ACHIEVED of it acknowledged),
     starting at `rate` and lowering it after each miss to the lower of rate * step and 90%
@@ -846,14 +860,7 @@ def main():
     began = time.monotonic()
     try:
         if args.rates_from:
-            earlier = json.loads(Path(args.rates_from).read_text())
-            keys = [workload_key(p, a) for p, a in workloads]
-            missing = [k for k in keys if k not in earlier["fixed_rates"]]
-            if missing:
-                raise SystemExit(f"{args.rates_from} has no fixed rate for {', '.join(missing)}")
-            rates = {k: earlier["fixed_rates"][k] for k in keys}
-            journal.doc["not_held"] = {k: v for k, v in earlier.get("not_held", {}).items() if k in keys}
-            print(f"== fixed rates from {args.rates_from}: " + ", ".join(f"{k} {v}" for k, v in rates.items()), flush=True)
+            rates = earlier_rates(args.rates_from, workloads, journal)
         else:
             rates = calibrate(settings, workloads, journal)
         journal.doc["fixed_rates"] = rates
