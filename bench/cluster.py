@@ -105,6 +105,7 @@ class RunnelNode(Node):
             f"--listeners=PLAINTEXT://127.0.0.1:{self.port}",
             f"--http.listener=127.0.0.1:{self.http_port}",
             f"--admin.listener=127.0.0.1:{bench.free_port()}",
+            f"--console.listener=127.0.0.1:{bench.free_port()}",
             f"--log.dirs={self.data}",
             *self.cluster.flags,
         ]

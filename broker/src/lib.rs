@@ -10,13 +10,15 @@
 //! - [`metadata`] is the etcd-level store (etcd for a cluster, embedded for standalone),
 //!   its schema and the broker's cached view; [`controller`] assigns partitions and elects
 //!   leaders through it.
-//! - [`broker`] wires everything; [`http`] serves health and metrics; [`config`] reads
-//!   `server.properties`, flags and the environment.
+//! - [`broker`] wires everything; [`http`] serves health and metrics; [`console`] is the
+//!   web console on its own listener; [`config`] reads `server.properties`, flags and the
+//!   environment.
 
 pub mod blocking;
 pub mod broker;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod controller;
 pub mod error;
 pub mod fsio;

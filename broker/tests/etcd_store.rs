@@ -316,6 +316,7 @@ fn start_broker(etcd: &TestEtcd, data: &Path) -> Process {
         .args(["--listeners", "PLAINTEXT://127.0.0.1:0"])
         .args(["--http.listener", "127.0.0.1:0"])
         .args(["--admin.listener", "127.0.0.1:0"])
+        .args(["--console.listener", "127.0.0.1:0"])
         .arg("--log.dirs")
         .arg(&logs)
         .env("RUST_LOG", "info")

@@ -90,7 +90,7 @@ async fn configuration_comes_from_a_file_overridden_by_the_environment_and_flags
     std::fs::write(
         &file,
         format!(
-            "listeners=PLAINTEXT://127.0.0.1:{kafka}\nhttp.listener=127.0.0.1:{http}\nadmin.listener=127.0.0.1:0\nlog.dirs={}\nnum.partitions=2\nsome.unknown.key=1\n",
+            "listeners=PLAINTEXT://127.0.0.1:{kafka}\nhttp.listener=127.0.0.1:{http}\nadmin.listener=127.0.0.1:0\nconsole.listener=127.0.0.1:0\nlog.dirs={}\nnum.partitions=2\nsome.unknown.key=1\n",
             dir.path().join("data").display()
         ),
     )

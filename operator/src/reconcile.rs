@@ -29,7 +29,7 @@ use tracing::{info, warn};
 use crate::backoff::Backoff;
 use crate::build::names::{Component, Names, POD_INDEX_LABEL};
 use crate::build::statefulset::BrokerSet;
-use crate::build::{config, etcd, pdb, rack, services, statefulset};
+use crate::build::{config, console, etcd, pdb, rack, services, statefulset};
 use crate::crd::{KafkaCluster, RollStatus};
 use crate::metrics::{ClusterLabels, KindLabels, Metrics, OutcomeLabels};
 use crate::quantity::milli_bytes;
@@ -216,6 +216,11 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
         refused.push(("InvalidConfig", list.join("; ")));
     }
+    let console_problems = console::check(&kc.spec.console);
+    if !console_problems.is_empty() {
+        let list: Vec<String> = console_problems.iter().map(ToString::to_string).collect();
+        refused.push(("InvalidConsole", list.join("; ")));
+    }
 
     // How many brokers exist: never judged by the StatefulSet alone (deleted with
     // --cascade=orphan and recreated, it would otherwise be made smaller than the pods,
@@ -332,7 +337,7 @@ async fn reconcile_cluster(kc: &KafkaCluster, ctx: &Context) -> Result<Action, R
         )
         .await?;
     }
-    let config_valid = problems.is_empty();
+    let config_valid = problems.is_empty() && console_problems.is_empty();
     if config_valid {
         apply::<ServiceAccount>(
             &Api::namespaced(client.clone(), &namespace),
@@ -612,6 +617,7 @@ fn status_patch(status: &crate::crd::KafkaClusterStatus) -> serde_json::Value {
             "controller",
             "storageSize",
             "roll",
+            "console",
         ],
     );
     if let (Some(roll), Some(fields)) = (status.roll.as_ref(), value.as_object_mut()) {
@@ -898,6 +904,8 @@ mod tests {
         let done = status_patch(&KafkaClusterStatus::default());
         assert_eq!(done["roll"], serde_json::Value::Null);
         assert_eq!(done["controller"], serde_json::Value::Null);
+        // A console disabled since the last write leaves status.
+        assert_eq!(done["console"], serde_json::Value::Null);
         let rolling = status_patch(&KafkaClusterStatus {
             roll: Some(RollStatus {
                 revision: "r".to_string(),

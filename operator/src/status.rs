@@ -5,6 +5,7 @@
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use crate::build::console;
 use crate::build::names::{Component, Names};
 use crate::crd::{BrokerStatus, KafkaCluster, KafkaClusterStatus, RollStatus};
 use crate::view::ClusterView;
@@ -224,6 +225,7 @@ pub fn cluster_status(
         offline_partitions: offline,
         storage_size: observed.storage_size.clone(),
         roll: observed.roll.clone(),
+        console: console::url(cluster, names),
     }
 }
 
@@ -371,6 +373,25 @@ mod tests {
             condition_status(&status.conditions, SCALE_BLOCKED),
             Some("True")
         );
+    }
+
+    #[test]
+    fn status_names_the_console_only_while_it_is_enabled() {
+        let mut kc = cluster("demo", 3);
+        let healthy = view(&[1, 2, 0]);
+        let status = cluster_status(&kc, &names(), &observed(&healthy), &at(1));
+        assert_eq!(
+            status.console.as_deref(),
+            Some("http://demo-bootstrap.kafka.svc.cluster.local:9097/ui")
+        );
+        kc.spec.console.enabled = false;
+        let status = cluster_status(&kc, &names(), &observed(&healthy), &at(1));
+        assert_eq!(status.console, None);
+        assert!(!serde_json::to_value(&status)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .contains_key("console"));
     }
 
     #[test]

@@ -39,6 +39,7 @@ class Broker:
                 f"--listeners=PLAINTEXT://127.0.0.1:{self.kafka_port}",
                 f"--http.listener=127.0.0.1:{self.http_port}",
                 "--admin.listener=127.0.0.1:0",
+                "--console.listener=127.0.0.1:0",
                 f"--log.dirs={self.dir / 'data'}",
                 *extra,
             ],

@@ -31,6 +31,10 @@ RACKS = ("zone-a", "zone-b", "zone-c")
 # binary's --help lists the key; True/False force it on or off. (Off only for a binary
 # without the key: with it, every broker would bind its default localhost:9096.)
 ADMIN_LISTENER = None
+# Pass --console.listener (the web console, one port per broker)? None: when the binary's
+# --help lists the key (the console is on by default, and every broker would bind its
+# default localhost:9097); True/False force it on or off.
+CONSOLE_LISTENER = None
 
 
 # (test, what, seconds): every timing the tests measured, for the terminal summary.
@@ -65,6 +69,13 @@ def admin_listener_supported():
         return ADMIN_LISTENER
     out = subprocess.run([str(BINARY), "--help"], capture_output=True, text=True, timeout=30)
     return "admin.listener" in out.stdout + out.stderr
+
+
+def console_listener_supported():
+    if CONSOLE_LISTENER is not None:
+        return CONSOLE_LISTENER
+    out = subprocess.run([str(BINARY), "--help"], capture_output=True, text=True, timeout=30)
+    return "console.listener" in out.stdout + out.stderr
 
 
 def http_get(url, timeout=2):
@@ -178,9 +189,12 @@ class Etcd:
 
 
 class ClusterBroker:
-    def __init__(self, broker_id, directory, etcd_endpoint, rack, admin, extra_args=(), host="127.0.0.1", launcher=()):
+    def __init__(
+        self, broker_id, directory, etcd_endpoint, rack, admin, extra_args=(), host="127.0.0.1", launcher=(), console=False
+    ):
         """`host`: the address every listener binds; `launcher`: a command prefix the
-        broker runs under (`ip netns exec <ns>` puts it in a network namespace)."""
+        broker runs under (`ip netns exec <ns>` puts it in a network namespace);
+        `console`: give the web console a port of its own (console_url)."""
         self.id = broker_id
         self.host = host
         self.launcher = list(launcher)
@@ -192,6 +206,7 @@ class ClusterBroker:
         self.kafka_port = free_port()
         self.http_port = free_port()
         self.admin_port = free_port() if admin else None
+        self.console_port = free_port() if console else None
         self.bootstrap = f"{host}:{self.kafka_port}"
         self.process = None
         # A function of the broker (its id and ports are set by now) gives it its own.
@@ -200,6 +215,11 @@ class ClusterBroker:
     @property
     def admin_endpoint(self):
         return self.admin_port and f"{self.host}:{self.admin_port}"
+
+    @property
+    def console_url(self):
+        """The web console's base URL (None when the binary has no console)."""
+        return self.console_port and f"http://{self.host}:{self.console_port}"
 
     def args(self):
         args = [
@@ -216,6 +236,8 @@ class ClusterBroker:
         ]
         if self.admin_port:
             args.append(f"--admin.listener={self.host}:{self.admin_port}")
+        if self.console_port:
+            args.append(f"--console.listener={self.host}:{self.console_port}")
         return args + self.extra_args
 
     def start(self, wait=True):
@@ -300,6 +322,7 @@ class Cluster:
         self.dir = Path(directory or tempfile.mkdtemp(prefix="runnel-cluster-"))
         self.etcd = Etcd(self.dir / "etcd", host=network.etcd_host if network else "127.0.0.1")
         admin = admin_listener_supported()
+        console = console_listener_supported()
         self.brokers = [
             ClusterBroker(
                 i,
@@ -310,6 +333,7 @@ class Cluster:
                 extra_args,
                 host=network.broker_host(i) if network else "127.0.0.1",
                 launcher=network.launcher(i) if network else (),
+                console=console,
             )
             for i in range(size)
         ]
@@ -334,7 +358,10 @@ class Cluster:
         self.startup_seconds = time.monotonic() - started
         print(f"cluster of {size} ready in {self.startup_seconds:.2f} s under {self.dir}")
         for b in self.brokers:
-            print(f"  broker {b.id} ({b.rack}): kafka {b.bootstrap}, http {b.host}:{b.http_port}, admin {b.admin_endpoint}")
+            print(
+                f"  broker {b.id} ({b.rack}): kafka {b.bootstrap}, http {b.host}:{b.http_port}, "
+                f"admin {b.admin_endpoint}, console {b.console_url}"
+            )
 
     @property
     def bootstrap(self):

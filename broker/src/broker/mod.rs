@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, FlushMode};
+use crate::console::{Console, ConsoleParts};
 use crate::controller::service::{ControllerService, Controllers};
 use crate::controller::{Controller, Defaults, Incarnation};
 use crate::error::{Error, Result};
@@ -43,6 +44,7 @@ use crate::partition::manager::ReplicaManager;
 use crate::replication::fetcher::Fetchers;
 use crate::replication::isr::IsrWriter;
 use crate::replication::ReplicationStats;
+use crate::rpc::about::BrokerAbout;
 use crate::rpc::admin::AdminService;
 use crate::rpc::forward::GrpcForward;
 use crate::rpc::replication::ReplicationService;
@@ -62,6 +64,8 @@ pub struct Broker {
     pub http_addr: SocketAddr,
     /// Bound address of the admin gRPC service.
     pub admin_addr: SocketAddr,
+    /// Bound address of the web console (None with `console.enable=false`).
+    pub console_addr: Option<SocketAddr>,
     pub metrics: Arc<Metrics>,
     pub replicas: Arc<ReplicaManager>,
     pub cache: Arc<MetadataCache>,
@@ -169,6 +173,20 @@ impl Broker {
         }
         let http = bind(&config.http_listener, "HTTP").await?;
         let admin_tcp = bind(&config.admin_listener, "admin gRPC").await?;
+        let console_tcp = if config.console.enable {
+            Some(bind(&config.console.listener, "console").await?)
+        } else {
+            None
+        };
+        let console_addr = console_tcp
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()
+            .map_err(|source| Error::BindListener {
+                what: "console",
+                addr: config.console.listener.clone(),
+                source,
+            })?;
         let kafka_addrs: Vec<SocketAddr> = kafka
             .iter()
             .map(|l| l.tcp.local_addr())
@@ -323,6 +341,11 @@ impl Broker {
             cache.clone(),
             controller.clone(),
             admin.clone(),
+            Arc::new(BrokerAbout {
+                broker_id: config.broker_id,
+                started_at_ms: crate::clock::now_ms(),
+                replicas: replicas.clone(),
+            }),
             shutdown.clone(),
         );
         metrics.attach_controller(controller.clone());
@@ -453,11 +476,37 @@ impl Broker {
             ready.clone(),
             shutdown.clone(),
         )));
+        if let Some(tcp) = console_tcp {
+            let console = Console::new(ConsoleParts {
+                config: config.console.clone(),
+                broker_id: config.broker_id,
+                cache: cache.clone(),
+                listener: config
+                    .advertised_listeners
+                    .first()
+                    .or(config.listeners.first())
+                    .map(|l| l.name.clone())
+                    .unwrap_or_default(),
+                store: store.clone(),
+                store_kind: if config.etcd_endpoints.is_empty() {
+                    "embedded"
+                } else {
+                    "etcd"
+                },
+                probe_key: keys.cluster_id(),
+            });
+            background.push(tokio::spawn(crate::console::serve(
+                tcp,
+                console,
+                shutdown.clone(),
+            )));
+        }
         info!(
             broker = config.broker_id,
             kafka = ?kafka_addrs,
             http = %http_addr,
             admin = %admin_addr,
+            console = ?console_addr,
             cluster_id = %cluster_id,
             flush_mode = ?config.flush_mode,
             "broker started"
@@ -466,6 +515,7 @@ impl Broker {
             kafka_addrs,
             http_addr,
             admin_addr,
+            console_addr,
             metrics,
             replicas,
             cache,

@@ -102,6 +102,18 @@ pub enum Command {
     Version,
 }
 
+/// The web console's settings (`console.*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsoleConfig {
+    pub enable: bool,
+    pub listener: String,
+    /// Host header values accepted besides localhost and the listener's own address.
+    pub allowed_hosts: Vec<String>,
+    pub read_only: bool,
+    pub history_interval: Duration,
+    pub history_points: usize,
+}
+
 /// The resolved broker configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -140,6 +152,7 @@ pub struct Config {
     pub admin_listener: String,
     pub admin_advertised_listener: Option<String>,
     pub admin_max_message_bytes: usize,
+    pub console: ConsoleConfig,
     pub lease_ttl: Duration,
     /// `replica.lag.time.max.ms`.
     pub replica_lag_max: Duration,
@@ -406,6 +419,7 @@ impl Config {
             admin_listener: String::new(),
             admin_advertised_listener: None,
             admin_max_message_bytes: 0,
+            console: ConsoleConfig::default(),
             lease_ttl: Duration::ZERO,
             replica_lag_max: Duration::ZERO,
             replica_fetch_max_bytes: 0,
@@ -489,6 +503,14 @@ impl Config {
             .filter(|v| !v.is_empty())
             .map(str::to_string);
         self.admin_max_message_bytes = self.int("admin.max.message.bytes")? as usize;
+        self.console = ConsoleConfig {
+            enable: self.bool("console.enable"),
+            listener: self.value("console.listener").unwrap_or_default().to_string(),
+            allowed_hosts: self.list("console.allowed.hosts"),
+            read_only: self.bool("console.read.only"),
+            history_interval: self.millis("console.history.interval.ms")?,
+            history_points: self.int("console.history.points")? as usize,
+        };
         self.lease_ttl = self.millis("metadata.lease.ttl.ms")?;
         self.replica_lag_max = self.millis("replica.lag.time.max.ms")?;
         self.replica_fetch_max_bytes = self.int("replica.fetch.max.bytes")? as usize;

@@ -107,24 +107,38 @@ impl LiveStats {
         partitions: &[Arc<Partition>],
     ) -> Result<(), std::fmt::Error> {
         type Read = fn(&Partition) -> u64;
-        let families: [(&str, &str, &Counter, Read); 3] = [
+        // Clients' traffic has a broker-wide counter (it also counts what no partition
+        // kept, e.g. a refused batch); replication's total is the sum over partitions.
+        let families: [(&str, &str, Option<&Counter>, Read); 5] = [
             (
                 "kafka_server_brokertopicmetrics_bytes_in",
-                "Record batch bytes produced (all topics, and per topic)",
-                &self.throughput.bytes_in,
+                "Record batch bytes produced by clients (all topics, and per topic)",
+                Some(&self.throughput.bytes_in),
                 |p| p.bytes_in.load(Ordering::Relaxed),
             ),
             (
                 "kafka_server_brokertopicmetrics_bytes_out",
-                "Record batch bytes fetched (all topics, and per topic)",
-                &self.throughput.bytes_out,
+                "Record batch bytes fetched by clients (all topics, and per topic)",
+                Some(&self.throughput.bytes_out),
                 |p| p.bytes_out.load(Ordering::Relaxed),
             ),
             (
                 "kafka_server_brokertopicmetrics_messages_in",
                 "Records produced (all topics, and per topic)",
-                &self.throughput.messages_in,
+                Some(&self.throughput.messages_in),
                 |p| p.messages_in.load(Ordering::Relaxed),
+            ),
+            (
+                "kafka_server_brokertopicmetrics_replication_bytes_in",
+                "Record batch bytes this broker appended as a follower (all topics, and per topic)",
+                None,
+                |p| p.replication_bytes_in.load(Ordering::Relaxed),
+            ),
+            (
+                "kafka_server_brokertopicmetrics_replication_bytes_out",
+                "Record batch bytes this broker sent its followers (all topics, and per topic)",
+                None,
+                |p| p.replication_bytes_out.load(Ordering::Relaxed),
             ),
         ];
         for (name, help, total, read) in families {
@@ -132,9 +146,10 @@ impl LiveStats {
             for p in partitions {
                 *per_topic.entry(&p.topic).or_default() += read(p);
             }
+            let total = total.map_or_else(|| per_topic.values().sum(), Counter::get);
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
             let none: Vec<(&str, &str)> = Vec::new();
-            ConstCounter::new(total.get()).encode(family.encode_family(&none)?)?;
+            ConstCounter::new(total).encode(family.encode_family(&none)?)?;
             for (topic, value) in per_topic {
                 ConstCounter::new(value).encode(family.encode_family(&vec![("topic", topic)])?)?;
             }

@@ -203,6 +203,11 @@ pub struct Partition {
     pub bytes_truncated: AtomicU64,
     pub messages_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// Bytes a follower appended from its leader, and a leader sent to its followers:
+    /// apart from `bytes_in`/`bytes_out`, which count clients' traffic only (as Kafka's
+    /// BytesInPerSec and ReplicationBytesInPerSec are apart).
+    pub replication_bytes_in: AtomicU64,
+    pub replication_bytes_out: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -264,6 +269,8 @@ impl Partition {
             bytes_truncated: AtomicU64::new(0),
             messages_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
+            replication_bytes_in: AtomicU64::new(0),
+            replication_bytes_out: AtomicU64::new(0),
         })
     }
 

@@ -200,7 +200,7 @@ impl Partition {
             fetch.current_leader_epoch,
             ReadLimit::LogEnd,
         )?;
-        self.bytes_out
+        self.replication_bytes_out
             .fetch_add(read.records.len() as u64, Ordering::Relaxed);
         Ok(FollowerReply::Records {
             records: read.records,
@@ -418,7 +418,8 @@ impl Partition {
         }
         let rolled = log.has_pending_roll();
         drop(log);
-        self.bytes_in.fetch_add(appended.bytes, Ordering::Relaxed);
+        self.replication_bytes_in
+            .fetch_add(appended.bytes, Ordering::Relaxed);
         self.offsets.send_modify(|o| {
             o.log_end = log_end;
             o.log_start = log_start;

@@ -12,6 +12,7 @@ use futures_util::Stream;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
+use super::about::BrokerAbout;
 use super::convert;
 use super::proto::admin_server::Admin;
 use super::proto::{self, Forwarded};
@@ -37,6 +38,7 @@ pub struct AdminService {
     cache: Arc<MetadataCache>,
     controller: Arc<Controller>,
     admin: Arc<dyn ControllerService>,
+    about: Arc<BrokerAbout>,
     pub refused: Arc<RefusedForwards>,
     /// The broker's stop signal: watch streams end with it (tonic runs each connection
     /// as a task of its own, which stopping the server does not end).
@@ -48,12 +50,14 @@ impl AdminService {
         cache: Arc<MetadataCache>,
         controller: Arc<Controller>,
         admin: Arc<dyn ControllerService>,
+        about: Arc<BrokerAbout>,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> AdminService {
         AdminService {
             cache,
             controller,
             admin,
+            about,
             refused: Arc::new(RefusedForwards::default()),
             shutdown,
         }
@@ -282,6 +286,13 @@ impl Admin for AdminService {
     }
 
     type WatchStream = WatchStream;
+
+    async fn describe_broker(
+        &self,
+        _request: Request<proto::DescribeBrokerRequest>,
+    ) -> Result<Response<proto::DescribeBrokerResponse>, Status> {
+        Ok(Response::new(self.about.describe()))
+    }
 
     async fn watch(
         &self,

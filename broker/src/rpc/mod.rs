@@ -2,6 +2,7 @@
 //! watch service every broker serves on `admin.listener`, and the client brokers use to
 //! forward admin requests to the controller.
 
+pub mod about;
 pub mod admin;
 pub mod codec;
 pub mod convert;

@@ -469,6 +469,7 @@ pub fn test_config(data: &Path, extra: &[(&str, &str)]) -> Config {
         ("listeners", "PLAINTEXT://127.0.0.1:0"),
         ("http.listener", "127.0.0.1:0"),
         ("admin.listener", "127.0.0.1:0"),
+        ("console.listener", "127.0.0.1:0"),
         ("log.dirs", &dir),
     ];
     pairs.extend_from_slice(extra);
@@ -560,6 +561,7 @@ impl Process {
             .arg(format!("--listeners=PLAINTEXT://127.0.0.1:{kafka_port}"))
             .arg(format!("--http.listener=127.0.0.1:{http_port}"))
             .arg("--admin.listener=127.0.0.1:0")
+            .arg("--console.listener=127.0.0.1:0")
             .arg(format!("--log.dirs={}", data.display()))
             .args(extra)
             .stdout(Stdio::null())

@@ -9,6 +9,7 @@ use runnel_config_keys::{
     broker_key, check_value, is_internal, BROKER_ALIASES, IGNORED_KAFKA_KEYS, REPLACED_KAFKA_KEYS,
 };
 
+use super::console;
 use super::names::{owned_meta, stable_hash, Component, Names};
 use crate::crd::KafkaCluster;
 
@@ -29,6 +30,13 @@ const OPERATOR_KEYS: &[(&str, &str)] = &[
         "admin.advertised.listener",
         "the operator (the pod's DNS name)",
     ),
+    ("console.enable", "spec.console.enabled"),
+    ("console.listener", "the operator (port 9097 on the pod IP)"),
+    (
+        "console.allowed.hosts",
+        "spec.console.allowedHosts and the bootstrap Service's names",
+    ),
+    ("console.read.only", "spec.console.readOnly"),
 ];
 
 /// Defaults an operator-managed cluster gets unless `spec.config` sets the key.
@@ -112,10 +120,14 @@ pub fn server_properties(
     );
     let endpoints = etcd_endpoints.join(",");
     let prefix = names.etcd_prefix();
+    let console = console::properties(&cluster.spec.console, names);
     let mut keys: BTreeMap<&str, &str> = BTreeMap::new();
     keys.insert("cluster.name", &names.cluster);
     keys.insert("etcd.endpoints", &endpoints);
     keys.insert("etcd.prefix", &prefix);
+    for (key, value) in &console {
+        keys.insert(key, value);
+    }
     for (key, default) in OPERATOR_DEFAULTS {
         keys.insert(key, default);
     }
@@ -186,12 +198,14 @@ mod tests {
             ("num.network.threads", "8"),
             ("no.such.key", "1"),
             ("log.flush.mode", "sometimes"),
+            ("console.read.only", "false"),
         ]));
         let named: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(
             named,
             [
                 "broker.id",
+                "console.read.only",
                 "log.flush.mode",
                 "min.insync.replicas",
                 "no.such.key",
@@ -201,8 +215,11 @@ mod tests {
             ]
         );
         assert!(problems[0].reason.contains("set by the operator"));
-        assert!(problems[2].reason.contains("expected an integer"));
-        assert!(problems[6].reason.contains("etcd.endpoints"));
+        assert!(problems[1].reason.contains("spec.console.readOnly"));
+        assert!(problems[3].reason.contains("expected an integer"));
+        assert!(problems[7].reason.contains("etcd.endpoints"));
+        // The console's other keys are the user's to set.
+        assert!(check(&config(&[("console.history.points", "720")])).is_empty());
     }
 
     #[test]
@@ -235,6 +252,30 @@ mod tests {
             config_hash(&server_properties(&plain, &names, &[]))
         );
         assert_eq!(cm.metadata.owner_references.as_ref().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn server_properties_carries_the_console_and_disabling_it_changes_the_hash() {
+        let names = Names::new("demo", "kafka", "cluster.local");
+        let mut kc = cluster("demo", 3);
+        kc.spec.console.allowed_hosts = vec!["console.example.com".to_string()];
+        let on = server_properties(&kc, &names, &[]);
+        assert!(on.contains("console.enable=true\n"));
+        assert!(on.contains("console.read.only=true\n"));
+        assert!(on.contains(
+            "console.allowed.hosts=demo-bootstrap:9097,demo-bootstrap,demo-bootstrap.kafka:9097,\
+             demo-bootstrap.kafka,demo-bootstrap.kafka.svc:9097,demo-bootstrap.kafka.svc,\
+             demo-bootstrap.kafka.svc.cluster.local:9097,demo-bootstrap.kafka.svc.cluster.local,\
+             console.example.com\n"
+        ));
+        // Per pod, as a flag.
+        assert!(!on.contains("console.listener"));
+
+        kc.spec.console.enabled = false;
+        let off = server_properties(&kc, &names, &[]);
+        assert!(off.contains("console.enable=false\n"));
+        assert!(!off.contains("console.allowed.hosts") && !off.contains("console.read.only"));
+        assert_ne!(config_hash(&on), config_hash(&off));
     }
 
     #[test]

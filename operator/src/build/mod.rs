@@ -3,6 +3,7 @@
 
 pub mod claims;
 pub mod config;
+pub mod console;
 pub mod etcd;
 pub mod names;
 pub mod pdb;

@@ -12,6 +12,8 @@ use crate::crd::KafkaCluster;
 pub const HTTP_PORT: i32 = 9095;
 /// The broker's gRPC admin/watch port.
 pub const ADMIN_PORT: i32 = 9096;
+/// The broker's web console port (`spec.console`).
+pub const CONSOLE_PORT: i32 = 9097;
 pub const ETCD_CLIENT_PORT: i32 = 2379;
 pub const ETCD_PEER_PORT: i32 = 2380;
 /// Set by the StatefulSet controller on every pod (Kubernetes 1.28 and later).
@@ -115,6 +117,17 @@ impl Names {
         format!("data-{}", self.pod(ordinal))
     }
 
+    /// Every name a Service answers to in the cluster's DNS, shortest first: `svc`,
+    /// `svc.ns`, `svc.ns.svc` (the search path completes these) and the full name.
+    pub fn service_names(&self, service: &str) -> [String; 4] {
+        [
+            service.to_string(),
+            format!("{service}.{}", self.namespace),
+            format!("{service}.{}.svc", self.namespace),
+            self.service_host(service),
+        ]
+    }
+
     fn service_host(&self, service: &str) -> String {
         format!("{service}.{}.svc.{}", self.namespace, self.domain)
     }
@@ -126,6 +139,11 @@ impl Names {
 
     pub fn bootstrap_address(&self, port: i32) -> String {
         format!("{}:{port}", self.service_host(&self.bootstrap()))
+    }
+
+    /// The console's page through the bootstrap Service.
+    pub fn console_url(&self) -> String {
+        format!("http://{}/ui", self.bootstrap_address(CONSOLE_PORT))
     }
 
     /// Where the operator reaches the cluster's admin/watch service.
@@ -263,6 +281,19 @@ mod tests {
             "http://demo-etcd-2.demo-etcd.kafka.svc.cluster.local:2379"
         );
         assert_eq!(names.etcd_prefix(), "/runnel/kafka/demo/");
+        assert_eq!(
+            names.service_names("demo-bootstrap"),
+            [
+                "demo-bootstrap",
+                "demo-bootstrap.kafka",
+                "demo-bootstrap.kafka.svc",
+                "demo-bootstrap.kafka.svc.cluster.local"
+            ]
+        );
+        assert_eq!(
+            names.console_url(),
+            "http://demo-bootstrap.kafka.svc.cluster.local:9097/ui"
+        );
         assert_eq!(
             names.selector_string(Component::Broker),
             "app.kubernetes.io/component=broker,app.kubernetes.io/instance=demo,app.kubernetes.io/name=runnel"

@@ -21,10 +21,11 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::config;
 use super::names::{
-    owned_meta, Component, Names, ADMIN_PORT, CONFIG_HASH_ANNOTATION, HTTP_PORT, POD_INDEX_LABEL,
+    owned_meta, Component, Names, ADMIN_PORT, CONFIG_HASH_ANNOTATION, CONSOLE_PORT, HTTP_PORT,
+    POD_INDEX_LABEL,
 };
+use super::{config, console};
 use crate::crd::KafkaCluster;
 
 /// The non-root user and group broker and etcd containers run as.
@@ -188,6 +189,15 @@ fn broker_container(cluster: &KafkaCluster, names: &Names) -> Container {
         ),
         format!("--log.dirs={DATA_DIR}/data"),
     ]);
+    let mut ports = vec![
+        container_port("kafka", port),
+        container_port("http", HTTP_PORT),
+        container_port("admin", ADMIN_PORT),
+    ];
+    if console::enabled(cluster) {
+        command.push(format!("--console.listener=$(POD_IP):{CONSOLE_PORT}"));
+        ports.push(container_port("console", CONSOLE_PORT));
+    }
     let mut env = vec![EnvVar {
         // The broker reads RUNNEL_<KEY> variables as configuration: this one is broker.id.
         name: "RUNNEL_BROKER_ID".to_string(),
@@ -201,11 +211,7 @@ fn broker_container(cluster: &KafkaCluster, names: &Names) -> Container {
         image_pull_policy: spec.image_pull_policy.clone(),
         command: Some(command),
         env: Some(env),
-        ports: Some(vec![
-            container_port("kafka", port),
-            container_port("http", HTTP_PORT),
-            container_port("admin", ADMIN_PORT),
-        ]),
+        ports: Some(ports),
         // Ready once this broker has recovered its logs, registered and leads what it
         // should; never depends on other brokers (a cluster-wide check would keep every
         // pod out of the Services while one is down).
@@ -541,6 +547,43 @@ mod tests {
         assert_eq!(readiness.http_get.unwrap().path.as_deref(), Some("/readyz"));
         let security = c.security_context.unwrap();
         assert_eq!(security.read_only_root_filesystem, Some(true));
+    }
+
+    fn port_names(c: &Container) -> Vec<(String, i32)> {
+        c.ports
+            .iter()
+            .flatten()
+            .map(|p| (p.name.clone().unwrap(), p.container_port))
+            .collect()
+    }
+
+    #[test]
+    fn the_console_listens_on_the_pod_ip_unless_disabled() {
+        let c = broker(&build(&cluster("demo", 3)));
+        let command = c.command.clone().unwrap();
+        assert!(command.contains(&"--console.listener=$(POD_IP):9097".to_string()));
+        assert_eq!(
+            port_names(&c),
+            [
+                ("kafka".to_string(), 9092),
+                ("http".to_string(), 9095),
+                ("admin".to_string(), 9096),
+                ("console".to_string(), 9097)
+            ]
+        );
+        // $(POD_IP) expands only from a variable the container has.
+        assert!(c.env.unwrap().iter().any(|e| e.name == "POD_IP"));
+
+        let mut kc = cluster("demo", 3);
+        kc.spec.console.enabled = false;
+        let c = broker(&build(&kc));
+        assert!(!c
+            .command
+            .clone()
+            .unwrap()
+            .iter()
+            .any(|a| a.starts_with("--console.")));
+        assert!(!port_names(&c).iter().any(|(name, _)| name == "console"));
     }
 
     #[test]

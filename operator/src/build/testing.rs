@@ -4,7 +4,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::names::Names;
 use crate::crd::{
-    Etcd, EtcdStorage, KafkaCluster, KafkaClusterSpec, Listeners, ManagedEtcd, Storage,
+    Console, Etcd, EtcdStorage, KafkaCluster, KafkaClusterSpec, Listeners, ManagedEtcd, Storage,
 };
 
 pub(crate) fn names() -> Names {
@@ -36,6 +36,7 @@ pub(crate) fn cluster(name: &str, replicas: i32) -> KafkaCluster {
                 endpoints: Some(vec!["http://etcd:2379".to_string()]),
                 managed: None,
             },
+            console: Console::default(),
         },
     );
     kc.metadata.namespace = Some("kafka".to_string());

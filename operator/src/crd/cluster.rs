@@ -19,6 +19,8 @@ pub const DEFAULT_IMAGE: &str = "ghcr.io/runnel-dev/runnel:0.1.0";
 pub const DEFAULT_ETCD_IMAGE: &str = "quay.io/coreos/etcd:v3.6.16";
 pub const DEFAULT_KAFKA_PORT: i32 = 9092;
 pub const DEFAULT_TOPOLOGY_KEY: &str = "topology.kubernetes.io/zone";
+/// Host names a console may list in `allowedHosts`: a DNS name's limit.
+pub const MAX_CONSOLE_HOST_LEN: usize = 253;
 
 /// A Runnel cluster: brokers in a StatefulSet, their metadata in etcd.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -58,6 +60,13 @@ pub const DEFAULT_TOPOLOGY_KEY: &str = "topology.kubernetes.io/zone";
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Console",
+        type_ = "string",
+        json_path = ".status.console",
+        description = "Where the brokers' web console answers (kubectl get -o wide)",
+        priority = 1
     )
 )]
 #[serde(rename_all = "camelCase")]
@@ -88,6 +97,9 @@ pub struct KafkaClusterSpec {
     pub rack: Option<Rack>,
     /// Where the cluster's metadata lives.
     pub etcd: Etcd,
+    /// The brokers' web console (port 9097 on every broker and on the cluster's Services).
+    #[serde(default)]
+    pub console: Console,
 }
 
 fn default_image() -> String {
@@ -121,7 +133,7 @@ pub struct Listeners {
     /// Port brokers listen on, and the bootstrap Service's port.
     #[serde(default = "default_kafka_port")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("port is a port number"))]
-    #[x_kube(validation = Rule::new("self != 9095 && self != 9096").message("9095 (HTTP) and 9096 (admin gRPC) are the brokers' other ports"))]
+    #[x_kube(validation = Rule::new("self != 9095 && self != 9096 && self != 9097").message("9095 (HTTP), 9096 (admin gRPC) and 9097 (console) are the brokers' other ports"))]
     pub port: i32,
     /// The host each broker advertises to clients. `{pod}`, `{ordinal}`, `{namespace}`
     /// and `{cluster}` are replaced; default: the pod's stable DNS name,
@@ -147,6 +159,44 @@ impl Default for Listeners {
 
 fn default_kafka_port() -> i32 {
     DEFAULT_KAFKA_PORT
+}
+
+/// The web console every broker serves on port 9097, behind the bootstrap Service.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Console {
+    /// Serve the console. Default true.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// Hide and refuse the console's actions (creating topics, changing configs,
+    /// resetting offsets, deleting records or groups). Default **true** here, unlike a
+    /// broker run by hand: the console has no authentication yet, and anything in the
+    /// Kubernetes cluster that reaches the Service could otherwise change the cluster.
+    #[serde(default = "enabled_by_default")]
+    pub read_only: bool,
+    /// Host header values (host or host:port) the console answers besides `localhost`
+    /// (`kubectl port-forward`) and the bootstrap Service's names, which are always
+    /// allowed (`<cluster>-bootstrap`, with `.<namespace>`, `.<namespace>.svc` and the
+    /// full name, each with and without `:9097`); any other Host gets 421, against DNS
+    /// rebinding. List here the names an Ingress or a proxy in front of the console uses.
+    #[serde(default)]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 253)))]
+    #[x_kube(validation = Rule::new(r"self.all(h, !h.matches('[\\s,]'))").message("allowedHosts entries are host or host:port, without whitespace or commas"))]
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for Console {
+    fn default() -> Self {
+        Console {
+            enabled: true,
+            read_only: true,
+            allowed_hosts: Vec::new(),
+        }
+    }
+}
+
+fn enabled_by_default() -> bool {
+    true
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -246,6 +296,11 @@ pub struct KafkaClusterStatus {
     pub storage_size: Option<Quantity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roll: Option<RollStatus>,
+    /// The web console's address inside the Kubernetes cluster (absent when
+    /// `spec.console.enabled` is false); from outside, `kubectl port-forward
+    /// svc/<cluster>-bootstrap 9097` and http://localhost:9097/ui.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

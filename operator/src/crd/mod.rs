@@ -81,15 +81,51 @@ mod tests {
             .flatten()
             .map(|c| c.name.as_str())
             .collect();
-        assert_eq!(columns, ["Replicas", "Ready", "Controller", "Age"]);
+        assert_eq!(
+            columns,
+            ["Replicas", "Ready", "Controller", "Age", "Console"]
+        );
+        // The console's address only with `kubectl get -o wide`.
+        let console = version
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .find(|c| c.name == "Console")
+            .unwrap();
+        assert_eq!(console.priority, Some(1));
+        assert_eq!(console.json_path, ".status.console");
         let yaml = to_yaml(&crd).unwrap();
         for rule in [
             "self >= 1",
             "self == 1 || self == 3",
             "has(self.endpoints) != has(self.managed)",
+            "self != 9095 && self != 9096 && self != 9097",
+            r"self.all(h, !h.matches('[\\s,]'))",
         ] {
             assert!(yaml.contains(rule), "CEL rule {rule} missing");
         }
+    }
+
+    #[test]
+    fn the_console_spec_defaults_to_on_and_read_only_and_bounds_its_hosts() {
+        let crd = serde_json::to_value(KafkaCluster::crd()).unwrap();
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        let console = &spec["properties"]["console"];
+        // The apiserver fills the default in, so a stored cluster shows readOnly: true.
+        assert_eq!(
+            console["default"],
+            serde_json::json!({"enabled": true, "readOnly": true, "allowedHosts": []})
+        );
+        let hosts = &console["properties"]["allowedHosts"];
+        // Bounds keep the CEL rule's estimated cost within the apiserver's budget.
+        assert_eq!(hosts["maxItems"], 64);
+        assert_eq!(hosts["items"]["maxLength"], 253);
+        assert_eq!(hosts["items"]["minLength"], 1);
+        assert!(spec["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r != "console"));
     }
 
     #[test]
