@@ -18,5 +18,5 @@ RUN cargo build --release --locked --bin runnel-broker --bin runnel-operator
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/runnel-broker /src/target/release/runnel-operator /usr/local/bin/
 USER 10001:10001
-EXPOSE 9092 9095 9096
+EXPOSE 9092 9095 9096 9097
 ENTRYPOINT ["/usr/local/bin/runnel-broker"]

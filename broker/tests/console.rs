@@ -2,6 +2,8 @@
 //! refuse what they must (foreign Host, missing or wrong CSRF token, read-only,
 //! unconfirmed actions, oversized message pages) and an action does what it says.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::net::SocketAddr;
@@ -37,7 +39,13 @@ impl Answer {
 }
 
 /// One HTTP/1.0 request with the given extra headers and form body.
-async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Answer {
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Answer {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let mut head = format!("{method} {path} HTTP/1.0\r\n");
     if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
@@ -107,7 +115,15 @@ async fn pages_answer_with_their_markup_and_security_headers() {
     let mut client = Client::connect(broker.kafka_addrs[0]).await;
     assert_eq!(client.create_topic("orders", 2).await, 0);
     client
-        .produce("orders", 0, batch(&[b"<b>bold</b>", b"{\"a\":1}"], proto_kafka::records::Compression::None), -1)
+        .produce(
+            "orders",
+            0,
+            batch(
+                &[b"<b>bold</b>", b"{\"a\":1}"],
+                proto_kafka::records::Compression::None,
+            ),
+            -1,
+        )
         .await;
 
     assert_eq!(get(addr, "/").await.status, 303);
@@ -128,12 +144,21 @@ async fn pages_answer_with_their_markup_and_security_headers() {
         assert_eq!(answer.header("x-content-type-options"), Some("nosniff"));
     }
     let messages = get(addr, "/ui/topics/orders/messages?partition=0&from=earliest").await;
-    assert!(messages.body.contains("&lt;b&gt;bold&lt;/b&gt;"), "a record's markup is escaped");
+    assert!(
+        messages.body.contains("&lt;b&gt;bold&lt;/b&gt;"),
+        "a record's markup is escaped"
+    );
     assert!(!messages.body.contains("<b>bold</b>"));
     assert_eq!(get(addr, "/ui/topics/missing").await.status, 404);
     assert_eq!(get(addr, "/ui/brokers/7").await.status, 404);
     assert_eq!(get(addr, "/ui/static/console.js").await.status, 200);
-    broker.shutdown().await;
+    let favicon = get(addr, "/favicon.ico").await;
+    assert_eq!(favicon.status, 404);
+    assert!(
+        favicon.cookies().is_empty(),
+        "no token outside /ui, where it would not come back"
+    );
+    broker.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -141,33 +166,79 @@ async fn the_guards_refuse_what_they_must() {
     let dir = tempfile::tempdir().unwrap();
     let (broker, addr) = broker_with(dir.path(), &[]).await;
 
-    let foreign = request(addr, "GET", "/ui", &[("Host", "rebound.example:9097")], None).await;
+    let foreign = request(
+        addr,
+        "GET",
+        "/ui",
+        &[("Host", "rebound.example:9097")],
+        None,
+    )
+    .await;
     assert_eq!(foreign.status, 421);
-    assert_eq!(request(addr, "GET", "/ui", &[("Host", "")], None).await.status, 421);
+    assert_eq!(
+        request(addr, "GET", "/ui", &[("Host", "")], None)
+            .await
+            .status,
+        421
+    );
 
     let too_big = get(addr, "/ui/topics/t/messages?limit=100000").await;
     assert_eq!(too_big.status, 400, "{}", too_big.body);
 
     let (cookie, token) = csrf_cookie(addr).await;
-    let form = |token: &str| format!("csrf={token}&confirm=yes&name=made&partitions=1&replication_factor=1");
+    let form = |token: &str| {
+        format!("csrf={token}&confirm=yes&name=made&partitions=1&replication_factor=1")
+    };
     let create = |headers: Vec<(&'static str, String)>, body: String| async move {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         request(addr, "POST", "/ui/topics", &headers, Some(&body)).await
     };
     // No cookie, no token, a wrong token, a foreign Origin: all refused, nothing made.
     assert_eq!(create(vec![], form(&token)).await.status, 403);
-    assert_eq!(create(vec![("Cookie", cookie.clone())], "confirm=yes&name=made&partitions=1&replication_factor=1".into()).await.status, 403);
-    assert_eq!(create(vec![("Cookie", cookie.clone())], form(&"0".repeat(32))).await.status, 403);
     assert_eq!(
-        create(vec![("Cookie", cookie.clone()), ("Origin", "http://evil.example".into())], form(&token)).await.status,
+        create(
+            vec![("Cookie", cookie.clone())],
+            "confirm=yes&name=made&partitions=1&replication_factor=1".into()
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        create(vec![("Cookie", cookie.clone())], form(&"0".repeat(32)))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        create(
+            vec![
+                ("Cookie", cookie.clone()),
+                ("Origin", "http://evil.example".into())
+            ],
+            form(&token)
+        )
+        .await
+        .status,
         403
     );
     let unconfirmed = format!("csrf={token}&name=made&partitions=1&replication_factor=1");
-    assert_eq!(create(vec![("Cookie", cookie.clone())], unconfirmed).await.status, 400);
-    assert!(broker.cache.image().topic("made").is_none(), "a refused action changed nothing");
+    assert_eq!(
+        create(vec![("Cookie", cookie.clone())], unconfirmed)
+            .await
+            .status,
+        400
+    );
+    assert!(
+        broker.cache.image().topic("made").is_none(),
+        "a refused action changed nothing"
+    );
 
     let done = create(
-        vec![("Cookie", cookie.clone()), ("Origin", format!("http://localhost:{}", addr.port()))],
+        vec![
+            ("Cookie", cookie.clone()),
+            ("Origin", format!("http://localhost:{}", addr.port())),
+        ],
         form(&token),
     )
     .await;
@@ -182,16 +253,36 @@ async fn the_guards_refuse_what_they_must() {
         .next()
         .unwrap()
         .to_string();
-    assert!(broker.cache.image().topic("made").is_some(), "the topic exists");
-    let page = request(addr, "GET", "/ui/topics/made", &[("Cookie", &format!("{cookie}; {notice}"))], None).await;
+    assert!(
+        broker.cache.image().topic("made").is_some(),
+        "the topic exists"
+    );
+    let page = request(
+        addr,
+        "GET",
+        "/ui/topics/made",
+        &[("Cookie", &format!("{cookie}; {notice}"))],
+        None,
+    )
+    .await;
     assert!(page.body.contains("id=\"notice\""), "{}", page.body);
     assert!(page.body.contains("Created topic made"));
 
     let internal = format!("csrf={token}&confirm=yes&op=set&key=retention.ms&value=1");
-    let refused = request(addr, "POST", "/ui/topics/__consumer_offsets/configs", &[("Cookie", &cookie)], Some(&internal)).await;
+    let refused = request(
+        addr,
+        "POST",
+        "/ui/topics/__consumer_offsets/configs",
+        &[("Cookie", &cookie)],
+        Some(&internal),
+    )
+    .await;
     assert_eq!(refused.status, 303);
-    assert_eq!(refused.header("location"), Some("/ui/topics/__consumer_offsets"));
-    broker.shutdown().await;
+    assert_eq!(
+        refused.header("location"),
+        Some("/ui/topics/__consumer_offsets")
+    );
+    broker.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -201,19 +292,33 @@ async fn a_read_only_console_has_no_forms_and_refuses_actions() {
     let (cookie, token) = csrf_cookie(addr).await;
     let page = get(addr, "/ui/topics").await;
     assert_eq!(page.status, 200);
-    assert!(!page.body.contains("<form method=\"post\""), "no action forms");
+    assert!(
+        !page.body.contains("<form method=\"post\""),
+        "no action forms"
+    );
     assert!(!page.body.contains("id=\"create-topic\""));
     let body = format!("csrf={token}&confirm=yes&name=ro&partitions=1&replication_factor=1");
-    let refused = request(addr, "POST", "/ui/topics", &[("Cookie", &cookie)], Some(&body)).await;
+    let refused = request(
+        addr,
+        "POST",
+        "/ui/topics",
+        &[("Cookie", &cookie)],
+        Some(&body),
+    )
+    .await;
     assert_eq!(refused.status, 403);
     assert!(broker.cache.image().topic("ro").is_none());
-    broker.shutdown().await;
+    broker.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn the_console_can_be_turned_off() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = start(test_config(dir.path(), &[("console.enable", "false")]), Arc::new(RealFs)).await;
+    let broker = start(
+        test_config(dir.path(), &[("console.enable", "false")]),
+        Arc::new(RealFs),
+    )
+    .await;
     assert!(broker.console_addr.is_none());
-    broker.shutdown().await;
+    broker.shutdown().await.unwrap();
 }

@@ -217,7 +217,12 @@ async fn topics_records_and_offsets_through_the_console_client() {
         .await;
     assert_eq!(p0.error_code, 0);
     let p0 = client
-        .produce("orders", 0, header_batch(&["c", "d", "e"], Compression::Gzip), -1)
+        .produce(
+            "orders",
+            0,
+            header_batch(&["c", "d", "e"], Compression::Gzip),
+            -1,
+        )
         .await;
     assert_eq!((p0.error_code, p0.base_offset), (0, 2));
     let p0 = client
@@ -284,9 +289,18 @@ async fn topics_records_and_offsets_through_the_console_client() {
     ));
 
     // Offsets by time.
-    assert_eq!(calls.offset_for_time("orders", 1, 0).await.unwrap(), Some(0));
-    assert_eq!(calls.offset_for_time("orders", 1, 1_500).await.unwrap(), Some(2));
-    assert_eq!(calls.offset_for_time("orders", 1, 9_000).await.unwrap(), None);
+    assert_eq!(
+        calls.offset_for_time("orders", 1, 0).await.unwrap(),
+        Some(0)
+    );
+    assert_eq!(
+        calls.offset_for_time("orders", 1, 1_500).await.unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        calls.offset_for_time("orders", 1, 9_000).await.unwrap(),
+        None
+    );
 
     // Log directories.
     let dirs = calls.log_dirs(id).await.unwrap();
@@ -355,8 +369,9 @@ async fn topics_records_and_offsets_through_the_console_client() {
     assert!(err.code().is_some(), "{err}");
     let broker_configs = calls.configs(ConfigResource::Broker(id)).await.unwrap();
     assert!(!broker_configs.is_empty());
-    assert!(broker_configs.iter().any(|c| c.source == ConfigSource::Broker
-        || c.source == ConfigSource::Default));
+    assert!(broker_configs
+        .iter()
+        .any(|c| c.source == ConfigSource::Broker || c.source == ConfigSource::Default));
     let err = calls
         .configs(ConfigResource::Topic("missing".into()))
         .await
@@ -445,7 +460,9 @@ async fn groups_through_the_console_client() {
         offset: 0,
     }];
     calls.commit_offsets("readers", &wanted).await.unwrap();
-    ready(|| calls.commit_offsets("other", &wanted)).await.unwrap();
+    ready(|| calls.commit_offsets("other", &wanted))
+        .await
+        .unwrap();
     let committed = calls
         .committed_offsets(&["readers".into(), "other".into(), "readers".into()])
         .await;

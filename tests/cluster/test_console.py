@@ -23,12 +23,10 @@ data the module fixture makes; the broker kill comes last."""
 
 import http.client
 import os
-import re
 import shutil
 import time
 import uuid
 from datetime import datetime
-from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
@@ -235,7 +233,9 @@ def submit(tab, form_id, fields):
     with tab.page.expect_navigation(wait_until="load"):
         form.locator('[type="submit"]').first.click()
     notice = tab.page.locator("#notice")
-    assert notice.count() == 1, f"{tab.page.url}: no #notice after submitting {form_id}"
+    if notice.count() != 1:
+        shown = tab.page.locator("main").inner_text() if tab.page.locator("main").count() else tab.page.content()
+        raise AssertionError(f"no #notice after submitting {form_id}: {tab.page.url} shows {shown[:600]!r}")
     return notice.get_attribute("class") or "", notice.inner_text().strip()
 
 
@@ -672,7 +672,9 @@ def test_group_lag_moves_and_the_lag_chart_gains_points(cluster, data, tabs):
             return check
 
         eventually("total lag 0 after consuming everything", lag_is(0), 20)
-        points = lambda: int(tab.page.locator("svg#chart-lag").get_attribute("data-points") or "0")  # noqa: E731
+        def points():
+            return int(tab.page.locator("svg#chart-lag").get_attribute("data-points") or "0")
+
         before = points()
         started = time.monotonic()
         produce(cluster, topic, [(p, None, f"b{p}-{i}".encode(), []) for p in (0, 1) for i in range(20)])
@@ -687,6 +689,7 @@ def test_group_lag_moves_and_the_lag_chart_gains_points(cluster, data, tabs):
         assert len(more) == 40, f"consumed {len(more)} of 40"
         c.commit()
         eventually("total lag 0 after consuming them", lag_is(0), 20)
+
         # One sample a second: the chart has gained points meanwhile (at least 2 more).
         def gained():
             tab.reload()
@@ -704,9 +707,10 @@ def test_group_lag_moves_and_the_lag_chart_gains_points(cluster, data, tabs):
 
 
 A11Y_JS = """() => {
-  const out = {h1: document.querySelectorAll('h1').length, unlabelled: [], tables: [], current: []};
+  const out = {h1: document.querySelectorAll('h1').length, inputs: 0, unlabelled: [], tables: [], current: []};
   for (const e of document.querySelectorAll('input, select, textarea')) {
     if (['hidden', 'submit', 'button', 'reset', 'image'].includes(e.type)) continue;
+    out.inputs += 1;
     const named = e.labels.length > 0 || (e.getAttribute('aria-label') || '').trim()
       || e.getAttribute('aria-labelledby');
     if (!named) out.unlabelled.push(e.outerHTML.slice(0, 120));
@@ -739,9 +743,12 @@ def test_every_page_is_accessible_and_screenshotted(cluster, data, tabs):
         ("broker", "/ui/brokers/1", "/ui/brokers"),
     ]
     problems = []
+    inputs = tables = 0
     for name, path, section in pages:
         tab.open(path)
         found = tab.page.evaluate(A11Y_JS)
+        inputs += found["inputs"]
+        tables += len(found["tables"])
         if found["h1"] != 1:
             problems.append(f"{path}: {found['h1']} h1 elements")
         if found["unlabelled"]:
@@ -757,9 +764,9 @@ def test_every_page_is_accessible_and_screenshotted(cluster, data, tabs):
             problems.append(f"{path}: no main#main")
         tab.shoot(name)
     assert not problems, "\n".join(problems)
-    # The pages have forms and tables to check (the checks above are not vacuous).
-    tab.open(f"/ui/groups/{READERS}")
-    assert tab.page.locator("form#reset-offsets input, form#reset-offsets select").count() > 0
+    # Not vacuous: the pages had inputs (the forms, the message browser's) and tables.
+    print(f"accessibility: {len(pages)} pages, {inputs} inputs, {tables} tables checked")
+    assert inputs >= 10 and tables >= 10, (inputs, tables)
     if os.environ.get("RUNNEL_CONSOLE_DOCS_SCREENSHOTS") == "1":
         DOCS.mkdir(parents=True, exist_ok=True)
         for name in ("overview", "topic", "group"):
@@ -987,7 +994,8 @@ def test_read_only_console_renders_no_forms_and_refuses_actions(cluster, data, t
 def test_first_contentful_paint_of_the_overview(cluster, data, tabs):
     tab = tabs(console(cluster))
     tab.open("/ui")
-    tab.page.wait_for_function("performance.getEntriesByName('first-contentful-paint').length > 0", timeout=10000)
+    # A function, not an expression: the console's CSP forbids eval, which an expression needs.
+    tab.page.wait_for_function("() => performance.getEntriesByName('first-contentful-paint').length > 0", timeout=10000)
     paint = tab.page.evaluate(
         "() => { const n = performance.getEntriesByType('navigation')[0];"
         " return {fcp: performance.getEntriesByName('first-contentful-paint')[0].startTime,"

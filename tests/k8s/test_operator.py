@@ -1,10 +1,10 @@
 """The operator end to end in the test bed: `helm install` of charts/runnel-operator (two
 replicas, leader election, RBAC enforced by the real apiserver), `kubectl apply` of
 examples/cluster.yaml (3 brokers, a managed 3-member etcd), real kafka-python clients
-through the bootstrap Service, a killed broker, a config roll under an idempotent acks=all
-load checked for loss and duplication, the operator restarted mid-roll, scaling up and a
-refused scale-down, bad manifests refused by the apiserver (CEL) and bad config by a
-condition, and garbage collection on deletion.
+and the brokers' web console through the bootstrap Service, a killed broker, a config
+roll under an idempotent acks=all load checked for loss and duplication, the operator
+restarted mid-roll, scaling up and a refused scale-down, bad manifests refused by the
+apiserver (CEL) and bad config by a condition, and garbage collection on deletion.
 
 One cluster is shared by the module's tests, in order. Not testable here and said so in
 the README: volume sizes (the bed's provisioner has no sizes), HPA (no metrics API),
@@ -68,6 +68,21 @@ def demo(bed, ns, operator):
     return kc
 
 
+def http_get(bed, url, host=None):
+    """(status, body) of a GET from inside the bed's network namespace, any status."""
+    headers = {"Host": host} if host else {}
+    script = ("import sys, urllib.request, urllib.error\n"
+              f"req = urllib.request.Request({url!r}, headers={headers!r})\n"
+              "try:\n    r = urllib.request.urlopen(req, timeout=5); code, body = r.status, r.read()\n"
+              "except urllib.error.HTTPError as e:\n    code, body = e.code, e.read()\n"
+              "print(code); sys.stdout.write(body.decode(errors='replace'))\n")
+    out = bed.run(sys.executable, "-c", script, check=False)
+    if out.returncode != 0:
+        return None, out.stderr
+    code, _, body = out.stdout.partition("\n")
+    return int(code), body
+
+
 def wait_ready(bed, ns, what, timeout=90):
     """The cluster once Ready; on a timeout the failure shows its status and the operator's
     last log lines."""
@@ -125,6 +140,9 @@ def test_the_operator_role_has_no_wildcards(bed, operator):
          "etcd endpoints are http:// URLs"),
         ({"replicas": 3, "storage": {"size": "1Gi"}, "listeners": {"port": 9096}, "etcd": {"endpoints": ["http://e:2379"]}},
          "are the brokers' other ports"),
+        ({"replicas": 3, "storage": {"size": "1Gi"}, "etcd": {"endpoints": ["http://e:2379"]},
+          "console": {"allowedHosts": ["a.example.com,b.example.com"]}},
+         "without whitespace or commas"),
     ],
 )
 def test_the_apiserver_refuses_invalid_clusters(bed, ns, operator, spec, message):
@@ -167,6 +185,19 @@ def test_the_cluster_becomes_ready_and_serves_clients(bed, ns, demo):
     table = bed.kubectl("-n", ns.name, "get", "kc")
     print(table)
     assert "READY" in table and "CONTROLLER" in table and "True" in table
+
+    # The web console through the bootstrap Service, at the address status gives and by
+    # the Service's short name (both allowed Hosts); any other Host is refused (421).
+    console = f"http://demo-bootstrap.{ns.name}.svc.cluster.local:9097/ui"
+    assert status["console"] == console
+    for url in (console, f"http://demo-bootstrap.{ns.name}.svc:9097/ui"):
+        code, body = wait_for(lambda: (r := http_get(bed, url))[0] == 200 and r, timeout=30,
+                              what=f"the console at {url}")
+        assert "<h1" in body, body[:2000]
+    assert http_get(bed, console, host="rebind.example.com")[0] == 421
+    wide = bed.kubectl("-n", ns.name, "get", "kc", "-o", "wide")
+    assert "CONSOLE" in wide and console in wide, wide
+    assert "CONSOLE" not in table
 
 
 def template_config(ns):

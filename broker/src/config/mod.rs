@@ -505,7 +505,10 @@ impl Config {
         self.admin_max_message_bytes = self.int("admin.max.message.bytes")? as usize;
         self.console = ConsoleConfig {
             enable: self.bool("console.enable"),
-            listener: self.value("console.listener").unwrap_or_default().to_string(),
+            listener: self
+                .value("console.listener")
+                .unwrap_or_default()
+                .to_string(),
             allowed_hosts: self.list("console.allowed.hosts"),
             read_only: self.bool("console.read.only"),
             history_interval: self.millis("console.history.interval.ms")?,

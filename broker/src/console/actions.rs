@@ -77,6 +77,17 @@ fn number<T: std::str::FromStr>(form: &HashMap<String, String>, name: &str) -> R
         .map_err(|_| format!("{name} must be a whole number, not {text:?}"))
 }
 
+/// A number, or Kafka's -1 ("the broker's default") when the field is empty.
+fn number_or_default<T: std::str::FromStr + From<i8>>(
+    form: &HashMap<String, String>,
+    name: &str,
+) -> Result<T, String> {
+    match form.get(name).map(|v| v.trim()) {
+        None | Some("") => Ok(T::from(-1)),
+        Some(_) => number(form, name),
+    }
+}
+
 /// Reads an action from its route (`target`: the topic or group in the path, empty for
 /// creating a topic) and form. Kafka's own validation (names, counts, config values) is
 /// left to the broker that does it, so the console cannot disagree with it.
@@ -85,8 +96,8 @@ pub fn parse(kind: Kind, target: &str, form: &HashMap<String, String>) -> Result
     Ok(match kind {
         Kind::CreateTopic => Action::CreateTopic {
             name: field(form, "name")?.to_string(),
-            partitions: number(form, "partitions")?,
-            replication_factor: number(form, "replication_factor")?,
+            partitions: number_or_default(form, "partitions")?,
+            replication_factor: number_or_default(form, "replication_factor")?,
             configs: form
                 .get("configs")
                 .map(String::as_str)
@@ -95,7 +106,9 @@ pub fn parse(kind: Kind, target: &str, form: &HashMap<String, String>) -> Result
                 .map(str::trim)
                 .filter(|l| !l.is_empty())
                 .map(|l| match l.split_once('=') {
-                    Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+                    Some((k, v)) if !k.trim().is_empty() => {
+                        Ok((k.trim().to_string(), v.trim().to_string()))
+                    }
                     _ => Err(format!("config lines are key=value, not {l:?}")),
                 })
                 .collect::<Result<_, _>>()?,
@@ -108,7 +121,10 @@ pub fn parse(kind: Kind, target: &str, form: &HashMap<String, String>) -> Result
             "set" => Action::SetConfig {
                 topic: target,
                 key: field(form, "key")?.to_string(),
-                value: form.get("value").map(|v| v.trim().to_string()).unwrap_or_default(),
+                value: form
+                    .get("value")
+                    .map(|v| v.trim().to_string())
+                    .unwrap_or_default(),
             },
             "delete" => Action::DeleteConfig {
                 topic: target,
@@ -132,11 +148,16 @@ pub fn parse(kind: Kind, target: &str, form: &HashMap<String, String>) -> Result
                 "earliest" => ResetTo::Earliest,
                 "latest" => ResetTo::Latest,
                 "offset" => ResetTo::Offset(number(form, "value")?),
-                "timestamp" => ResetTo::Timestamp(
-                    super::timestamp::parse(field(form, "value")?)
-                        .ok_or("the timestamp is neither milliseconds nor YYYY-MM-DDTHH:MM[:SS] (UTC)")?,
-                ),
-                other => return Err(format!("to must be earliest, latest, offset or timestamp, not {other:?}")),
+                "timestamp" => {
+                    ResetTo::Timestamp(super::timestamp::parse(field(form, "value")?).ok_or(
+                        "the timestamp is neither milliseconds nor YYYY-MM-DDTHH:MM[:SS] (UTC)",
+                    )?)
+                }
+                other => {
+                    return Err(format!(
+                        "to must be earliest, latest, offset or timestamp, not {other:?}"
+                    ))
+                }
             },
         },
         Kind::DeleteGroup => Action::DeleteGroup { group: target },
@@ -184,7 +205,9 @@ impl Action {
 /// touches them.
 pub fn refuse_internal(action: &Action) -> Result<(), String> {
     match action.topic() {
-        Some(t) if t.starts_with("__") => Err(format!("{t} is an internal topic; the console does not change it")),
+        Some(t) if t.starts_with("__") => Err(format!(
+            "{t} is an internal topic; the console does not change it"
+        )),
         _ => Ok(()),
     }
 }
@@ -205,10 +228,13 @@ pub async fn run(console: &Console, action: &Action) -> Result<String, String> {
                 .create_topic(name, *partitions, *replication_factor, configs)
                 .await
                 .map_err(failed)?;
-            Ok(format!("Created topic {name} with {partitions} partitions"))
+            Ok(format!("Created topic {name}"))
         }
         Action::AddPartitions { topic, count } => {
-            calls.create_partitions(topic, *count).await.map_err(failed)?;
+            calls
+                .create_partitions(topic, *count)
+                .await
+                .map_err(failed)?;
             Ok(format!("Topic {topic} now has {count} partitions"))
         }
         Action::SetConfig { topic, key, value } => {
@@ -219,7 +245,10 @@ pub async fn run(console: &Console, action: &Action) -> Result<String, String> {
             Ok(format!("Set {key}={value} on {topic}"))
         }
         Action::DeleteConfig { topic, key } => {
-            calls.alter_topic_config(topic, key, None).await.map_err(failed)?;
+            calls
+                .alter_topic_config(topic, key, None)
+                .await
+                .map_err(failed)?;
             Ok(format!("Removed {topic}'s override of {key}"))
         }
         Action::DeleteRecords {
@@ -231,9 +260,13 @@ pub async fn run(console: &Console, action: &Action) -> Result<String, String> {
                 .delete_records(topic, *partition, *before)
                 .await
                 .map_err(failed)?;
-            Ok(format!("Partition {partition} of {topic} now starts at offset {start}"))
+            Ok(format!(
+                "Partition {partition} of {topic} now starts at offset {start}"
+            ))
         }
-        Action::ResetOffsets { group, topic, to } => reset(console, group, topic.as_deref(), *to).await,
+        Action::ResetOffsets { group, topic, to } => {
+            reset(console, group, topic.as_deref(), *to).await
+        }
         Action::DeleteGroup { group } => {
             calls.delete_group(group).await.map_err(failed)?;
             Ok(format!("Deleted group {group}"))
@@ -244,9 +277,17 @@ pub async fn run(console: &Console, action: &Action) -> Result<String, String> {
 /// Resets a group's committed offsets, as `kafka-consumer-groups --reset-offsets
 /// --execute` does: only for a group without members; an offset is kept within the
 /// partition's log; a timestamp after the last record means the log end.
-async fn reset(console: &Console, group: &str, topic: Option<&str>, to: ResetTo) -> Result<String, String> {
+async fn reset(
+    console: &Console,
+    group: &str,
+    topic: Option<&str>,
+    to: ResetTo,
+) -> Result<String, String> {
     let calls = &console.calls;
-    let described = calls.describe_group(group).await.map_err(|e| e.to_string())?;
+    let described = calls
+        .describe_group(group)
+        .await
+        .map_err(|e| e.to_string())?;
     if !described.members.is_empty() {
         return Err(format!(
             "group {group} has {} members; Kafka resets offsets only of an empty group (stop its consumers first)",
@@ -276,7 +317,9 @@ async fn reset(console: &Console, group: &str, topic: Option<&str>, to: ResetTo)
         }
     };
     if topics.is_empty() {
-        return Err(format!("group {group} has no committed offsets; name a topic to reset"));
+        return Err(format!(
+            "group {group} has no committed offsets; name a topic to reset"
+        ));
     }
     let wanted: Vec<(String, i32)> = topics
         .iter()
@@ -304,7 +347,10 @@ async fn reset(console: &Console, group: &str, topic: Option<&str>, to: ResetTo)
             offset,
         });
     }
-    calls.commit_offsets(group, &offsets).await.map_err(|e| e.to_string())?;
+    calls
+        .commit_offsets(group, &offsets)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(format!(
         "Reset {} partition(s) of {} for group {group}",
         offsets.len(),
@@ -317,7 +363,10 @@ mod tests {
     use super::*;
 
     fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -329,7 +378,10 @@ mod tests {
                 ("name", " orders "),
                 ("partitions", "3"),
                 ("replication_factor", "2"),
-                ("configs", "cleanup.policy=compact\r\n\r\n retention.ms = 1000 "),
+                (
+                    "configs",
+                    "cleanup.policy=compact\r\n\r\n retention.ms = 1000 ",
+                ),
             ]),
         );
         assert_eq!(
@@ -344,21 +396,72 @@ mod tests {
                 ],
             })
         );
-        assert!(parse(Kind::CreateTopic, "", &form(&[("name", "x"), ("partitions", "3"), ("replication_factor", "1"), ("configs", "novalue")])).is_err());
-        assert!(parse(Kind::CreateTopic, "", &form(&[("name", "x"), ("partitions", "three"), ("replication_factor", "1")])).is_err());
+        assert!(parse(
+            Kind::CreateTopic,
+            "",
+            &form(&[
+                ("name", "x"),
+                ("partitions", "3"),
+                ("replication_factor", "1"),
+                ("configs", "novalue")
+            ])
+        )
+        .is_err());
+        assert!(parse(
+            Kind::CreateTopic,
+            "",
+            &form(&[
+                ("name", "x"),
+                ("partitions", "three"),
+                ("replication_factor", "1")
+            ])
+        )
+        .is_err());
         assert!(parse(Kind::CreateTopic, "", &form(&[("partitions", "3")])).is_err());
+        let defaults = parse(
+            Kind::CreateTopic,
+            "",
+            &form(&[
+                ("name", "d"),
+                ("partitions", ""),
+                ("replication_factor", " "),
+            ]),
+        );
+        assert_eq!(
+            defaults,
+            Ok(Action::CreateTopic {
+                name: "d".into(),
+                partitions: -1,
+                replication_factor: -1,
+                configs: vec![]
+            })
+        );
     }
 
     #[test]
     fn resets_read_their_target() {
-        let reset = |to: &str, value: &str| parse(Kind::ResetOffsets, "g", &form(&[("to", to), ("value", value), ("topic", "")]));
+        let reset = |to: &str, value: &str| {
+            parse(
+                Kind::ResetOffsets,
+                "g",
+                &form(&[("to", to), ("value", value), ("topic", "")]),
+            )
+        };
         assert_eq!(
             reset("offset", "42"),
-            Ok(Action::ResetOffsets { group: "g".into(), topic: None, to: ResetTo::Offset(42) })
+            Ok(Action::ResetOffsets {
+                group: "g".into(),
+                topic: None,
+                to: ResetTo::Offset(42)
+            })
         );
         assert_eq!(
             reset("timestamp", "1970-01-01T00:00:01"),
-            Ok(Action::ResetOffsets { group: "g".into(), topic: None, to: ResetTo::Timestamp(1000) })
+            Ok(Action::ResetOffsets {
+                group: "g".into(),
+                topic: None,
+                to: ResetTo::Timestamp(1000)
+            })
         );
         assert!(reset("timestamp", "yesterday").is_err());
         assert!(reset("sideways", "").is_err());
@@ -367,18 +470,40 @@ mod tests {
 
     #[test]
     fn internal_topics_are_refused() {
-        let action = parse(Kind::Configs, "__consumer_offsets", &form(&[("op", "set"), ("key", "retention.ms"), ("value", "1")]));
+        let action = parse(
+            Kind::Configs,
+            "__consumer_offsets",
+            &form(&[("op", "set"), ("key", "retention.ms"), ("value", "1")]),
+        );
         let action = action.unwrap_or_else(|e| panic!("{e}"));
         assert!(refuse_internal(&action).is_err());
-        let ok = Action::DeleteGroup { group: "__g".into() };
+        let ok = Action::DeleteGroup {
+            group: "__g".into(),
+        };
         assert!(refuse_internal(&ok).is_ok(), "group ids are not topics");
     }
 
     #[test]
     fn actions_lead_to_their_pages() {
-        let a = Action::DeleteRecords { topic: "a b".into(), partition: 0, before: 1 };
+        let a = Action::DeleteRecords {
+            topic: "a b".into(),
+            partition: 0,
+            before: 1,
+        };
         assert_eq!(a.page(), "/ui/topics/a%20b");
-        assert_eq!(Action::DeleteGroup { group: "g/1".into() }.page(), "/ui/groups");
-        assert_eq!(Action::DeleteGroup { group: "g/1".into() }.origin(), "/ui/groups/g%2F1");
+        assert_eq!(
+            Action::DeleteGroup {
+                group: "g/1".into()
+            }
+            .page(),
+            "/ui/groups"
+        );
+        assert_eq!(
+            Action::DeleteGroup {
+                group: "g/1".into()
+            }
+            .origin(),
+            "/ui/groups/g%2F1"
+        );
     }
 }

@@ -40,8 +40,8 @@ use proto_kafka::records::RecordBatchDecoder;
 use proto_kafka::ProtoError;
 use tracing::debug;
 
-use super::kafka::{self, check, error_name, Target, Timeouts};
 pub use super::kafka::CallError;
+use super::kafka::{self, check, error_name, Target, Timeouts};
 use super::model::{ConfigRow, ConfigSource, LogDirRow, MemberRow, MessageRow};
 use crate::metadata::cache::{MetadataCache, MetadataImage};
 
@@ -63,6 +63,8 @@ const INCREMENTAL_ALTER_CONFIGS_VERSION: i16 = 1;
 const DELETE_RECORDS_VERSION: i16 = 2;
 const OFFSET_COMMIT_VERSION: i16 = 8;
 const DELETE_GROUPS_VERSION: i16 = 2;
+// The batched forms `committed_offsets` relies on.
+const _: () = assert!(OFFSET_FETCH_VERSION >= 8 && FIND_COORDINATOR_VERSION >= 4);
 
 /// ListOffsets' special timestamps.
 const EARLIEST: i64 = -2;
@@ -408,9 +410,11 @@ impl Calls {
             .iter()
             .find(|g| g.group_id.as_str() == group)
             .ok_or_else(|| missing("DescribeGroups", &coordinator, format!("group {group}")))?;
-        check(described.error_code, described.error_message.as_ref(), || {
-            format!("describe group {group}")
-        })?;
+        check(
+            described.error_code,
+            described.error_message.as_ref(),
+            || format!("describe group {group}"),
+        )?;
         let consumer = described.protocol_type.as_str() == "consumer";
         Ok(DescribedGroup {
             id: group.to_string(),
@@ -464,7 +468,14 @@ impl Calls {
         groups: Vec<String>,
     ) -> HashMap<String, Vec<Committed>> {
         let request = offset_fetch_request(&groups);
-        match kafka::call(&target, &request, OFFSET_FETCH_VERSION, self.read_timeouts()).await {
+        match kafka::call(
+            &target,
+            &request,
+            OFFSET_FETCH_VERSION,
+            self.read_timeouts(),
+        )
+        .await
+        {
             Ok(response) => committed_from(&response),
             Err(e) => {
                 debug!(broker = target.broker, cause = %e, "committed offsets unanswered");
@@ -494,13 +505,14 @@ impl Calls {
             .find(|p| p.partition_index == partition)
             .ok_or_else(|| missing("Fetch", &target, format!("{topic}-{partition}")))?;
         check(data.error_code, None, action)?;
-        let rows = decode_records(data.records.clone().unwrap_or_default(), offset).map_err(
-            |e| CallError::Decode {
-                api: "Fetch",
-                broker: target.broker,
-                detail: format!("records of {topic}-{partition}: {e}"),
-            },
-        )?;
+        let rows =
+            decode_records(data.records.clone().unwrap_or_default(), offset).map_err(|e| {
+                CallError::Decode {
+                    api: "Fetch",
+                    broker: target.broker,
+                    detail: format!("records of {topic}-{partition}: {e}"),
+                }
+            })?;
         Ok(Fetched {
             rows,
             high_watermark: data.high_watermark,
@@ -585,13 +597,15 @@ impl Calls {
             .responses
             .iter()
             .find(|r| r.resource_type == RESOURCE_TOPIC && r.resource_name.as_str() == topic)
-            .ok_or_else(|| {
-                missing("IncrementalAlterConfigs", &target, format!("topic {topic}"))
-            })?;
-        check(result.error_code, result.error_message.as_ref(), || match value {
-            Some(_) => format!("set config {key} of topic {topic}"),
-            None => format!("delete config {key} of topic {topic}"),
-        })
+            .ok_or_else(|| missing("IncrementalAlterConfigs", &target, format!("topic {topic}")))?;
+        check(
+            result.error_code,
+            result.error_message.as_ref(),
+            || match value {
+                Some(_) => format!("set config {key} of topic {topic}"),
+                None => format!("delete config {key} of topic {topic}"),
+            },
+        )
     }
 
     /// Deletes a partition's records before offset `before`: the new log start offset.
@@ -631,7 +645,11 @@ impl Calls {
 
     /// Commits offsets for a group as an admin (generation -1, no member id), which Kafka
     /// accepts only while the group has no members.
-    pub async fn commit_offsets(&self, group: &str, offsets: &[Committed]) -> Result<(), CallError> {
+    pub async fn commit_offsets(
+        &self,
+        group: &str,
+        offsets: &[Committed],
+    ) -> Result<(), CallError> {
         if offsets.is_empty() {
             return Ok(());
         }
@@ -673,9 +691,8 @@ impl Calls {
     /// Deletes a group (Kafka refuses while it has members).
     pub async fn delete_group(&self, group: &str) -> Result<(), CallError> {
         let coordinator = self.coordinator(group).await?;
-        let request = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(str_bytes(
-            group,
-        ))]);
+        let request =
+            DeleteGroupsRequest::default().with_groups_names(vec![GroupId(str_bytes(group))]);
         let response = kafka::call(
             &coordinator,
             &request,
@@ -843,7 +860,10 @@ fn answered_offsets(response: &ListOffsetsResponse) -> HashMap<(String, i32), i6
                 );
                 continue;
             }
-            out.insert((topic.name.as_str().to_string(), p.partition_index), p.offset);
+            out.insert(
+                (topic.name.as_str().to_string(), p.partition_index),
+                p.offset,
+            );
         }
     }
     out
@@ -1233,8 +1253,6 @@ mod tests {
                 "{key:?} v{version}"
             );
         }
-        assert!(OFFSET_FETCH_VERSION >= 8, "many groups per request");
-        assert!(FIND_COORDINATOR_VERSION >= 4, "many keys per request");
     }
 
     fn record(offset: i64, value: &str, control: bool) -> Record {
@@ -1275,9 +1293,16 @@ mod tests {
     #[test]
     fn records_decode_from_plain_and_compressed_batches_from_the_wanted_offset() {
         let mut all = BytesMut::new();
-        all.put(encode(&[record(0, "a", false), record(1, "b", false)], Compression::None));
         all.put(encode(
-            &[record(2, "c", false), record(3, "d", false), record(4, "e", false)],
+            &[record(0, "a", false), record(1, "b", false)],
+            Compression::None,
+        ));
+        all.put(encode(
+            &[
+                record(2, "c", false),
+                record(3, "d", false),
+                record(4, "e", false),
+            ],
             Compression::Zstd,
         ));
         all.put(encode(&[record(5, "f", false)], Compression::Gzip));
@@ -1289,14 +1314,20 @@ mod tests {
         assert_eq!(got, vec![(3, &b"d"[..]), (4, b"e"), (5, b"f")]);
         assert_eq!(rows[0].key.as_deref(), Some(&b"k3"[..]));
         assert_eq!(rows[0].timestamp, 1_700_000_000_003);
-        assert_eq!(rows[0].headers, vec![("h".to_string(), Some(b"v".to_vec()))]);
+        assert_eq!(
+            rows[0].headers,
+            vec![("h".to_string(), Some(b"v".to_vec()))]
+        );
     }
 
     #[test]
     fn control_records_are_skipped() {
         let mut all = BytesMut::new();
         all.put(encode(&[record(0, "a", false)], Compression::None));
-        all.put(encode(&[record(1, "\0\0\0\0\0\0", true)], Compression::None));
+        all.put(encode(
+            &[record(1, "\0\0\0\0\0\0", true)],
+            Compression::None,
+        ));
         all.put(encode(&[record(2, "b", false)], Compression::Lz4));
         let offsets: Vec<i64> = decode_records(all.freeze(), 0)
             .unwrap()
@@ -1331,6 +1362,27 @@ mod tests {
         negative[8..12].copy_from_slice(&(-5i32).to_be_bytes());
         assert!(decode_records(Bytes::from(negative), 0).is_err());
         assert!(decode_records(Bytes::new(), 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn corrupt_compressed_payloads_with_a_valid_crc_are_errors_not_panics() {
+        let records: Vec<Record> = (0..20).map(|i| record(i, "some value", false)).collect();
+        for codec in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let batch = encode(&records, codec);
+            // The CRC (bytes 17..21) covers everything from the attributes (byte 21) on.
+            for i in (61..batch.len()).step_by(3) {
+                let mut bad = batch.to_vec();
+                bad[i] ^= 0xa5;
+                let crc = crc32c::crc32c(&bad[21..]);
+                bad[17..21].copy_from_slice(&crc.to_be_bytes());
+                let _ = decode_records(Bytes::from(bad), 0);
+            }
+        }
     }
 
     fn assignment_bytes(version: i16, partitions: &[(&str, &[i32])]) -> Bytes {
@@ -1452,10 +1504,7 @@ mod tests {
         let latest = offsets_response(&[("t", 0, 0, 9), ("t", 1, 3, -1), ("t", 2, 0, 4)]);
         let ranges: HashMap<_, _> = log_ranges(&earliest, &latest).into_iter().collect();
         assert_eq!(ranges.len(), 1);
-        assert_eq!(
-            ranges[&("t".to_string(), 0)],
-            LogRange { start: 3, end: 9 }
-        );
+        assert_eq!(ranges[&("t".to_string(), 0)], LogRange { start: 3, end: 9 });
     }
 
     #[test]
@@ -1473,7 +1522,9 @@ mod tests {
             .partitions
             .iter()
             .all(|p| p.timestamp == EARLIEST));
-        request.encode(&mut BytesMut::new(), LIST_OFFSETS_VERSION).unwrap();
+        request
+            .encode(&mut BytesMut::new(), LIST_OFFSETS_VERSION)
+            .unwrap();
     }
 
     #[test]
@@ -1579,7 +1630,10 @@ mod tests {
     fn config_alterations_set_or_delete() {
         let set = alter_topic_config_request("t", "retention.ms", Some("5"));
         let c = &set.resources[0].configs[0];
-        assert_eq!((c.config_operation, c.value.as_deref()), (OP_SET, Some("5")));
+        assert_eq!(
+            (c.config_operation, c.value.as_deref()),
+            (OP_SET, Some("5"))
+        );
         let delete = alter_topic_config_request("t", "retention.ms", None);
         let c = &delete.resources[0].configs[0];
         assert_eq!((c.config_operation, c.value.as_ref()), (OP_DELETE, None));

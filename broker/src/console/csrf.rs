@@ -27,7 +27,11 @@ pub fn set_cookie(token: &str) -> String {
 
 /// Compares without an early exit, so timing does not tell how much matched.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// Why an action was refused.
@@ -59,7 +63,9 @@ pub fn check(
     host: &str,
 ) -> Result<(), Refusal> {
     let cookie = cookie.ok_or(Refusal::NoCookie)?;
-    let token = form_token.filter(|t| !t.is_empty()).ok_or(Refusal::NoToken)?;
+    let token = form_token
+        .filter(|t| !t.is_empty())
+        .ok_or(Refusal::NoToken)?;
     if !same(cookie, token) {
         return Err(Refusal::Mismatch);
     }
@@ -82,7 +88,10 @@ mod tests {
     fn tokens_are_random_and_read_back_from_cookies() {
         let a = new_token();
         assert_ne!(a, new_token());
-        let header = format!("other=1; {}", set_cookie(&a).split(';').next().unwrap_or(""));
+        let header = format!(
+            "other=1; {}",
+            set_cookie(&a).split(';').next().unwrap_or("")
+        );
         assert_eq!(from_cookies(Some(&header)), Some(a));
         assert_eq!(from_cookies(Some("runnel_csrf=short")), None);
         assert_eq!(from_cookies(None), None);
@@ -93,7 +102,12 @@ mod tests {
         let t = new_token();
         assert_eq!(check(Some(&t), Some(&t), None, "localhost:9097"), Ok(()));
         assert_eq!(
-            check(Some(&t), Some(&t), Some("http://localhost:9097"), "localhost:9097"),
+            check(
+                Some(&t),
+                Some(&t),
+                Some("http://localhost:9097"),
+                "localhost:9097"
+            ),
             Ok(())
         );
         assert_eq!(check(None, Some(&t), None, "h"), Err(Refusal::NoCookie));
@@ -104,7 +118,12 @@ mod tests {
             Err(Refusal::Mismatch)
         );
         assert_eq!(
-            check(Some(&t), Some(&t), Some("http://evil.example"), "localhost:9097"),
+            check(
+                Some(&t),
+                Some(&t),
+                Some("http://evil.example"),
+                "localhost:9097"
+            ),
             Err(Refusal::ForeignOrigin)
         );
         assert_eq!(

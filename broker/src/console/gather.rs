@@ -37,7 +37,11 @@ fn all_partitions(image: &MetadataImage) -> impl Iterator<Item = (&str, i32, &Pa
 }
 
 /// Every broker the image knows: registered ones, and ones named as replicas but gone.
-pub fn broker_rows(image: &MetadataImage, listener: &str, disks: &HashMap<i32, BrokerLogDirs>) -> Vec<BrokerRow> {
+pub fn broker_rows(
+    image: &MetadataImage,
+    listener: &str,
+    disks: &HashMap<i32, BrokerLogDirs>,
+) -> Vec<BrokerRow> {
     let mut rows: BTreeMap<i32, BrokerRow> = BTreeMap::new();
     let row = |id: i32| BrokerRow {
         id,
@@ -80,7 +84,10 @@ pub fn broker_rows(image: &MetadataImage, listener: &str, disks: &HashMap<i32, B
 }
 
 /// Partition sizes by their leader's log directories.
-fn leader_sizes(image: &MetadataImage, disks: &HashMap<i32, BrokerLogDirs>) -> HashMap<(String, i32), u64> {
+fn leader_sizes(
+    image: &MetadataImage,
+    disks: &HashMap<i32, BrokerLogDirs>,
+) -> HashMap<(String, i32), u64> {
     all_partitions(image)
         .filter_map(|(t, p, r)| {
             let key = (t.to_string(), p);
@@ -148,10 +155,7 @@ fn topic_row(
         replication_factor: record.replication_factor,
         under_replicated: rows.iter().filter(|r| r.under_replicated).count(),
         offline: rows.iter().filter(|r| r.offline).count(),
-        messages: rows
-            .iter()
-            .map(|r| Some(r.log_end? - r.log_start?))
-            .sum(),
+        messages: rows.iter().map(|r| Some(r.log_end? - r.log_start?)).sum(),
         size: rows.iter().map(|r| r.size).sum(),
         rates: rates(console, name),
     })
@@ -174,7 +178,8 @@ async fn all_log_dirs(console: &Console, image: &MetadataImage) -> HashMap<i32, 
 
 async fn store_health(console: &Console) -> StoreHealth {
     let started = Instant::now();
-    let read = tokio::time::timeout(STORE_PROBE_TIMEOUT, console.store.get(&console.probe_key)).await;
+    let read =
+        tokio::time::timeout(STORE_PROBE_TIMEOUT, console.store.get(&console.probe_key)).await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     let (healthy, detail) = match read {
         Ok(Ok(Some(_))) => (true, String::new()),
@@ -240,8 +245,13 @@ pub async fn brokers(console: &Console) -> Vec<BrokerRow> {
 
 pub async fn topics(console: &Console) -> Vec<TopicRow> {
     let image = console.cache.image();
-    let wanted: Vec<(String, i32)> = all_partitions(&image).map(|(t, p, _)| (t.to_string(), p)).collect();
-    let (offsets, disks) = tokio::join!(console.calls.offsets(&wanted), all_log_dirs(console, &image));
+    let wanted: Vec<(String, i32)> = all_partitions(&image)
+        .map(|(t, p, _)| (t.to_string(), p))
+        .collect();
+    let (offsets, disks) = tokio::join!(
+        console.calls.offsets(&wanted),
+        all_log_dirs(console, &image)
+    );
     let sizes = leader_sizes(&image, &disks);
     image
         .topics
@@ -250,7 +260,14 @@ pub async fn topics(console: &Console) -> Vec<TopicRow> {
         .collect()
 }
 
-fn topic_chart(console: &Console, topic: &str, id: &str, title: &str, measure: Measure, unit: Unit) -> Chart {
+fn topic_chart(
+    console: &Console,
+    topic: &str,
+    id: &str,
+    title: &str,
+    measure: Measure,
+    unit: Unit,
+) -> Chart {
     let points = console.history().series(&SeriesKey::Topic {
         topic: topic.to_string(),
         measure,
@@ -267,7 +284,11 @@ fn topic_chart(console: &Console, topic: &str, id: &str, title: &str, measure: M
 }
 
 /// Every group's committed offsets and lag on `topic`.
-async fn consumers_of(console: &Console, topic: &str, offsets: &HashMap<(String, i32), LogRange>) -> Vec<TopicConsumer> {
+async fn consumers_of(
+    console: &Console,
+    topic: &str,
+    offsets: &HashMap<(String, i32), LogRange>,
+) -> Vec<TopicConsumer> {
     let listing = console.calls.list_groups().await;
     let ids: Vec<String> = listing.groups.into_iter().map(|g| g.id).collect();
     let committed = console.calls.committed_offsets(&ids).await;
@@ -289,11 +310,16 @@ async fn consumers_of(console: &Console, topic: &str, offsets: &HashMap<(String,
 pub async fn topic(console: &Console, name: &str) -> Option<TopicDetail> {
     let image = console.cache.image();
     let record = image.topic(name)?.clone();
-    let wanted: Vec<(String, i32)> = image.topic_partitions(name).map(|(p, _)| (name.to_string(), p)).collect();
+    let wanted: Vec<(String, i32)> = image
+        .topic_partitions(name)
+        .map(|(p, _)| (name.to_string(), p))
+        .collect();
     let (offsets, disks, configs) = tokio::join!(
         console.calls.offsets(&wanted),
         all_log_dirs(console, &image),
-        console.calls.configs(ConfigResource::Topic(name.to_string())),
+        console
+            .calls
+            .configs(ConfigResource::Topic(name.to_string())),
     );
     let sizes = leader_sizes(&image, &disks);
     let consumers = consumers_of(console, name, &offsets).await;
@@ -397,7 +423,10 @@ pub async fn group(console: &Console, id: &str) -> Result<Option<GroupDetail>, C
     if described.state == "Dead" && committed.is_empty() {
         return Ok(None);
     }
-    let mut wanted: Vec<(String, i32)> = committed.iter().map(|c| (c.topic.clone(), c.partition)).collect();
+    let mut wanted: Vec<(String, i32)> = committed
+        .iter()
+        .map(|c| (c.topic.clone(), c.partition))
+        .collect();
     for m in &described.members {
         for (t, ps) in &m.assignment {
             wanted.extend(ps.iter().map(|p| (t.clone(), *p)));
@@ -410,11 +439,17 @@ pub async fn group(console: &Console, id: &str) -> Result<Option<GroupDetail>, C
         described
             .members
             .iter()
-            .find(|m| m.assignment.iter().any(|(t, ps)| t == topic && ps.contains(&partition)))
+            .find(|m| {
+                m.assignment
+                    .iter()
+                    .any(|(t, ps)| t == topic && ps.contains(&partition))
+            })
             .map(|m| m.client_id.clone())
     };
-    let committed_at: HashMap<(String, i32), i64> =
-        committed.iter().map(|c| ((c.topic.clone(), c.partition), c.offset)).collect();
+    let committed_at: HashMap<(String, i32), i64> = committed
+        .iter()
+        .map(|c| ((c.topic.clone(), c.partition), c.offset))
+        .collect();
     let rows: Vec<GroupOffsetRow> = wanted
         .iter()
         .map(|(topic, partition)| {
@@ -474,7 +509,12 @@ pub async fn messages(console: &Console, query: MessageQuery) -> Option<MessageP
         return Some(page);
     }
     let key = (page.query.topic.clone(), page.query.partition);
-    let Some(range) = console.calls.offsets(std::slice::from_ref(&key)).await.remove(&key) else {
+    let Some(range) = console
+        .calls
+        .offsets(std::slice::from_ref(&key))
+        .await
+        .remove(&key)
+    else {
         page.error = Some("the partition's leader did not answer (offline?)".to_string());
         return Some(page);
     };

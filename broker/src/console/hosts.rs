@@ -12,8 +12,7 @@ pub struct AllowedHosts {
 /// Splits `host[:port]` (IPv6 in brackets), lowercased; None when malformed.
 fn split(value: &str) -> Option<(String, Option<u16>)> {
     let value = value.trim().to_ascii_lowercase();
-    if value.is_empty() || value.contains(|c: char| c.is_whitespace() || c == '/' || c == '@')
-    {
+    if value.is_empty() || value.contains(|c: char| c.is_whitespace() || c == '/' || c == '@') {
         return None;
     }
     if let Some(rest) = value.strip_prefix('[') {
@@ -66,7 +65,13 @@ mod tests {
     #[test]
     fn loopback_and_the_listener_are_allowed_others_are_not() {
         let hosts = AllowedHosts::new("10.1.2.3:9097", &[]);
-        for ok in ["localhost:9097", "LOCALHOST", "127.0.0.1:1", "[::1]:9097", "10.1.2.3:9097"] {
+        for ok in [
+            "localhost:9097",
+            "LOCALHOST",
+            "127.0.0.1:1",
+            "[::1]:9097",
+            "10.1.2.3:9097",
+        ] {
             assert!(hosts.allows(Some(ok)), "{ok}");
         }
         for refused in [

@@ -73,6 +73,8 @@ pub fn layout(ctx: &PageContext, main: &str) -> String {
     push_escaped(&mut out, &ctx.title);
     out.push_str(" · Runnel</title>\n");
     out.push_str("<link rel=\"stylesheet\" href=\"/ui/static/console.css\">\n");
+    // No favicon request per page (the console has none to serve).
+    out.push_str("<link rel=\"icon\" href=\"data:,\">\n");
     out.push_str("<script src=\"/ui/static/console.js\" defer></script>\n");
     out.push_str("</head>\n<body data-live=\"/ui/events\">\n");
     out.push_str("<a class=\"skip-link\" href=\"#main\">Skip to content</a>\n");

@@ -332,7 +332,12 @@ mod tests {
     };
     use proto_kafka::protocol::{decode_request_header_from_buffer, Encodable};
 
-    fn response_frame<T: Encodable>(key: ApiKey, version: i16, correlation: i32, body: &T) -> Bytes {
+    fn response_frame<T: Encodable>(
+        key: ApiKey,
+        version: i16,
+        correlation: i32,
+        body: &T,
+    ) -> Bytes {
         let mut buf = BytesMut::new();
         ResponseHeader::default()
             .with_correlation_id(correlation)
@@ -473,7 +478,10 @@ mod tests {
             let header = read_request(&mut stream).await;
             let body = ListGroupsResponse::default().with_error_code(15);
             let frame = response_frame(ApiKey::ListGroups, 5, header.correlation_id, &body);
-            stream.write_all(&(frame.len() as i32).to_be_bytes()).await.unwrap();
+            stream
+                .write_all(&(frame.len() as i32).to_be_bytes())
+                .await
+                .unwrap();
             stream.write_all(&frame).await.unwrap();
         })
         .await;

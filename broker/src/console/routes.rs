@@ -30,7 +30,9 @@ const SECURITY_HEADERS: [(&str, &str); 5] = [
         "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     ),
     ("x-content-type-options", "nosniff"),
-    ("referrer-policy", "no-referrer"),
+    // Not no-referrer: with it, Chromium sends `Origin: null` on the console's own form
+    // posts, which the CSRF check must refuse.
+    ("referrer-policy", "same-origin"),
     ("x-frame-options", "DENY"),
     ("cache-control", "no-store"),
 ];
@@ -64,13 +66,25 @@ pub async fn serve(listener: TcpListener, console: Arc<Console>, shutdown: watch
         .route("/ui/topics", get(topics).post(create_topic))
         .route("/ui/topics/{topic}", get(topic))
         .route("/ui/topics/{topic}/messages", get(messages))
-        .route("/ui/topics/{topic}/partitions", axum::routing::post(add_partitions))
+        .route(
+            "/ui/topics/{topic}/partitions",
+            axum::routing::post(add_partitions),
+        )
         .route("/ui/topics/{topic}/configs", axum::routing::post(configs))
-        .route("/ui/topics/{topic}/delete-records", axum::routing::post(delete_records))
+        .route(
+            "/ui/topics/{topic}/delete-records",
+            axum::routing::post(delete_records),
+        )
         .route("/ui/groups", get(groups))
         .route("/ui/groups/{group}", get(group))
-        .route("/ui/groups/{group}/reset", axum::routing::post(reset_offsets))
-        .route("/ui/groups/{group}/delete", axum::routing::post(delete_group))
+        .route(
+            "/ui/groups/{group}/reset",
+            axum::routing::post(reset_offsets),
+        )
+        .route(
+            "/ui/groups/{group}/delete",
+            axum::routing::post(delete_group),
+        )
         .route("/ui/brokers", get(brokers))
         .route("/ui/brokers/{id}", get(broker))
         .route("/ui/events", get(live))
@@ -152,7 +166,9 @@ async fn guard(State(state): State<AppState>, mut request: Request, next: Next) 
     let headers = request.headers();
     let cookie = csrf::from_cookies(cookie_header(headers).as_deref());
     let notice = notice_from(headers);
-    let issue = cookie.is_none();
+    // Only under /ui, where the cookie is sent back: a browser's /favicon.ico carries
+    // none, and a new token there would orphan the forms of the page already shown.
+    let issue = cookie.is_none() && request.uri().path().starts_with("/ui");
     let had_notice = notice.is_some();
     let token = cookie.clone().unwrap_or_else(csrf::new_token);
     let is_get = request.method() == Method::GET;
@@ -172,7 +188,10 @@ async fn guard(State(state): State<AppState>, mut request: Request, next: Next) 
         append_cookie(&mut response, &csrf::set_cookie(&token));
     }
     if had_notice && is_get && !sets_notice && response.status().is_success() {
-        append_cookie(&mut response, &format!("{NOTICE_COOKIE}=; Path=/ui; Max-Age=0"));
+        append_cookie(
+            &mut response,
+            &format!("{NOTICE_COOKIE}=; Path=/ui; Max-Age=0"),
+        );
     }
     secure(response)
 }
@@ -193,14 +212,20 @@ fn secure(mut response: Response) -> Response {
 }
 
 fn redirect(to: &str, notice: Option<&Notice>) -> Response {
-    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string())]).into_response();
+    let mut response =
+        (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string())]).into_response();
     if let Some(n) = notice {
         append_cookie(&mut response, &notice_cookie(n));
     }
     response
 }
 
-fn context(console: &Console, info: &RequestInfo, title: String, section: &'static str) -> PageContext {
+fn context(
+    console: &Console,
+    info: &RequestInfo,
+    title: String,
+    section: &'static str,
+) -> PageContext {
     PageContext {
         title,
         section,
@@ -212,8 +237,19 @@ fn context(console: &Console, info: &RequestInfo, title: String, section: &'stat
     }
 }
 
-fn error_page(console: &Console, info: &RequestInfo, status: StatusCode, section: &'static str, message: &str) -> Response {
-    let ctx = context(console, info, status.canonical_reason().unwrap_or("Error").to_string(), section);
+fn error_page(
+    console: &Console,
+    info: &RequestInfo,
+    status: StatusCode,
+    section: &'static str,
+    message: &str,
+) -> Response {
+    let ctx = context(
+        console,
+        info,
+        status.canonical_reason().unwrap_or("Error").to_string(),
+        section,
+    );
     (status, Html(pages::error(&ctx, message))).into_response()
 }
 
@@ -242,7 +278,13 @@ async fn topic(
             let ctx = context(&s.console, &info, format!("Topic {name}"), "topics");
             Html(pages::topics::detail(&ctx, &data)).into_response()
         }
-        None => error_page(&s.console, &info, StatusCode::NOT_FOUND, "topics", &format!("There is no topic named {name}.")),
+        None => error_page(
+            &s.console,
+            &info,
+            StatusCode::NOT_FOUND,
+            "topics",
+            &format!("There is no topic named {name}."),
+        ),
     }
 }
 
@@ -250,31 +292,43 @@ async fn topic(
 fn message_query(topic: String, q: &HashMap<String, String>) -> Result<MessageQuery, String> {
     let get = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
     let partition = match get("partition") {
-        Some(p) => p.parse().map_err(|_| format!("partition must be a number, not {p:?}"))?,
+        Some(p) => p
+            .parse()
+            .map_err(|_| format!("partition must be a number, not {p:?}"))?,
         None => 0,
     };
     let limit: usize = match get("limit") {
-        Some(l) => l.parse().map_err(|_| format!("limit must be a number, not {l:?}"))?,
+        Some(l) => l
+            .parse()
+            .map_err(|_| format!("limit must be a number, not {l:?}"))?,
         None => 20,
     };
     if limit == 0 || limit > gather::MAX_PAGE {
         return Err(format!("limit must be between 1 and {}", gather::MAX_PAGE));
     }
-    let start = match get("from").unwrap_or("earliest") {
-        "earliest" => Start::Earliest,
-        "latest" => Start::Latest,
-        "offset" => {
-            let o = get("offset").ok_or("from=offset needs an offset")?;
-            Start::Offset(o.parse().map_err(|_| format!("offset must be a number, not {o:?}"))?)
-        }
-        "timestamp" => {
-            let t = get("timestamp").ok_or("from=timestamp needs a timestamp")?;
-            Start::Timestamp(super::timestamp::parse(t).ok_or(
-                "the timestamp is neither milliseconds nor YYYY-MM-DDTHH:MM[:SS] (UTC)",
-            )?)
-        }
-        other => return Err(format!("from must be earliest, latest, offset or timestamp, not {other:?}")),
-    };
+    let start =
+        match get("from").unwrap_or("earliest") {
+            "earliest" => Start::Earliest,
+            "latest" => Start::Latest,
+            "offset" => {
+                let o = get("offset").ok_or("from=offset needs an offset")?;
+                Start::Offset(
+                    o.parse()
+                        .map_err(|_| format!("offset must be a number, not {o:?}"))?,
+                )
+            }
+            "timestamp" => {
+                let t = get("timestamp").ok_or("from=timestamp needs a timestamp")?;
+                Start::Timestamp(super::timestamp::parse(t).ok_or(
+                    "the timestamp is neither milliseconds nor YYYY-MM-DDTHH:MM[:SS] (UTC)",
+                )?)
+            }
+            other => {
+                return Err(format!(
+                    "from must be earliest, latest, offset or timestamp, not {other:?}"
+                ))
+            }
+        };
     let format = match get("format").unwrap_or("text") {
         "text" => Format::Text,
         "json" => Format::Json,
@@ -298,7 +352,15 @@ async fn messages(
 ) -> Response {
     let query = match message_query(name.clone(), &q) {
         Ok(query) => query,
-        Err(reason) => return error_page(&s.console, &info, StatusCode::BAD_REQUEST, "topics", &reason),
+        Err(reason) => {
+            return error_page(
+                &s.console,
+                &info,
+                StatusCode::BAD_REQUEST,
+                "topics",
+                &reason,
+            )
+        }
     };
     let _slot = s.console.page_slots.acquire().await;
     match gather::messages(&s.console, query).await {
@@ -306,7 +368,13 @@ async fn messages(
             let ctx = context(&s.console, &info, format!("Messages of {name}"), "topics");
             Html(pages::messages::render(&ctx, &page)).into_response()
         }
-        None => error_page(&s.console, &info, StatusCode::NOT_FOUND, "topics", &format!("There is no topic named {name}.")),
+        None => error_page(
+            &s.console,
+            &info,
+            StatusCode::NOT_FOUND,
+            "topics",
+            &format!("There is no topic named {name}."),
+        ),
     }
 }
 
@@ -328,8 +396,20 @@ async fn group(
             let ctx = context(&s.console, &info, format!("Group {id}"), "groups");
             Html(pages::groups::detail(&ctx, &data)).into_response()
         }
-        Ok(None) => error_page(&s.console, &info, StatusCode::NOT_FOUND, "groups", &format!("There is no consumer group {id}.")),
-        Err(err) => error_page(&s.console, &info, StatusCode::BAD_GATEWAY, "groups", &err.to_string()),
+        Ok(None) => error_page(
+            &s.console,
+            &info,
+            StatusCode::NOT_FOUND,
+            "groups",
+            &format!("There is no consumer group {id}."),
+        ),
+        Err(err) => error_page(
+            &s.console,
+            &info,
+            StatusCode::BAD_GATEWAY,
+            "groups",
+            &err.to_string(),
+        ),
     }
 }
 
@@ -357,7 +437,13 @@ async fn broker(
             let ctx = context(&s.console, &info, format!("Broker {id}"), "brokers");
             Html(pages::brokers::detail(&ctx, &data)).into_response()
         }
-        None => error_page(&s.console, &info, StatusCode::NOT_FOUND, "brokers", &format!("There is no broker {id}.")),
+        None => error_page(
+            &s.console,
+            &info,
+            StatusCode::NOT_FOUND,
+            "brokers",
+            &format!("There is no broker {id}."),
+        ),
     }
 }
 
@@ -366,15 +452,29 @@ async fn live(State(s): State<AppState>) -> Response {
 }
 
 async fn css() -> Response {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], html::CONSOLE_CSS).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        html::CONSOLE_CSS,
+    )
+        .into_response()
 }
 
 async fn js() -> Response {
-    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], html::CONSOLE_JS).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        html::CONSOLE_JS,
+    )
+        .into_response()
 }
 
 async fn not_found(State(s): State<AppState>, Extension(info): Extension<RequestInfo>) -> Response {
-    error_page(&s.console, &info, StatusCode::NOT_FOUND, "overview", "There is no such page.")
+    error_page(
+        &s.console,
+        &info,
+        StatusCode::NOT_FOUND,
+        "overview",
+        "There is no such page.",
+    )
 }
 
 /// Every action: read-only and CSRF checks, the confirmation, then the change, logged
@@ -398,25 +498,55 @@ async fn act(
         .collect::<String>();
     if s.console.config.read_only {
         warn!(client = %peer, ?kind, %target, "the console refused an action: console.read.only");
-        return error_page(&s.console, &info, StatusCode::FORBIDDEN, "overview", "This console is read-only (console.read.only=true).");
+        return error_page(
+            &s.console,
+            &info,
+            StatusCode::FORBIDDEN,
+            "overview",
+            "This console is read-only (console.read.only=true).",
+        );
     }
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     let token = form.get("csrf").map(String::as_str);
     if let Err(refusal) = csrf::check(info.cookie.as_deref(), token, origin, &info.host) {
         warn!(client = %peer, user_agent = %agent, ?kind, %target, reason = refusal.describe(), "the console refused an action: CSRF check");
-        return error_page(&s.console, &info, StatusCode::FORBIDDEN, "overview", &format!("Refused: {}.", refusal.describe()));
+        return error_page(
+            &s.console,
+            &info,
+            StatusCode::FORBIDDEN,
+            "overview",
+            &format!("Refused: {}.", refusal.describe()),
+        );
     }
     if form.get("confirm").map(String::as_str) != Some("yes") {
-        return error_page(&s.console, &info, StatusCode::BAD_REQUEST, "overview", "Refused: the action was not confirmed (tick the confirmation box).");
+        return error_page(
+            &s.console,
+            &info,
+            StatusCode::BAD_REQUEST,
+            "overview",
+            "Refused: the action was not confirmed (tick the confirmation box).",
+        );
     }
     let action = match actions::parse(kind, &target, &form) {
         Ok(action) => action,
-        Err(reason) => return error_page(&s.console, &info, StatusCode::BAD_REQUEST, "overview", &reason),
+        Err(reason) => {
+            return error_page(
+                &s.console,
+                &info,
+                StatusCode::BAD_REQUEST,
+                "overview",
+                &reason,
+            )
+        }
     };
     let outcome = actions::run(&s.console, &action).await;
     match &outcome {
-        Ok(done) => info!(client = %peer, user_agent = %agent, action = ?action, outcome = %done, "console action done"),
-        Err(why) => warn!(client = %peer, user_agent = %agent, action = ?action, error = %why, "console action failed"),
+        Ok(done) => {
+            info!(client = %peer, user_agent = %agent, action = ?action, outcome = %done, "console action done")
+        }
+        Err(why) => {
+            warn!(client = %peer, user_agent = %agent, action = ?action, error = %why, "console action failed")
+        }
     }
     let (to, notice) = match outcome {
         Ok(text) => (action.page(), Notice { ok: true, text }),
@@ -432,7 +562,16 @@ async fn create_topic(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    act(s, info, peer, &headers, Kind::CreateTopic, String::new(), form).await
+    act(
+        s,
+        info,
+        peer,
+        &headers,
+        Kind::CreateTopic,
+        String::new(),
+        form,
+    )
+    .await
 }
 
 async fn add_partitions(
@@ -495,18 +634,39 @@ mod tests {
     use super::*;
 
     fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn message_queries_are_bounded_and_checked() {
-        let ok = message_query("t".into(), &q(&[("partition", "2"), ("from", "offset"), ("offset", "5"), ("limit", "100"), ("format", "hex")]));
+        let ok = message_query(
+            "t".into(),
+            &q(&[
+                ("partition", "2"),
+                ("from", "offset"),
+                ("offset", "5"),
+                ("limit", "100"),
+                ("format", "hex"),
+            ]),
+        );
         assert_eq!(
             ok,
-            Ok(MessageQuery { topic: "t".into(), partition: 2, start: Start::Offset(5), limit: 100, format: Format::Hex })
+            Ok(MessageQuery {
+                topic: "t".into(),
+                partition: 2,
+                start: Start::Offset(5),
+                limit: 100,
+                format: Format::Hex
+            })
         );
         let default = message_query("t".into(), &q(&[]));
-        assert_eq!(default.map(|m| (m.partition, m.start, m.limit)), Ok((0, Start::Earliest, 20)));
+        assert_eq!(
+            default.map(|m| (m.partition, m.start, m.limit)),
+            Ok((0, Start::Earliest, 20))
+        );
         for bad in [
             q(&[("limit", "100000")]),
             q(&[("limit", "0")]),
@@ -521,14 +681,23 @@ mod tests {
 
     #[test]
     fn notices_survive_their_cookie() {
-        let n = Notice { ok: false, text: "no; such <topic>".into() };
+        let n = Notice {
+            ok: false,
+            text: "no; such <topic>".into(),
+        };
         let cookie = notice_cookie(&n);
         let pair = cookie.split(';').next().unwrap_or_default().to_string();
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_str(&format!("a=b; {pair}")).unwrap_or(HeaderValue::from_static("")));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("a=b; {pair}")).unwrap_or(HeaderValue::from_static("")),
+        );
         assert_eq!(notice_from(&headers), Some(n));
         let mut bad = HeaderMap::new();
-        bad.insert(header::COOKIE, HeaderValue::from_static("runnel_notice=!!!"));
+        bad.insert(
+            header::COOKIE,
+            HeaderValue::from_static("runnel_notice=!!!"),
+        );
         assert_eq!(notice_from(&bad), None);
     }
 }

@@ -90,14 +90,19 @@ async fn sample(console: &Console, counters: &mut Counters) -> i64 {
             .keys()
             .map(|p| offsets.get(&(topic.clone(), *p)).map(|r| r.end))
             .sum();
-        if let Some(rate) = ends.and_then(|e| counters.ends.observe(topic.clone(), now, e.max(0) as u64)) {
+        if let Some(rate) =
+            ends.and_then(|e| counters.ends.observe(topic.clone(), now, e.max(0) as u64))
+        {
             points.push((topic_key(topic, Measure::MessagesIn), rate));
         }
     }
     let mut bytes: BTreeMap<(String, Measure), f64> = BTreeMap::new();
     for broker in &traffic {
         for t in &broker.topics {
-            for (measure, value) in [(Measure::BytesIn, t.bytes_in), (Measure::BytesOut, t.bytes_out)] {
+            for (measure, value) in [
+                (Measure::BytesIn, t.bytes_in),
+                (Measure::BytesOut, t.bytes_out),
+            ] {
                 let key = (broker.broker_id, t.topic.clone(), measure);
                 if let Some(rate) = counters.traffic.observe(key, now, value) {
                     *bytes.entry((t.topic.clone(), measure)).or_default() += rate;

@@ -69,7 +69,10 @@ impl Traffic {
         Ok((address, channel))
     }
 
-    pub async fn describe(&self, broker: i32) -> Result<DescribeBrokerResponse, DescribeBrokerError> {
+    pub async fn describe(
+        &self,
+        broker: i32,
+    ) -> Result<DescribeBrokerResponse, DescribeBrokerError> {
         let (address, channel) = self.channel(broker)?;
         let mut client = AdminClient::new(channel);
         let call = client.describe_broker(DescribeBrokerRequest {});

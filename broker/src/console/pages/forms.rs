@@ -93,14 +93,14 @@ pub(crate) fn create_topic(ctx: &PageContext) -> String {
     fields.push_str(&input(
         id,
         "partitions",
-        "Partitions",
-        "type=\"number\" required min=\"1\" step=\"1\" value=\"1\"",
+        "Partitions (empty: the broker's num.partitions)",
+        "type=\"number\" min=\"1\" step=\"1\"",
     ));
     fields.push_str(&input(
         id,
         "replication_factor",
-        "Replication factor",
-        "type=\"number\" required min=\"1\" step=\"1\" value=\"1\"",
+        "Replication factor (empty: the broker's default.replication.factor)",
+        "type=\"number\" min=\"1\" step=\"1\"",
     ));
     fields.push_str(
         "<p class=\"field\"><label for=\"create-topic-configs\">Configs (one \
