@@ -255,7 +255,7 @@ async fn topics_records_and_offsets_through_the_console_client() {
     );
 
     // Fetch from inside the compressed batch: earlier records of the batch are dropped.
-    let fetched = calls.fetch("orders", 0, 3, 1 << 20).await.unwrap();
+    let fetched = calls.fetch("orders", 0, 3, 1 << 20, 100).await.unwrap();
     assert_eq!((fetched.high_watermark, fetched.log_start), (7, 0));
     let got: Vec<(i64, Vec<u8>)> = fetched
         .rows
@@ -277,14 +277,17 @@ async fn topics_records_and_offsets_through_the_console_client() {
         fetched.rows[0].headers,
         vec![("trace".to_string(), Some(b"t1".to_vec()))]
     );
-    let all = calls.fetch("orders", 0, 0, 1 << 20).await.unwrap();
+    let all = calls.fetch("orders", 0, 0, 1 << 20, 100).await.unwrap();
     assert_eq!(all.rows.len(), 7);
-    let end = calls.fetch("orders", 0, 7, 1 << 20).await.unwrap();
+    let end = calls.fetch("orders", 0, 7, 1 << 20, 100).await.unwrap();
     assert!(end.rows.is_empty());
-    let err = calls.fetch("orders", 0, 99, 1 << 20).await.unwrap_err();
+    let err = calls
+        .fetch("orders", 0, 99, 1 << 20, 100)
+        .await
+        .unwrap_err();
     assert!(err.code().is_some(), "{err}");
     assert!(matches!(
-        calls.fetch("orders", 5, 0, 1 << 20).await,
+        calls.fetch("orders", 5, 0, 1 << 20, 100).await,
         Err(CallError::UnknownPartition { .. })
     ));
 
@@ -517,7 +520,7 @@ async fn nothing_is_dialled_without_live_brokers() {
         Err(CallError::NoLiveBroker)
     ));
     assert!(matches!(
-        calls.fetch("t", 0, 0, 100).await,
+        calls.fetch("t", 0, 0, 100, 100).await,
         Err(CallError::UnknownPartition { .. })
     ));
 }

@@ -140,7 +140,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     BrokerKey { name: "console.listener", kind: Kind::String, default: Some("localhost:9097"), doc: "host:port of the web console (its own listener, so that it can be bound where the metrics port is not)." },
     BrokerKey { name: "console.allowed.hosts", kind: Kind::List, default: Some(""), doc: "Host header values (host or host:port) the console answers besides localhost and its listener's own address; any other gets 421 (against DNS rebinding)." },
     BrokerKey { name: "console.read.only", kind: Kind::Bool, default: Some("false"), doc: "Hide and refuse the console's actions (creating topics, changing configs, resetting offsets, deleting records or groups)." },
-    BrokerKey { name: "console.history.interval.ms", kind: Kind::Long { min: 100 }, default: Some("10000"), doc: "How often the console samples lag and throughput for its charts." },
+    BrokerKey { name: "console.history.interval.ms", kind: Kind::Long { min: 1000 }, default: Some("10000"), doc: "How often the console samples lag and throughput for its charts." },
     BrokerKey { name: "console.history.points", kind: Kind::Int { min: 2, max: 8640 }, default: Some("360"), doc: "Samples the console keeps per series (a ring buffer in memory: 360 at 10 s is an hour)." },
     BrokerKey { name: "admin.max.message.bytes", kind: Kind::Int { min: 1024, max: I32 }, default: Some("4194304"), doc: "The largest gRPC message the admin service accepts; larger ones are refused (OUT_OF_RANGE) and counted." },
     BrokerKey { name: "replica.lag.time.max.ms", kind: Kind::Long { min: 1 }, default: Some("30000"), doc: "A follower that has not caught up with the leader's log end for this long leaves the ISR." },

@@ -816,6 +816,20 @@ def test_offset_reset_is_what_kafka_consumer_groups_describes(cluster, data, tab
     assert page == shown, (page, shown)
     tab.shoot("group-reset")
 
+    # The other targets, over all of the group's topics (its committed partitions):
+    # earliest, latest, a time after every record (the log end) and one before them all.
+    for to, value, want in (
+        ("earliest", "", 0),
+        ("latest", "", 10),
+        ("timestamp", "2100-01-01T00:00", 10),
+        ("timestamp", "0", 0),
+    ):
+        tab.open(f"/ui/groups/{group}")
+        cls, text = submit(tab, "reset-offsets", {"topic": "", "to": to, "value": value})
+        assert "ok" in cls.split(), f"reset to {to} {value}: notice {cls!r}: {text}"
+        got = group_offsets(cluster, group)
+        assert got == {(topic, 0): want, (topic, 1): want}, (to, value, got)
+
 
 # --- 6: hostile requests --------------------------------------------------------------
 

@@ -173,8 +173,16 @@ impl Broker {
         }
         let http = bind(&config.http_listener, "HTTP").await?;
         let admin_tcp = bind(&config.admin_listener, "admin gRPC").await?;
+        // The console is not worth the broker: a taken port (another broker on this host
+        // from before the console existed) leaves it off, loudly, not the broker down.
         let console_tcp = if config.console.enable {
-            Some(bind(&config.console.listener, "console").await?)
+            match bind(&config.console.listener, "console").await {
+                Ok(tcp) => Some(tcp),
+                Err(err) => {
+                    error!(error = %err, "the web console is off: its listener could not be bound (set console.listener, or console.enable=false)");
+                    None
+                }
+            }
         } else {
             None
         };

@@ -295,36 +295,36 @@ async fn reset(
         ));
     }
     let image = console.cache.image();
-    let topics: Vec<String> = match topic {
+    // As kafka-consumer-groups: a named topic is reset on all its partitions; "all
+    // topics" means the partitions the group has committed offsets for, no others.
+    let mut wanted: Vec<(String, i32)> = match topic {
         Some(t) => {
             if image.topic(t).is_none() {
                 return Err(format!("no topic named {t}"));
             }
-            vec![t.to_string()]
+            image
+                .topic_partitions(t)
+                .map(|(p, _)| (t.to_string(), p))
+                .collect()
         }
-        None => {
-            let committed = calls.committed_offsets(&[group.to_string()]).await;
-            let mut ts: Vec<String> = committed
-                .get(group)
-                .into_iter()
-                .flatten()
-                .map(|c| c.topic.clone())
-                .filter(|t| image.topic(t).is_some())
-                .collect();
-            ts.sort();
-            ts.dedup();
-            ts
-        }
+        None => calls
+            .committed_offsets(&[group.to_string()])
+            .await
+            .remove(group)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| image.partition(&c.topic, c.partition).is_some())
+            .map(|c| (c.topic, c.partition))
+            .collect(),
     };
-    if topics.is_empty() {
+    wanted.sort();
+    if wanted.is_empty() {
         return Err(format!(
             "group {group} has no committed offsets; name a topic to reset"
         ));
     }
-    let wanted: Vec<(String, i32)> = topics
-        .iter()
-        .flat_map(|t| image.topic_partitions(t).map(move |(p, _)| (t.clone(), p)))
-        .collect();
+    let mut topics: Vec<String> = wanted.iter().map(|(t, _)| t.clone()).collect();
+    topics.dedup();
     let ranges = calls.offsets(&wanted).await;
     let mut offsets = Vec::with_capacity(wanted.len());
     for (t, p) in &wanted {

@@ -6,6 +6,7 @@
 //! broker's metadata shows them live. Read calls that cover many partitions or groups are
 //! best effort: what a broker failed to answer is left out, so a page still renders.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +37,7 @@ use proto_kafka::messages::{
     ListOffsetsResponse, OffsetCommitRequest, OffsetFetchRequest, OffsetFetchResponse, TopicName,
 };
 use proto_kafka::protocol::{Decodable, StrBytes};
-use proto_kafka::records::RecordBatchDecoder;
+use proto_kafka::records::{Compression, RecordBatchDecoder};
 use proto_kafka::ProtoError;
 use tracing::debug;
 
@@ -44,6 +45,8 @@ pub use super::kafka::CallError;
 use super::kafka::{self, check, error_name, Target, Timeouts};
 use super::model::{ConfigRow, ConfigSource, LogDirRow, MemberRow, MessageRow};
 use crate::metadata::cache::{MetadataCache, MetadataImage};
+use crate::records::batch::{BatchHeader, Codec};
+use crate::records::walk::decompress;
 
 // Request versions: the newest this broker itself supports (protocol/api_versions.rs), so
 // that every broker of the same build understands them.
@@ -57,6 +60,8 @@ const DESCRIBE_GROUPS_VERSION: i16 = 5;
 /// v8 asks for many groups in one request.
 const OFFSET_FETCH_VERSION: i16 = 8;
 const FETCH_VERSION: i16 = 12;
+/// Bytes one message-browser page may decompress in all.
+const DECOMPRESSED_PAGE_BUDGET: usize = 16 << 20;
 const CREATE_TOPICS_VERSION: i16 = 7;
 const CREATE_PARTITIONS_VERSION: i16 = 3;
 const INCREMENTAL_ALTER_CONFIGS_VERSION: i16 = 1;
@@ -155,6 +160,8 @@ pub struct Committed {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fetched {
     pub rows: Vec<MessageRow>,
+    /// Where the next page starts (see `DecodedPage::next`).
+    pub next: Option<i64>,
     pub high_watermark: i64,
     pub log_start: i64,
 }
@@ -484,13 +491,15 @@ impl Calls {
         }
     }
 
-    /// Records of a partition from `offset` on (at most about `max_bytes`), from its leader.
+    /// At most `limit` records of a partition from `offset` on (from at most about
+    /// `max_bytes` of batches), from its leader.
     pub async fn fetch(
         &self,
         topic: &str,
         partition: i32,
         offset: i64,
         max_bytes: i32,
+        limit: usize,
     ) -> Result<Fetched, CallError> {
         let target = leader_target(&self.cache.image(), &self.listener, topic, partition)?;
         let request = fetch_request(topic, partition, offset, max_bytes);
@@ -505,16 +514,20 @@ impl Calls {
             .find(|p| p.partition_index == partition)
             .ok_or_else(|| missing("Fetch", &target, format!("{topic}-{partition}")))?;
         check(data.error_code, None, action)?;
-        let rows =
-            decode_records(data.records.clone().unwrap_or_default(), offset).map_err(|e| {
-                CallError::Decode {
-                    api: "Fetch",
-                    broker: target.broker,
-                    detail: format!("records of {topic}-{partition}: {e}"),
-                }
-            })?;
+        let page = decode_records(
+            data.records.clone().unwrap_or_default(),
+            offset,
+            limit,
+            DECOMPRESSED_PAGE_BUDGET,
+        )
+        .map_err(|e| CallError::Decode {
+            api: "Fetch",
+            broker: target.broker,
+            detail: format!("records of {topic}-{partition}: {e}"),
+        })?;
         Ok(Fetched {
-            rows,
+            rows: page.rows,
+            next: page.next,
             high_watermark: data.high_watermark,
             log_start: data.log_start_offset,
         })
@@ -1092,12 +1105,42 @@ fn fetch_request(topic: &str, partition: i32, offset: i64, max_bytes: i32) -> Fe
                 .with_partition_max_bytes(max_bytes)])])
 }
 
-/// The records of a fetch's record batches at or after `from`, control records left out.
-/// A batch may start before `from` (a compressed batch is sent whole), and the last batch
-/// may be cut short by the byte budget: it is dropped, as Kafka's consumers do.
-pub fn decode_records(mut records: Bytes, from: i64) -> Result<Vec<MessageRow>, ProtoError> {
-    let mut rows = Vec::new();
-    while records.len() >= BATCH_PREFIX {
+/// Decoded records of a fetch, and where the next page starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedPage {
+    pub rows: Vec<MessageRow>,
+    /// The offset after the last record returned, or after the last whole batch looked
+    /// at when that batch held nothing to show (control records, compacted away).
+    pub next: Option<i64>,
+}
+
+fn codec_of(compression: Compression) -> (Codec, &'static str) {
+    match compression {
+        Compression::None => (Codec::None, "none"),
+        Compression::Gzip => (Codec::Gzip, "gzip"),
+        Compression::Snappy => (Codec::Snappy, "snappy"),
+        Compression::Lz4 => (Codec::Lz4, "lz4"),
+        Compression::Zstd => (Codec::Zstd, "zstd"),
+    }
+}
+
+/// The records of a fetch's record batches at or after `from`, control records left out,
+/// at most `limit` of them, decompressing at most `budget` bytes in all (a few kilobytes
+/// of zeros can claim 128 MiB each: a page must not cost the broker that). A batch may
+/// start before `from` (a compressed batch is sent whole), and the last batch may be cut
+/// short by the fetch's byte limit: it is dropped, as Kafka's consumers do.
+pub fn decode_records(
+    mut records: Bytes,
+    from: i64,
+    limit: usize,
+    budget: usize,
+) -> Result<DecodedPage, ProtoError> {
+    let mut page = DecodedPage {
+        rows: Vec::new(),
+        next: None,
+    };
+    let remaining = Cell::new(budget);
+    while records.len() >= BATCH_PREFIX && page.rows.len() < limit {
         let length = i32::from_be_bytes([records[8], records[9], records[10], records[11]]);
         let length = usize::try_from(length).map_err(|_| ProtoError::NegativeLength {
             field: "batchLength",
@@ -1110,12 +1153,35 @@ pub fn decode_records(mut records: Bytes, from: i64) -> Result<Vec<MessageRow>, 
             break;
         };
         let mut batch = records.split_to(total);
-        let set = RecordBatchDecoder::decode(&mut batch)?;
+        let after_batch = BatchHeader::parse(&batch).map(|h| {
+            h.base_offset
+                .saturating_add(i64::from(h.last_offset_delta))
+                .saturating_add(1)
+        });
+        let decompress = |compressed: &mut Bytes, compression: Compression| {
+            let (codec, name) = codec_of(compression);
+            let out = decompress(compressed, codec, remaining.get()).map_err(|e| {
+                ProtoError::Compression {
+                    operation: "decompress",
+                    codec: name,
+                    source: Box::new(std::io::Error::other(format!("{e:?}"))),
+                }
+            })?;
+            remaining.set(remaining.get().saturating_sub(out.len()));
+            Ok(Bytes::from(out))
+        };
+        let set = RecordBatchDecoder::decode_with_custom_compression(&mut batch, Some(decompress))?;
+        let mut cut = false;
         for record in set.records {
             if record.control || record.offset < from {
                 continue;
             }
-            rows.push(MessageRow {
+            if page.rows.len() == limit {
+                cut = true;
+                break;
+            }
+            page.next = Some(record.offset.saturating_add(1));
+            page.rows.push(MessageRow {
                 offset: record.offset,
                 timestamp: record.timestamp,
                 key: record.key.map(|k| k.to_vec()),
@@ -1127,8 +1193,11 @@ pub fn decode_records(mut records: Bytes, from: i64) -> Result<Vec<MessageRow>, 
                     .collect(),
             });
         }
+        if !cut {
+            page.next = after_batch.or(page.next);
+        }
     }
-    Ok(rows)
+    Ok(page)
 }
 
 fn create_topic_request(
@@ -1306,7 +1375,7 @@ mod tests {
             Compression::Zstd,
         ));
         all.put(encode(&[record(5, "f", false)], Compression::Gzip));
-        let rows = decode_records(all.freeze(), 3).unwrap();
+        let rows = decode_records(all.freeze(), 3, 100, 1 << 20).unwrap().rows;
         let got: Vec<(i64, &[u8])> = rows
             .iter()
             .map(|r| (r.offset, r.value.as_deref().unwrap()))
@@ -1329,8 +1398,9 @@ mod tests {
             Compression::None,
         ));
         all.put(encode(&[record(2, "b", false)], Compression::Lz4));
-        let offsets: Vec<i64> = decode_records(all.freeze(), 0)
+        let offsets: Vec<i64> = decode_records(all.freeze(), 0, 100, 1 << 20)
             .unwrap()
+            .rows
             .iter()
             .map(|r| r.offset)
             .collect();
@@ -1345,8 +1415,9 @@ mod tests {
             let mut all = BytesMut::new();
             all.put(first.clone());
             all.put(second.slice(..cut));
-            let rows = decode_records(all.freeze(), 0).unwrap();
-            assert_eq!(rows.len(), 1, "cut at {cut}");
+            let page = decode_records(all.freeze(), 0, 100, 1 << 20).unwrap();
+            assert_eq!(page.rows.len(), 1, "cut at {cut}");
+            assert_eq!(page.next, Some(1), "the next page starts at the cut batch");
         }
     }
 
@@ -1356,12 +1427,62 @@ mod tests {
         for i in BATCH_PREFIX..batch.len() {
             let mut bad = batch.to_vec();
             bad[i] ^= 0x5a;
-            let _ = decode_records(Bytes::from(bad), 0);
+            let _ = decode_records(Bytes::from(bad), 0, 100, 1 << 20);
         }
         let mut negative = batch.to_vec();
         negative[8..12].copy_from_slice(&(-5i32).to_be_bytes());
-        assert!(decode_records(Bytes::from(negative), 0).is_err());
-        assert!(decode_records(Bytes::new(), 0).unwrap().is_empty());
+        assert!(decode_records(Bytes::from(negative), 0, 100, 1 << 20).is_err());
+        let empty = decode_records(Bytes::new(), 0, 100, 1 << 20).unwrap();
+        assert!(empty.rows.is_empty() && empty.next.is_none());
+    }
+
+    #[test]
+    fn decompression_is_bounded_by_the_page_budget() {
+        let big = "0".repeat(1 << 20);
+        let records: Vec<Record> = (0..4).map(|i| record(i, &big, false)).collect();
+        for codec in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let batch = encode(&records, codec);
+            assert!(batch.len() < (1 << 20), "{codec:?} compresses the zeros");
+            let refused = decode_records(batch.clone(), 0, 100, 1 << 20);
+            assert!(refused.is_err(), "{codec:?}: 4 MiB out of a 1 MiB budget");
+            let page = decode_records(batch, 0, 100, 8 << 20).unwrap();
+            assert_eq!(page.rows.len(), 4, "{codec:?}");
+        }
+    }
+
+    #[test]
+    fn a_page_stops_at_its_limit_and_says_where_the_next_starts() {
+        let mut all = BytesMut::new();
+        all.put(encode(
+            &[
+                record(0, "a", false),
+                record(1, "b", false),
+                record(2, "c", false),
+            ],
+            Compression::Zstd,
+        ));
+        all.put(encode(&[record(3, "d", false)], Compression::None));
+        let page = decode_records(all.clone().freeze(), 0, 2, 1 << 20).unwrap();
+        assert_eq!(
+            page.rows.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
+        assert_eq!(page.next, Some(2));
+        let page = decode_records(all.freeze(), 1, 10, 1 << 20).unwrap();
+        assert_eq!(
+            page.rows.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert_eq!(page.next, Some(4));
+        let markers = encode(&[record(5, "\0\0\0\0\0\0", true)], Compression::None);
+        let page = decode_records(markers, 5, 10, 1 << 20).unwrap();
+        assert!(page.rows.is_empty());
+        assert_eq!(page.next, Some(6), "past a batch of control records only");
     }
 
     #[test]
@@ -1380,7 +1501,7 @@ mod tests {
                 bad[i] ^= 0xa5;
                 let crc = crc32c::crc32c(&bad[21..]);
                 bad[17..21].copy_from_slice(&crc.to_be_bytes());
-                let _ = decode_records(Bytes::from(bad), 0);
+                let _ = decode_records(Bytes::from(bad), 0, 100, 1 << 20);
             }
         }
     }

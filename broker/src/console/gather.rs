@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
+use futures_util::StreamExt;
 
 use super::calls::{BrokerLogDirs, CallError, Committed, ConfigResource, LogRange};
 use super::history::{Measure, SeriesKey};
@@ -20,6 +21,10 @@ pub const MAX_PAGE: usize = 100;
 /// Record bytes one page fetches (a page of large records shows fewer than asked).
 const PAGE_BYTES: i32 = 1 << 20;
 const STORE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Groups the groups page describes (members, protocol); more are listed without.
+const MAX_GROUPS_DESCRIBED: usize = 500;
+/// Group descriptions in flight at once for one page.
+const DESCRIBE_CONCURRENCY: usize = 8;
 
 fn is_offline(image: &MetadataImage, p: &PartitionRecord) -> bool {
     p.leader < 0 || !image.brokers.contains_key(&p.leader)
@@ -206,18 +211,21 @@ pub async fn overview(console: &Console) -> Overview {
         store_health(console),
         console.calls.list_groups(),
     );
+    // The topics with a rate so far (a new topic has none until its second sample).
     let messages_in_per_sec = {
         let history = console.history();
         image
             .topics
             .keys()
-            .map(|t| {
+            .filter_map(|t| {
                 history.latest(&SeriesKey::Topic {
                     topic: t.clone(),
                     measure: Measure::MessagesIn,
                 })
             })
-            .sum()
+            .fold(None, |sum: Option<f64>, rate| {
+                Some(sum.unwrap_or(0.0) + rate)
+            })
     };
     Overview {
         cluster_id: image.cluster_id.clone().unwrap_or_default(),
@@ -348,10 +356,15 @@ pub async fn topic(console: &Console, name: &str) -> Option<TopicDetail> {
 pub async fn groups(console: &Console) -> (Vec<GroupRow>, bool) {
     let listing = console.calls.list_groups().await;
     let ids: Vec<String> = listing.groups.iter().map(|g| g.id.clone()).collect();
-    let (described, committed) = tokio::join!(
-        join_all(ids.iter().map(|g| console.calls.describe_group(g))),
-        console.calls.committed_offsets(&ids),
-    );
+    // Each description is two calls (FindCoordinator, DescribeGroups): a few at a time,
+    // and only the first MAX_GROUPS_DESCRIBED (the rest show what ListGroups tells).
+    let calls = &console.calls;
+    let described = futures_util::stream::iter(ids.iter().take(MAX_GROUPS_DESCRIBED).cloned())
+        .map(|g| async move { calls.describe_group(&g).await })
+        .buffered(DESCRIBE_CONCURRENCY)
+        .collect::<Vec<_>>();
+    let (described, committed) = tokio::join!(described, console.calls.committed_offsets(&ids));
+    let mut described = described.into_iter();
     let wanted: Vec<(String, i32)> = committed
         .values()
         .flatten()
@@ -362,8 +375,7 @@ pub async fn groups(console: &Console) -> (Vec<GroupRow>, bool) {
     let rows = listing
         .groups
         .into_iter()
-        .zip(described)
-        .map(|(listed, described)| {
+        .map(|listed| {
             let cs = committed.get(&listed.id).map(Vec::as_slice).unwrap_or_default();
             let lag = group_lag(cs, &offsets);
             let mut row = GroupRow {
@@ -376,13 +388,14 @@ pub async fn groups(console: &Console) -> (Vec<GroupRow>, bool) {
                 lag,
                 topics: topics_of(cs),
             };
-            match described {
-                Ok(d) => {
+            match described.next() {
+                None => {}
+                Some(Ok(d)) => {
                     row.state = d.state;
                     row.protocol = d.protocol;
                     row.members = d.members.len();
                 }
-                Err(err) => {
+                Some(Err(err)) => {
                     complete = false;
                     tracing::debug!(group = %listed.id, error = %err, "the console could not describe a group");
                 }
@@ -537,11 +550,16 @@ pub async fn messages(console: &Console, query: MessageQuery) -> Option<MessageP
     if from >= range.end {
         return Some(page);
     }
-    match console.calls.fetch(&key.0, key.1, from, PAGE_BYTES).await {
+    match console
+        .calls
+        .fetch(&key.0, key.1, from, PAGE_BYTES, limit)
+        .await
+    {
         Ok(fetched) => {
-            page.rows = fetched.rows.into_iter().take(limit).collect();
-            let after = page.rows.last().map_or(from, |r| r.offset + 1);
-            page.next = (after < fetched.high_watermark).then_some(after);
+            page.rows = fetched.rows;
+            page.next = fetched
+                .next
+                .filter(|next| *next > from && *next < fetched.high_watermark);
         }
         Err(err) => page.error = Some(err.to_string()),
     }

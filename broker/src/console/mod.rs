@@ -26,11 +26,13 @@ pub mod sampler;
 pub mod timestamp;
 pub mod traffic;
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch, Semaphore};
+use tokio::task::JoinHandle;
 
 use crate::config::ConsoleConfig;
 use crate::metadata::cache::MetadataCache;
@@ -60,6 +62,8 @@ pub struct Console {
     pub probe_key: String,
     pub hosts: hosts::AllowedHosts,
     pub events: broadcast::Sender<events::Refresh>,
+    /// Live streams open now (at most `events::MAX_STREAMS`).
+    pub streams: Arc<AtomicUsize>,
     pub page_slots: Semaphore,
 }
 
@@ -102,6 +106,7 @@ impl Console {
             store_kind,
             probe_key,
             events,
+            streams: Arc::new(AtomicUsize::new(0)),
             page_slots: Semaphore::new(PAGE_SLOTS),
         })
     }
@@ -114,12 +119,24 @@ impl Console {
 
 /// Serves the console, samples its history and sends refreshes until `shutdown`.
 pub async fn serve(listener: TcpListener, console: Arc<Console>, shutdown: watch::Receiver<bool>) {
-    let sampler = tokio::spawn(sampler::run(console.clone(), shutdown.clone()));
-    let refresher = tokio::spawn(events::forward_metadata_changes(
-        console.clone(),
-        shutdown.clone(),
-    ));
+    // Aborted however this ends, also when the broker aborts this task on shutdown: a
+    // sample in progress must not go on dialling brokers after the broker stopped.
+    let _tasks = AbortOnDrop(vec![
+        tokio::spawn(sampler::run(console.clone(), shutdown.clone())),
+        tokio::spawn(events::forward_metadata_changes(
+            console.clone(),
+            shutdown.clone(),
+        )),
+    ]);
     routes::serve(listener, console, shutdown).await;
-    sampler.abort();
-    refresher.abort();
+}
+
+struct AbortOnDrop(Vec<JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }

@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::{Extension, Form, Router};
 use base64::Engine;
 use tokio::net::TcpListener;
@@ -68,23 +68,17 @@ pub async fn serve(listener: TcpListener, console: Arc<Console>, shutdown: watch
         .route("/ui/topics/{topic}/messages", get(messages))
         .route(
             "/ui/topics/{topic}/partitions",
-            axum::routing::post(add_partitions),
+            action_on(Kind::AddPartitions),
         )
-        .route("/ui/topics/{topic}/configs", axum::routing::post(configs))
+        .route("/ui/topics/{topic}/configs", action_on(Kind::Configs))
         .route(
             "/ui/topics/{topic}/delete-records",
-            axum::routing::post(delete_records),
+            action_on(Kind::DeleteRecords),
         )
         .route("/ui/groups", get(groups))
         .route("/ui/groups/{group}", get(group))
-        .route(
-            "/ui/groups/{group}/reset",
-            axum::routing::post(reset_offsets),
-        )
-        .route(
-            "/ui/groups/{group}/delete",
-            axum::routing::post(delete_group),
-        )
+        .route("/ui/groups/{group}/reset", action_on(Kind::ResetOffsets))
+        .route("/ui/groups/{group}/delete", action_on(Kind::DeleteGroup))
         .route("/ui/brokers", get(brokers))
         .route("/ui/brokers/{id}", get(broker))
         .route("/ui/events", get(live))
@@ -448,7 +442,15 @@ async fn broker(
 }
 
 async fn live(State(s): State<AppState>) -> Response {
-    events::stream(&s.console, s.shutdown.clone()).into_response()
+    match events::StreamSlot::take(&s.console.streams) {
+        Some(slot) => events::stream(&s.console, slot, s.shutdown.clone()).into_response(),
+        // EventSource retries by itself; pages still read without live updates.
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many live pages are open on this broker\n",
+        )
+            .into_response(),
+    }
 }
 
 async fn css() -> Response {
@@ -574,59 +576,18 @@ async fn create_topic(
     .await
 }
 
-async fn add_partitions(
-    State(s): State<AppState>,
-    Extension(info): Extension<RequestInfo>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(topic): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    act(s, info, peer, &headers, Kind::AddPartitions, topic, form).await
-}
-
-async fn configs(
-    State(s): State<AppState>,
-    Extension(info): Extension<RequestInfo>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(topic): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    act(s, info, peer, &headers, Kind::Configs, topic, form).await
-}
-
-async fn delete_records(
-    State(s): State<AppState>,
-    Extension(info): Extension<RequestInfo>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(topic): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    act(s, info, peer, &headers, Kind::DeleteRecords, topic, form).await
-}
-
-async fn reset_offsets(
-    State(s): State<AppState>,
-    Extension(info): Extension<RequestInfo>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(group): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    act(s, info, peer, &headers, Kind::ResetOffsets, group, form).await
-}
-
-async fn delete_group(
-    State(s): State<AppState>,
-    Extension(info): Extension<RequestInfo>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(group): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    act(s, info, peer, &headers, Kind::DeleteGroup, group, form).await
+/// The route of an action on the topic or group its path names.
+fn action_on(kind: Kind) -> MethodRouter<AppState> {
+    axum::routing::post(
+        move |State(s): State<AppState>,
+              Extension(info): Extension<RequestInfo>,
+              ConnectInfo(peer): ConnectInfo<SocketAddr>,
+              headers: HeaderMap,
+              Path(target): Path<String>,
+              Form(form): Form<HashMap<String, String>>| async move {
+            act(s, info, peer, &headers, kind, target, form).await
+        },
+    )
 }
 
 #[cfg(test)]

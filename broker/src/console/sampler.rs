@@ -96,7 +96,10 @@ async fn sample(console: &Console, counters: &mut Counters) -> i64 {
             points.push((topic_key(topic, Measure::MessagesIn), rate));
         }
     }
-    let mut bytes: BTreeMap<(String, Measure), f64> = BTreeMap::new();
+    // A topic's byte rate is the sum over brokers; with a broker silent or restarted
+    // (its counter went back) the sum would dip, so the topic gets no point this round.
+    let mut bytes: BTreeMap<(String, Measure), Option<f64>> = BTreeMap::new();
+    let everyone = traffic.len() >= image.brokers.len();
     for broker in &traffic {
         for t in &broker.topics {
             for (measure, value) in [
@@ -104,14 +107,14 @@ async fn sample(console: &Console, counters: &mut Counters) -> i64 {
                 (Measure::BytesOut, t.bytes_out),
             ] {
                 let key = (broker.broker_id, t.topic.clone(), measure);
-                if let Some(rate) = counters.traffic.observe(key, now, value) {
-                    *bytes.entry((t.topic.clone(), measure)).or_default() += rate;
-                }
+                let rate = counters.traffic.observe(key, now, value);
+                let sum = bytes.entry((t.topic.clone(), measure)).or_insert(Some(0.0));
+                *sum = sum.zip(rate).map(|(s, r)| s + r);
             }
         }
     }
     for ((topic, measure), rate) in bytes {
-        if image.topics.contains_key(&topic) {
+        if let Some(rate) = rate.filter(|_| everyone && image.topics.contains_key(&topic)) {
             points.push((topic_key(&topic, measure), rate));
         }
     }

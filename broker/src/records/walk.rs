@@ -289,6 +289,50 @@ pub fn for_each_record(
     }
 }
 
+/// Decompresses a whole batch payload into memory, refusing to produce more than
+/// `budget` bytes (for readers that need the records themselves, such as the console's
+/// message browser; the produce path walks records without keeping them).
+pub fn decompress(payload: &[u8], codec: Codec, budget: usize) -> Result<Vec<u8>, WalkError> {
+    fn read_all(reader: impl Read, budget: usize) -> Result<Vec<u8>, WalkError> {
+        let mut out = Vec::new();
+        reader
+            .take(budget as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| WalkError::Decompress(e.to_string()))?;
+        if out.len() > budget {
+            return Err(WalkError::OverBudget { budget });
+        }
+        Ok(out)
+    }
+    match codec {
+        Codec::None => read_all(payload, budget),
+        Codec::Gzip => read_all(flate2::read::MultiGzDecoder::new(payload), budget),
+        Codec::Lz4 => read_all(
+            lz4::Decoder::new(payload).map_err(|e| WalkError::Decompress(e.to_string()))?,
+            budget,
+        ),
+        Codec::Zstd => {
+            let mut decoder = zstd::stream::read::Decoder::new(payload)
+                .map_err(|e| WalkError::Decompress(e.to_string()))?;
+            decoder
+                .window_log_max(ZSTD_WINDOW_LOG_MAX)
+                .map_err(|e| WalkError::Decompress(e.to_string()))?;
+            read_all(decoder, budget)
+        }
+        Codec::Snappy if payload.len() >= XERIAL_HEADER_LEN && payload[..8] == XERIAL_MAGIC => {
+            let chunks = XerialChunks {
+                rest: &payload[XERIAL_HEADER_LEN..],
+                out: Vec::new(),
+                pos: 0,
+                budget,
+                produced: 0,
+            };
+            read_all(chunks, budget)
+        }
+        Codec::Snappy => snappy_block(payload, budget),
+    }
+}
+
 /// Decompresses one raw snappy block after checking its declared size.
 fn snappy_block(block: &[u8], budget: usize) -> Result<Vec<u8>, WalkError> {
     let declared =

@@ -31,7 +31,10 @@ const OPERATOR_KEYS: &[(&str, &str)] = &[
         "the operator (the pod's DNS name)",
     ),
     ("console.enable", "spec.console.enabled"),
-    ("console.listener", "the operator (port 9097 on the pod IP)"),
+    (
+        "console.listener",
+        "the operator (port 9097 on every interface of the pod)",
+    ),
     (
         "console.allowed.hosts",
         "spec.console.allowedHosts and the bootstrap Service's names",

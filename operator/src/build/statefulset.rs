@@ -195,7 +195,10 @@ fn broker_container(cluster: &KafkaCluster, names: &Names) -> Container {
         container_port("admin", ADMIN_PORT),
     ];
     if console::enabled(cluster) {
-        command.push(format!("--console.listener=$(POD_IP):{CONSOLE_PORT}"));
+        // Every interface, not the pod IP: `kubectl port-forward` dials localhost inside
+        // the pod. The broker's Host check still answers only the Service's names,
+        // localhost and console.allowed.hosts (a rebinding page names its own host).
+        command.push(format!("--console.listener=0.0.0.0:{CONSOLE_PORT}"));
         ports.push(container_port("console", CONSOLE_PORT));
     }
     let mut env = vec![EnvVar {
@@ -561,7 +564,7 @@ mod tests {
     fn the_console_listens_on_the_pod_ip_unless_disabled() {
         let c = broker(&build(&cluster("demo", 3)));
         let command = c.command.clone().unwrap();
-        assert!(command.contains(&"--console.listener=$(POD_IP):9097".to_string()));
+        assert!(command.contains(&"--console.listener=0.0.0.0:9097".to_string()));
         assert_eq!(
             port_names(&c),
             [

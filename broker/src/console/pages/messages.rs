@@ -9,7 +9,14 @@ use super::{empty, iso_utc, opt, table_close, table_open, topic_href, DASH};
 
 /// Bytes shown of one key, value or header: a page of 100 large records would otherwise
 /// grow to hundreds of megabytes of markup.
-const MAX_SHOWN: usize = 64 * 1024;
+const MAX_SHOWN: usize = 16 * 1024;
+/// Headers shown per record (Kafka sets no limit on their number).
+const MAX_HEADERS_SHOWN: usize = 32;
+/// The HTML a page of records may take: escapes and pretty-printing can make the
+/// rendering many times larger than the bytes, so the whole page is bounded too.
+const PAGE_HTML_BUDGET: usize = 4 << 20;
+/// Deeper JSON is indented as if at this depth (serde allows 128 levels).
+const MAX_INDENT: usize = 16;
 
 /// The message browser page.
 pub fn render(ctx: &PageContext, page: &MessagePage) -> String {
@@ -174,29 +181,43 @@ fn messages_table(rows: &[MessageRow], format: Format) -> String {
             ));
         }
         out.push_str("<td data-col=\"key\"><pre>");
-        out.push_str(&bytes_html(r.key.as_deref(), format));
+        push_field(&mut out, r.key.as_deref(), format);
         out.push_str("</pre></td><td data-col=\"value\"><pre>");
-        out.push_str(&bytes_html(r.value.as_deref(), format));
+        push_field(&mut out, r.value.as_deref(), format);
         out.push_str("</pre></td><td data-col=\"headers\"><pre>");
-        out.push_str(&headers_html(&r.headers, format));
+        push_headers(&mut out, &r.headers, format);
         out.push_str("</pre></td></tr>\n");
     }
     out.push_str(table_close());
     out
 }
 
-fn headers_html(headers: &[(String, Option<Vec<u8>>)], format: Format) -> String {
-    let mut out = String::new();
-    for (i, (key, value)) in headers.iter().enumerate() {
+/// A key, value or header value, unless the page is already over its budget.
+fn push_field(out: &mut String, bytes: Option<&[u8]>, format: Format) {
+    if out.len() > PAGE_HTML_BUDGET {
+        out.push_str("<span class=\"note\">(not shown: this page is at its size limit; show fewer records)</span>");
+    } else {
+        out.push_str(&bytes_html(bytes, format));
+    }
+}
+
+fn push_headers(out: &mut String, headers: &[(String, Option<Vec<u8>>)], format: Format) {
+    for (i, (key, value)) in headers.iter().take(MAX_HEADERS_SHOWN).enumerate() {
         if i > 0 {
             out.push('\n');
         }
         out.push_str("<span class=\"header-key\">");
-        push_text(&mut out, key);
+        let shown: String = key.chars().take(MAX_SHOWN).collect();
+        push_text(out, &shown);
         out.push_str("</span>: ");
-        out.push_str(&bytes_html(value.as_deref(), format));
+        push_field(out, value.as_deref(), format);
     }
-    out
+    if headers.len() > MAX_HEADERS_SHOWN {
+        out.push_str(&format!(
+            "\n<span class=\"note\">… {} more headers not shown</span>",
+            headers.len() - MAX_HEADERS_SHOWN
+        ));
+    }
 }
 
 /// A key, value or header value as HTML: `null` (styled apart, so a value that reads
@@ -316,7 +337,7 @@ pub(crate) fn json_pretty(bytes: &[u8]) -> Option<String> {
 
 fn newline(out: &mut String, depth: usize) {
     out.push('\n');
-    for _ in 0..depth {
+    for _ in 0..depth.min(MAX_INDENT) {
         out.push_str("  ");
     }
 }
@@ -539,5 +560,32 @@ mod tests {
         let big = vec![b'a'; MAX_SHOWN + 10];
         let html = bytes_html(Some(&big), Format::Json);
         assert!(html.ends_with("… 10 more bytes not shown</span>"));
+    }
+
+    #[test]
+    fn hostile_records_cannot_make_a_huge_page() {
+        let controls = vec![0u8; MAX_SHOWN];
+        let headers: Vec<(String, Option<Vec<u8>>)> = (0..200)
+            .map(|i| (format!("h{i}"), Some(controls.clone())))
+            .collect();
+        let rows: Vec<MessageRow> = (0..5)
+            .map(|offset| MessageRow {
+                offset,
+                timestamp: 0,
+                key: Some(controls.clone()),
+                value: Some(controls.clone()),
+                headers: headers.clone(),
+            })
+            .collect();
+        let html = messages_table(&rows, Format::Text);
+        assert!(html.len() < 2 * PAGE_HTML_BUDGET, "{} bytes", html.len());
+        assert!(html.contains("168 more headers not shown"));
+        assert!(html.contains("this page is at its size limit"));
+        let deep = format!("{}{}", "[".repeat(120), "]".repeat(120));
+        let pretty = json_pretty(deep.as_bytes()).unwrap_or_default();
+        assert!(
+            pretty.lines().all(|l| l.len() <= 2 * MAX_INDENT + 2),
+            "indentation is capped"
+        );
     }
 }

@@ -130,8 +130,18 @@
     }
   });
 
+  // A hidden tab gives its connection back: browsers allow six per host over HTTP/1.1,
+  // so a seventh console tab would otherwise wait forever. Visible again, it catches up.
   document.addEventListener("visibilitychange", function () {
-    if (!document.hidden && stale) {
+    if (document.hidden) {
+      if (source !== null) {
+        close();
+        stale = true;
+      }
+      return;
+    }
+    open();
+    if (stale) {
       stale = false;
       refresh();
     }
