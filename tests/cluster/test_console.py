@@ -24,6 +24,7 @@ data the module fixture makes; the broker kill comes last."""
 import http.client
 import os
 import shutil
+import threading
 import time
 import uuid
 from datetime import datetime
@@ -324,16 +325,35 @@ def consumer(cluster, group, client_id):
 
 
 def poll_until(consumers, done, timeout, what):
-    """Polls every consumer until `done()` (a rebalance completes only while all poll)."""
+    """Polls every consumer, each in a thread of its own, until `done()`. One thread
+    polling them in turn can deadlock a rebalance: kafka-python's poll blocks in
+    JoinGroup, which the coordinator holds until the other member (not being polled)
+    rejoins too."""
     deadline = time.monotonic() + timeout
-    got = []
-    while time.monotonic() < deadline:
-        for c in consumers:
-            for batch in c.poll(timeout_ms=200).values():
-                got.extend(batch)
-        if done():
-            return got
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    stop = threading.Event()
+    got, errors = [], []
+
+    def run(c):
+        try:
+            while not stop.is_set() and time.monotonic() < deadline:
+                for batch in c.poll(timeout_ms=200).values():
+                    got.extend(batch)
+        except Exception as e:  # reported below, with what was awaited
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(c,), daemon=True) for c in consumers]
+    for t in threads:
+        t.start()
+    try:
+        while time.monotonic() < deadline and not errors:
+            if done():
+                return got
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=35)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (errors: {errors})")
 
 
 def wait_group_state(cluster, group, state, timeout=30):
