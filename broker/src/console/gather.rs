@@ -26,12 +26,8 @@ const MAX_GROUPS_DESCRIBED: usize = 500;
 /// Group descriptions in flight at once for one page.
 const DESCRIBE_CONCURRENCY: usize = 8;
 
-fn is_offline(image: &MetadataImage, p: &PartitionRecord) -> bool {
-    p.leader < 0 || !image.brokers.contains_key(&p.leader)
-}
-
 fn is_under_replicated(image: &MetadataImage, p: &PartitionRecord) -> bool {
-    !is_offline(image, p) && p.isr.len() < p.replicas.len()
+    !image.is_offline(p) && p.isr.len() < p.replicas.len()
 }
 
 fn all_partitions(image: &MetadataImage) -> impl Iterator<Item = (&str, i32, &PartitionRecord)> {
@@ -114,7 +110,7 @@ fn partition_row(
     let range = offsets.get(&key);
     PartitionRow {
         partition,
-        leader: if is_offline(image, p) { -1 } else { p.leader },
+        leader: if image.is_offline(p) { -1 } else { p.leader },
         leader_epoch: p.leader_epoch,
         replicas: p.replicas.clone(),
         isr: p.isr.iter().map(|m| m.broker).collect(),
@@ -122,7 +118,7 @@ fn partition_row(
         log_end: range.map(|r| r.end),
         size: sizes.get(&key).copied(),
         under_replicated: is_under_replicated(image, p),
-        offline: is_offline(image, p),
+        offline: image.is_offline(p),
     }
 }
 
@@ -237,7 +233,7 @@ pub async fn overview(console: &Console) -> Overview {
             .filter(|(_, _, p)| is_under_replicated(&image, p))
             .count(),
         offline: all_partitions(&image)
-            .filter(|(_, _, p)| is_offline(&image, p))
+            .filter(|(_, _, p)| image.is_offline(p))
             .count(),
         store,
         groups: listing.complete.then_some(listing.groups.len()),

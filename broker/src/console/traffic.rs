@@ -1,13 +1,13 @@
 //! Per-broker facts no Kafka request tells (build, start time, clients' traffic per
 //! topic), from each live broker's admin service (DescribeBroker).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::metadata::cache::MetadataCache;
+use crate::rpc::channels::Channels;
 use crate::rpc::proto::admin_client::AdminClient;
 use crate::rpc::proto::{DescribeBrokerRequest, DescribeBrokerResponse};
 
@@ -27,8 +27,7 @@ pub enum DescribeBrokerError {
 pub struct Traffic {
     cache: Arc<MetadataCache>,
     timeout: Duration,
-    /// One lazily connecting channel per admin endpoint (tonic reconnects by itself).
-    channels: Mutex<HashMap<String, Channel>>,
+    channels: Channels,
 }
 
 impl Traffic {
@@ -36,7 +35,7 @@ impl Traffic {
         Traffic {
             cache,
             timeout,
-            channels: Mutex::new(HashMap::new()),
+            channels: Channels::default(),
         }
     }
 
@@ -48,24 +47,16 @@ impl Traffic {
             .get(&broker)
             .and_then(|b| b.registration.admin_endpoint.clone())
             .ok_or(DescribeBrokerError::NotLive(broker))?;
-        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = channels.get(&address) {
-            return Ok((address, c.clone()));
-        }
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+        let channel = self
+            .channels
+            .get(&address, |e| {
+                e.connect_timeout(self.timeout).timeout(self.timeout)
+            })
             .map_err(|e| DescribeBrokerError::Call {
                 broker,
                 address: address.clone(),
                 message: format!("bad admin endpoint: {e}"),
-            })?
-            .connect_timeout(self.timeout)
-            .timeout(self.timeout);
-        let channel = endpoint.connect_lazy();
-        // Endpoints of brokers long gone would otherwise pile up.
-        if channels.len() > 1024 {
-            channels.clear();
-        }
-        channels.insert(address.clone(), channel.clone());
+            })?;
         Ok((address, channel))
     }
 

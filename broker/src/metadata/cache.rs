@@ -65,6 +65,12 @@ pub struct MetadataImage {
 }
 
 impl MetadataImage {
+    /// Whether a partition has no leader to serve it: none named, or one without a live
+    /// registration.
+    pub fn is_offline(&self, partition: &PartitionRecord) -> bool {
+        partition.leader < 0 || !self.brokers.contains_key(&partition.leader)
+    }
+
     pub fn topic(&self, name: &str) -> Option<&TopicRecord> {
         self.topics.get(name).map(|t| &t.value)
     }

@@ -91,7 +91,7 @@ fn offline_partitions(image: &MetadataImage) -> i64 {
         .partitions
         .values()
         .flat_map(|ps| ps.values())
-        .filter(|p| p.value.leader < 0 || !image.brokers.contains_key(&p.value.leader))
+        .filter(|p| image.is_offline(&p.value))
         .count() as i64
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use proto_kafka::error::ResponseError;
 use tokio::sync::{mpsc, watch as signal};
 use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tracing::{debug, info, warn};
 
 use super::ReplicationStats;
@@ -20,6 +20,7 @@ use crate::config::{Config, FlushMode};
 use crate::metadata::cache::MetadataCache;
 use crate::partition::manager::ReplicaManager;
 use crate::partition::{Partition, Role};
+use crate::rpc::channels::Channels;
 use crate::rpc::proto::replication_client::ReplicationClient;
 use crate::rpc::proto::{ReplicaFetchRequest, ReplicaFetchResponse};
 
@@ -50,8 +51,8 @@ pub struct Fetchers {
     cache: Arc<MetadataCache>,
     stats: Arc<ReplicationStats>,
     sessions: Mutex<HashMap<(Arc<str>, i32), Session>>,
-    /// One channel per leader's admin endpoint (channels reconnect by themselves).
-    channels: Mutex<HashMap<String, Channel>>,
+    /// One channel per leader's admin endpoint.
+    channels: Channels,
 }
 
 impl Fetchers {
@@ -67,7 +68,7 @@ impl Fetchers {
             cache,
             stats,
             sessions: Mutex::new(HashMap::new()),
-            channels: Mutex::new(HashMap::new()),
+            channels: Channels::default(),
         })
     }
 
@@ -166,19 +167,14 @@ impl Fetchers {
             .registration
             .admin_endpoint
             .clone()?;
-        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(channel) = channels.get(&address) {
-            return Some(channel.clone());
-        }
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .ok()?
-            .connect_timeout(Duration::from_secs(3))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(5))
-            .keep_alive_timeout(Duration::from_secs(5));
-        let channel = endpoint.connect_lazy();
-        channels.insert(address, channel.clone());
-        Some(channel)
+        self.channels
+            .get(&address, |e| {
+                e.connect_timeout(Duration::from_secs(3))
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(Duration::from_secs(5))
+                    .keep_alive_timeout(Duration::from_secs(5))
+            })
+            .ok()
     }
 
     /// One partition's fetch sessions with `target`, reopened after failures, until the

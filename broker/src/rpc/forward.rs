@@ -2,15 +2,15 @@
 //! this broker's id and epoch and the controller term it addresses, so the controller
 //! can refuse a stale sender or a request meant for a deposed controller.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tracing::debug;
 
+use super::channels::Channels;
 use super::convert;
 use super::proto::admin_client::AdminClient;
 use super::proto::{self, Forwarded};
@@ -29,8 +29,7 @@ pub struct GrpcForward {
     broker_id: i32,
     cache: Arc<MetadataCache>,
     replicas: Arc<ReplicaManager>,
-    /// One channel per admin endpoint (channels reconnect by themselves).
-    channels: Mutex<HashMap<String, Channel>>,
+    channels: Channels,
     /// Calls that failed to reach the controller or that it refused, for `/metrics`.
     failures: AtomicU64,
 }
@@ -45,7 +44,7 @@ impl GrpcForward {
             broker_id,
             cache,
             replicas,
-            channels: Mutex::new(HashMap::new()),
+            channels: Channels::default(),
             failures: AtomicU64::new(0),
         }
     }
@@ -87,23 +86,13 @@ impl GrpcForward {
             .get(&id)
             .and_then(|b| b.registration.admin_endpoint.clone())
             .ok_or(AdminError::NotController)?;
-        let channel = {
-            let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-            match channels.get(&address) {
-                Some(c) => c.clone(),
-                None => {
-                    let endpoint = Endpoint::from_shared(format!("http://{address}"))
-                        .map_err(|e| {
-                            AdminError::Unavailable(format!("bad admin endpoint {address}: {e}"))
-                        })?
-                        .connect_timeout(Duration::from_secs(5))
-                        .timeout(CALL_TIMEOUT);
-                    let channel = endpoint.connect_lazy();
-                    channels.insert(address.clone(), channel.clone());
-                    channel
-                }
-            }
-        };
+        let channel = self
+            .channels
+            .get(&address, |e| {
+                e.connect_timeout(Duration::from_secs(5))
+                    .timeout(CALL_TIMEOUT)
+            })
+            .map_err(|e| AdminError::Unavailable(format!("bad admin endpoint {address}: {e}")))?;
         debug!(controller = id, %address, "forwarding an admin request");
         Ok((
             // Answers are bounded by the cluster's size, not by a request limit.

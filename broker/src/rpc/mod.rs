@@ -4,6 +4,7 @@
 
 pub mod about;
 pub mod admin;
+pub mod channels;
 pub mod codec;
 pub mod convert;
 pub mod forward;
