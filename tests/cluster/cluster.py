@@ -343,15 +343,18 @@ class Cluster:
                 b.start(wait=False)
             for b in self.brokers:
                 b.wait_ready()
-            controller, _ = self.wait_controller()
-            # Ready means registered; the controller may not have seen the last one yet,
-            # and a topic created at once would be placed on fewer brokers.
-            wait_until(
-                f"the controller's metadata to list all {size} brokers",
-                lambda: self.brokers_seen_by(controller) == size,
-                30,
-                interval=0.1,
-            )
+            self.wait_controller()
+            # Ready means registered; the others may not have seen the last one yet: the
+            # controller would place a topic created at once on fewer brokers, and a client
+            # bootstrapping from a broker still behind keeps a broker list without it until
+            # its next metadata refresh (minutes, in kafka-python).
+            for b in self.brokers:
+                wait_until(
+                    f"broker {b.id}'s metadata to list all {size} brokers",
+                    lambda b=b: self.brokers_seen_by(b.id) == size,
+                    30,
+                    interval=0.1,
+                )
         except BaseException:
             self.stop()
             raise

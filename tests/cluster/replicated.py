@@ -8,6 +8,8 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import UnknownBrokerIdError
+from kafka.protocol.metadata import MetadataRequest
 
 from cluster import wait_until
 from history import History, compare_replicas
@@ -34,13 +36,18 @@ def create(bootstrap, name, partitions, rf, configs=None):
 def metadata_of(a, node, name):
     """Topic `name` as broker `node`'s own Metadata has it: {partition: leader}, empty
     while the broker does not know the topic."""
-    from kafka.protocol.metadata import MetadataRequest
-
     async def ask():
         topics = [MetadataRequest.MetadataRequestTopic(name=name)]
         return await a._manager.send(MetadataRequest(topics=topics, allow_auto_topic_creation=False), node_id=node)
 
-    [t] = a._manager.run(ask).topics
+    try:
+        [t] = a._manager.run(ask).topics
+    except UnknownBrokerIdError:
+        # The client's broker list came from a broker that had not yet seen `node`
+        # register (or register again); kafka-python keeps it until its periodic
+        # refresh, minutes away, so refresh before the caller's next try.
+        a._manager.run(a._manager.cluster.refresh_metadata)
+        raise
     return {p.partition_index: p.leader_id for p in t.partitions} if t.error_code == 0 else {}
 
 
