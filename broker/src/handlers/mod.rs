@@ -29,9 +29,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use proto_kafka::messages::{ApiKey, RequestHeader};
-use proto_kafka::protocol::{Encodable, StrBytes};
+use proto_kafka::protocol::{Encodable, SegmentedBuf, StrBytes};
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -82,7 +81,7 @@ impl Connection {
 }
 
 /// The response to one request, or `None` for none (Produce with acks=0).
-pub type ResponseFuture = Pin<Box<dyn Future<Output = Result<Option<Bytes>>> + Send>>;
+pub type ResponseFuture = Pin<Box<dyn Future<Output = Result<Option<SegmentedBuf>>> + Send>>;
 
 /// Encodes a response and records how long the request took.
 fn finish<R: Encodable>(
@@ -91,7 +90,7 @@ fn finish<R: Encodable>(
     header: &RequestHeader,
     started: Instant,
     response: &R,
-) -> Result<Option<Bytes>> {
+) -> Result<Option<SegmentedBuf>> {
     ctx.metrics.observe(api_name(api as i16), started.elapsed());
     encode_response(
         api,
@@ -102,7 +101,7 @@ fn finish<R: Encodable>(
     .map(Some)
 }
 
-fn ready(result: Result<Option<Bytes>>) -> ResponseFuture {
+fn ready(result: Result<Option<SegmentedBuf>>) -> ResponseFuture {
     Box::pin(std::future::ready(result))
 }
 

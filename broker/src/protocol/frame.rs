@@ -8,9 +8,10 @@
 //! client can retry with a version both sides know. The body is decoded by the handler's
 //! dispatch, and trailing bytes after it are refused too.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes};
+use proto_kafka::error::ProtoError;
 use proto_kafka::messages::{ApiKey, ApiVersionsResponse, RequestHeader, ResponseHeader};
-use proto_kafka::protocol::{decode_request_header_from_buffer, Encodable};
+use proto_kafka::protocol::{decode_request_header_from_buffer, Encodable, SegmentedBuf};
 
 use super::api_versions::{advertised, api_name, support};
 use crate::error::{Error, Result};
@@ -110,32 +111,40 @@ pub fn classify(frame: Bytes) -> Result<Inbound, Rejection> {
     Ok(Inbound::Request { header, body })
 }
 
-/// Encodes a response: length prefix, response header, body.
+/// Encodes a response: length prefix, response header, body. Byte fields are not copied:
+/// a Fetch response's record batches stay in the buffers they were read into and are
+/// written from there (one copy of the data per response, where encoding into one buffer
+/// held two, `fetch.max.bytes` each).
 pub fn encode_response<R: Encodable>(
     api: ApiKey,
     version: i16,
     correlation_id: i32,
     body: &R,
-) -> Result<Bytes> {
+) -> Result<SegmentedBuf> {
     let fail = |source| Error::EncodeResponse {
         api: api_name(api as i16),
         version,
         source,
     };
-    let mut buf = BytesMut::with_capacity(64);
+    let mut buf = SegmentedBuf::new();
     buf.put_i32(0);
     ResponseHeader::default()
         .with_correlation_id(correlation_id)
         .encode(&mut buf, api.response_header_version(version))
         .map_err(fail)?;
     body.encode(&mut buf, version).map_err(fail)?;
-    let len = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&len.to_be_bytes());
-    Ok(buf.freeze())
+    let len = i32::try_from(buf.remaining() - 4).map_err(|_| {
+        fail(ProtoError::FieldTooLarge {
+            field: "response",
+            size: buf.remaining(),
+        })
+    })?;
+    buf.patch_i32(0, len).map_err(fail)?;
+    Ok(buf)
 }
 
 /// The v0 answer to an ApiVersions request whose version is too new.
-pub fn api_versions_fallback(correlation_id: i32) -> Result<Bytes> {
+pub fn api_versions_fallback(correlation_id: i32) -> Result<SegmentedBuf> {
     let body = ApiVersionsResponse::default()
         .with_error_code(proto_kafka::error::ResponseError::UnsupportedVersion.code())
         .with_api_keys(advertised());
@@ -145,7 +154,9 @@ pub fn api_versions_fallback(correlation_id: i32) -> Result<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proto_kafka::messages::ApiVersionsRequest;
+    use bytes::BytesMut;
+    use proto_kafka::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    use proto_kafka::messages::{ApiVersionsRequest, FetchResponse, TopicName};
     use proto_kafka::protocol::{encode_request_header_into_buffer, Decodable, StrBytes};
 
     fn frame(api: ApiKey, version: i16) -> Bytes {
@@ -184,11 +195,50 @@ mod tests {
             Inbound::ApiVersionsFallback { correlation_id } => assert_eq!(correlation_id, 42),
             other => panic!("{other:?}"),
         }
-        let response = api_versions_fallback(42).unwrap();
-        let mut body = response.slice(8..);
+        let mut response = api_versions_fallback(42).unwrap();
+        let mut body = response.copy_to_bytes(response.remaining()).slice(8..);
         let decoded = ApiVersionsResponse::decode(&mut body, 0).unwrap();
         assert_eq!(decoded.error_code, 35);
         assert!(!decoded.api_keys.is_empty());
+    }
+
+    #[test]
+    fn a_fetch_response_carries_its_records_uncopied_and_encodes_as_one_buffer_would() {
+        let records = Bytes::from(vec![7u8; 100_000]);
+        let partition = PartitionData::default()
+            .with_partition_index(3)
+            .with_high_watermark(10)
+            .with_records(Some(records.clone()));
+        let topic = FetchableTopicResponse::default()
+            .with_topic(TopicName(StrBytes::from_static_str("t")))
+            .with_partitions(vec![partition]);
+        let body = FetchResponse::default().with_responses(vec![topic]);
+        for version in [4, 11, 12, 16] {
+            let mut wire = encode_response(ApiKey::Fetch, version, 9, &body).unwrap();
+            let mut slices = [std::io::IoSlice::new(&[]); 8];
+            let n = wire.chunks_vectored(&mut slices);
+            assert!(
+                slices[..n].iter().any(|s| s.as_ptr() == records.as_ptr()),
+                "v{version}: the records were copied"
+            );
+            let mut expected = BytesMut::new();
+            expected.put_i32(0);
+            ResponseHeader::default()
+                .with_correlation_id(9)
+                .encode(
+                    &mut expected,
+                    ApiKey::Fetch.response_header_version(version),
+                )
+                .unwrap();
+            body.encode(&mut expected, version).unwrap();
+            let len = (expected.len() - 4) as i32;
+            expected[..4].copy_from_slice(&len.to_be_bytes());
+            assert_eq!(
+                wire.copy_to_bytes(wire.remaining()),
+                expected.freeze(),
+                "v{version}"
+            );
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use futures_util::FutureExt;
+use proto_kafka::protocol::SegmentedBuf;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -196,8 +197,8 @@ impl Reader {
 type Held = (Option<Reservation>, Option<OwnedSemaphorePermit>);
 /// What the response queue holds: the response and what its request holds.
 type Queued = std::pin::Pin<Box<dyn std::future::Future<Output = (Outcome, Held)> + Send>>;
-/// A finished request: its response bytes, none (acks=0), or a failure to build them.
-type Outcome = crate::error::Result<Option<Bytes>>;
+/// A finished request: its response, none (acks=0), or a failure to build it.
+type Outcome = crate::error::Result<Option<SegmentedBuf>>;
 
 /// Serves one connection until it closes, fails, or the broker shuts down.
 pub async fn serve(
@@ -334,8 +335,8 @@ async fn write_ready(
     let mut next = Some((first, held));
     while let Some((result, held)) = next.take() {
         match result {
-            Ok(Some(bytes)) => {
-                match tokio::time::timeout(timeout, writer.write_all(&bytes)).await {
+            Ok(Some(mut response)) => {
+                match tokio::time::timeout(timeout, writer.write_all_buf(&mut response)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return false,
                     Err(_) => {
