@@ -1114,13 +1114,13 @@ pub struct DecodedPage {
     pub next: Option<i64>,
 }
 
-fn codec_of(compression: Compression) -> (Codec, &'static str) {
+fn codec_of(compression: Compression) -> Codec {
     match compression {
-        Compression::None => (Codec::None, "none"),
-        Compression::Gzip => (Codec::Gzip, "gzip"),
-        Compression::Snappy => (Codec::Snappy, "snappy"),
-        Compression::Lz4 => (Codec::Lz4, "lz4"),
-        Compression::Zstd => (Codec::Zstd, "zstd"),
+        Compression::None => Codec::None,
+        Compression::Gzip => Codec::Gzip,
+        Compression::Snappy => Codec::Snappy,
+        Compression::Lz4 => Codec::Lz4,
+        Compression::Zstd => Codec::Zstd,
     }
 }
 
@@ -1159,11 +1159,11 @@ pub fn decode_records(
                 .saturating_add(1)
         });
         let decompress = |compressed: &mut Bytes, compression: Compression| {
-            let (codec, name) = codec_of(compression);
+            let codec = codec_of(compression);
             let out = decompress(compressed, codec, remaining.get()).map_err(|e| {
                 ProtoError::Compression {
                     operation: "decompress",
-                    codec: name,
+                    codec: codec.name(),
                     source: Box::new(std::io::Error::other(format!("{e:?}"))),
                 }
             })?;
@@ -1359,6 +1359,10 @@ mod tests {
         buf.freeze()
     }
 
+    fn offsets(page: &DecodedPage) -> Vec<i64> {
+        page.rows.iter().map(|r| r.offset).collect()
+    }
+
     #[test]
     fn records_decode_from_plain_and_compressed_batches_from_the_wanted_offset() {
         let mut all = BytesMut::new();
@@ -1398,13 +1402,8 @@ mod tests {
             Compression::None,
         ));
         all.put(encode(&[record(2, "b", false)], Compression::Lz4));
-        let offsets: Vec<i64> = decode_records(all.freeze(), 0, 100, 1 << 20)
-            .unwrap()
-            .rows
-            .iter()
-            .map(|r| r.offset)
-            .collect();
-        assert_eq!(offsets, vec![0, 2]);
+        let page = decode_records(all.freeze(), 0, 100, 1 << 20).unwrap();
+        assert_eq!(offsets(&page), vec![0, 2]);
     }
 
     #[test]
@@ -1468,16 +1467,10 @@ mod tests {
         ));
         all.put(encode(&[record(3, "d", false)], Compression::None));
         let page = decode_records(all.clone().freeze(), 0, 2, 1 << 20).unwrap();
-        assert_eq!(
-            page.rows.iter().map(|r| r.offset).collect::<Vec<_>>(),
-            vec![0, 1]
-        );
+        assert_eq!(offsets(&page), vec![0, 1]);
         assert_eq!(page.next, Some(2));
         let page = decode_records(all.freeze(), 1, 10, 1 << 20).unwrap();
-        assert_eq!(
-            page.rows.iter().map(|r| r.offset).collect::<Vec<_>>(),
-            vec![1, 2, 3]
-        );
+        assert_eq!(offsets(&page), vec![1, 2, 3]);
         assert_eq!(page.next, Some(4));
         let markers = encode(&[record(5, "\0\0\0\0\0\0", true)], Compression::None);
         let page = decode_records(markers, 5, 10, 1 << 20).unwrap();

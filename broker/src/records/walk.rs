@@ -244,48 +244,17 @@ pub fn for_each_record(
     let codec = header
         .codec()
         .ok_or_else(|| WalkError::Malformed("unknown compression codec".into()))?;
-    match codec {
-        Codec::None => walk(
-            &mut SliceSource {
-                buf: payload,
-                pos: 0,
-            },
-            count,
-            visit,
-        ),
-        Codec::Gzip => walk(
-            &mut StreamSource::new(flate2::read::MultiGzDecoder::new(payload), budget),
-            count,
-            visit,
-        ),
-        Codec::Lz4 => {
-            let decoder =
-                lz4::Decoder::new(payload).map_err(|e| WalkError::Decompress(e.to_string()))?;
-            walk(&mut StreamSource::new(decoder, budget), count, visit)
-        }
-        Codec::Zstd => {
-            let mut decoder = zstd::stream::read::Decoder::new(payload)
-                .map_err(|e| WalkError::Decompress(e.to_string()))?;
-            decoder
-                .window_log_max(ZSTD_WINDOW_LOG_MAX)
-                .map_err(|e| WalkError::Decompress(e.to_string()))?;
-            walk(&mut StreamSource::new(decoder, budget), count, visit)
-        }
-        Codec::Snappy => {
-            if payload.len() >= XERIAL_HEADER_LEN && payload[..8] == XERIAL_MAGIC {
-                let chunks = XerialChunks {
-                    rest: &payload[XERIAL_HEADER_LEN..],
-                    out: Vec::new(),
-                    pos: 0,
-                    budget,
-                    produced: 0,
-                };
-                walk(&mut StreamSource::new(chunks, budget), count, visit)
-            } else {
-                let out = snappy_block(payload, budget)?;
-                walk(&mut SliceSource { buf: &out, pos: 0 }, count, visit)
-            }
-        }
+    if codec == Codec::None {
+        // Walked where they lie: no reader, no allocation.
+        let mut source = SliceSource {
+            buf: payload,
+            pos: 0,
+        };
+        return walk(&mut source, count, visit);
+    }
+    match decompressed(payload, codec, budget)? {
+        Decompressed::Stream(reader) => walk(&mut StreamSource::new(reader, budget), count, visit),
+        Decompressed::Block(out) => walk(&mut SliceSource { buf: &out, pos: 0 }, count, visit),
     }
 }
 
@@ -293,44 +262,60 @@ pub fn for_each_record(
 /// `budget` bytes (for readers that need the records themselves, such as the console's
 /// message browser; the produce path walks records without keeping them).
 pub fn decompress(payload: &[u8], codec: Codec, budget: usize) -> Result<Vec<u8>, WalkError> {
-    fn read_all(reader: impl Read, budget: usize) -> Result<Vec<u8>, WalkError> {
-        let mut out = Vec::new();
-        reader
-            .take(budget as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| WalkError::Decompress(e.to_string()))?;
-        if out.len() > budget {
-            return Err(WalkError::OverBudget { budget });
-        }
-        Ok(out)
-    }
-    match codec {
-        Codec::None => read_all(payload, budget),
-        Codec::Gzip => read_all(flate2::read::MultiGzDecoder::new(payload), budget),
-        Codec::Lz4 => read_all(
-            lz4::Decoder::new(payload).map_err(|e| WalkError::Decompress(e.to_string()))?,
-            budget,
-        ),
-        Codec::Zstd => {
-            let mut decoder = zstd::stream::read::Decoder::new(payload)
+    match decompressed(payload, codec, budget)? {
+        Decompressed::Stream(reader) => {
+            let mut out = Vec::new();
+            reader
+                .take(budget as u64 + 1)
+                .read_to_end(&mut out)
                 .map_err(|e| WalkError::Decompress(e.to_string()))?;
+            if out.len() > budget {
+                return Err(WalkError::OverBudget { budget });
+            }
+            Ok(out)
+        }
+        Decompressed::Block(out) => Ok(out),
+    }
+}
+
+/// A batch payload's records as its codec yields them.
+enum Decompressed<'a> {
+    /// Read as they are decompressed (the reader does not bound its output: the caller
+    /// stops at its budget).
+    Stream(Box<dyn Read + 'a>),
+    /// A raw snappy block, decompressed whole (after checking its declared size).
+    Block(Vec<u8>),
+}
+
+/// The reader (or block) of `payload` under `codec`.
+fn decompressed(
+    payload: &[u8],
+    codec: Codec,
+    budget: usize,
+) -> Result<Decompressed<'_>, WalkError> {
+    let failed = |e: io::Error| WalkError::Decompress(e.to_string());
+    Ok(match codec {
+        Codec::None => Decompressed::Stream(Box::new(payload)),
+        Codec::Gzip => Decompressed::Stream(Box::new(flate2::read::MultiGzDecoder::new(payload))),
+        Codec::Lz4 => Decompressed::Stream(Box::new(lz4::Decoder::new(payload).map_err(failed)?)),
+        Codec::Zstd => {
+            let mut decoder = zstd::stream::read::Decoder::new(payload).map_err(failed)?;
             decoder
                 .window_log_max(ZSTD_WINDOW_LOG_MAX)
-                .map_err(|e| WalkError::Decompress(e.to_string()))?;
-            read_all(decoder, budget)
+                .map_err(failed)?;
+            Decompressed::Stream(Box::new(decoder))
         }
         Codec::Snappy if payload.len() >= XERIAL_HEADER_LEN && payload[..8] == XERIAL_MAGIC => {
-            let chunks = XerialChunks {
+            Decompressed::Stream(Box::new(XerialChunks {
                 rest: &payload[XERIAL_HEADER_LEN..],
                 out: Vec::new(),
                 pos: 0,
                 budget,
                 produced: 0,
-            };
-            read_all(chunks, budget)
+            }))
         }
-        Codec::Snappy => snappy_block(payload, budget),
-    }
+        Codec::Snappy => Decompressed::Block(snappy_block(payload, budget)?),
+    })
 }
 
 /// Decompresses one raw snappy block after checking its declared size.
