@@ -36,6 +36,18 @@ impl Answer {
             .map(|(_, v)| v.as_str())
             .collect()
     }
+
+    /// The `runnel_notice=...` pair an action's answer sets, ready for a Cookie header.
+    fn notice(&self) -> String {
+        self.cookies()
+            .into_iter()
+            .find(|c| c.starts_with("runnel_notice="))
+            .expect("an action's outcome travels in a cookie")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string()
+    }
 }
 
 /// One HTTP/1.0 request with the given extra headers and form body.
@@ -244,15 +256,7 @@ async fn the_guards_refuse_what_they_must() {
     .await;
     assert_eq!(done.status, 303, "{}", done.body);
     assert_eq!(done.header("location"), Some("/ui/topics/made"));
-    let notice = done
-        .cookies()
-        .into_iter()
-        .find(|c| c.starts_with("runnel_notice="))
-        .expect("the outcome travels in a cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let notice = done.notice();
     assert!(
         broker.cache.image().topic("made").is_some(),
         "the topic exists"
@@ -282,15 +286,7 @@ async fn the_guards_refuse_what_they_must() {
         refused.header("location"),
         Some("/ui/topics/__consumer_offsets")
     );
-    let notice = refused
-        .cookies()
-        .into_iter()
-        .find(|c| c.starts_with("runnel_notice="))
-        .expect("the refusal travels in a cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let notice = refused.notice();
     let page = request(
         addr,
         "GET",
