@@ -399,6 +399,41 @@ class Cluster:
         finally:
             a.close()
 
+    def state_report(self, topic=None):
+        """What each broker says of itself (a failed wait prints it): the partition record
+        in etcd, and per broker its replication, flush, lease and controller counters,
+        `topic`'s gauges and the last lines of its log that name `topic`, its lease or the
+        ISR. Every read is best effort: a wedged broker shows as unreachable."""
+        lines = []
+        if topic:
+            try:
+                lines.append(f"etcd {topic}-0: {self.etcd.partition(topic, 0)}")
+            except Exception as e:  # noqa: BLE001 - a report must not fail
+                lines.append(f"etcd {topic}-0: unreadable ({e!r})")
+        wanted = re.compile(
+            r"^(runnel_replication_|runnel_replica_|runnel_flush_|runnel_etcd_lease|runnel_controller_leader_changes|runnel_log_offline)"
+        )
+        for b in self.brokers:
+            lines.append(f"-- broker {b.id}: {'alive' if b.alive() else 'not running'}")
+            try:
+                for line in b.metrics().splitlines():
+                    if line.startswith("#"):
+                        continue
+                    if wanted.match(line) or (topic and f'topic="{topic}"' in line):
+                        lines.append(f"   {line}")
+            except Exception as e:  # noqa: BLE001
+                lines.append(f"   metrics unreachable: {e!r}")
+            try:
+                named = [
+                    line
+                    for line in b.log_text().splitlines()
+                    if (topic and topic in line) or "lease" in line or "ISR" in line or "WARN" in line or "ERROR" in line
+                ]
+                lines.extend(f"   {line[:300]}" for line in named[-25:])
+            except OSError as e:
+                lines.append(f"   log unreadable: {e!r}")
+        return "\n".join(lines)
+
     def non_controller(self):
         controller = self.controller_id()
         return next(b for b in self.brokers if b.id != controller and b.alive())

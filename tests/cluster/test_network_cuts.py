@@ -86,6 +86,9 @@ def cut_the_leader(cluster, network, topic, cut_from, scenario):
         timing(scenario, "healed broker back in the ISR", time.monotonic() - healed)
         acked = load.acked()
         wait_until("acknowledgements after the heal", lambda: load.acked() > acked + 100, 60)
+    except AssertionError:
+        print(cluster.state_report(topic))
+        raise
     finally:
         network.heal(leader)
         load.stop()
@@ -147,6 +150,9 @@ def test_a_follower_cut_off_from_its_peers(cluster, network, topic):
         network.heal(follower)
         took = wait_in_sync(cluster, topic, 0, 3, 60)
         timing(scenario, "back in the ISR after the heal", took)
+    except AssertionError:
+        print(cluster.state_report(topic))
+        raise
     finally:
         network.heal(follower)
         load.stop()

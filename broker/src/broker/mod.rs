@@ -329,7 +329,6 @@ impl Broker {
         background.push(tokio::spawn(follow_registration(
             registration.clone(),
             replicas.clone(),
-            cache.clone(),
             lease_tx,
         )));
         background.push(tokio::spawn(controller.clone().run(lease_rx)));
@@ -695,7 +694,6 @@ fn still_to_move(image: &MetadataImage, me: i32) -> usize {
 async fn follow_registration(
     mut registration: watch::Receiver<Option<Registered>>,
     replicas: Arc<ReplicaManager>,
-    cache: Arc<MetadataCache>,
     lease: watch::Sender<Option<Incarnation>>,
 ) {
     let mut last: Option<Registered> = None;
@@ -704,7 +702,7 @@ async fn follow_registration(
         if current != last {
             // A lost lease or a new epoch: step down from everything the old incarnation
             // led, now, not when the controller gets round to it.
-            replicas.change_incarnation(current.map(|r| r.epoch), &cache.image());
+            crate::blocking::run(|| replicas.change_incarnation(current.map(|r| r.epoch)));
             last = current;
         }
         lease.send_replace(current.map(|r| Incarnation {

@@ -208,7 +208,7 @@ impl MetadataImage {
 /// Applies a new image before it is published (the replica manager).
 #[async_trait]
 pub trait ImageListener: Send + Sync {
-    async fn on_image(&self, old: &MetadataImage, new: &MetadataImage);
+    async fn on_image(&self, old: &MetadataImage, new: &Arc<MetadataImage>);
 }
 
 /// The metadata as this broker knows it, twice: the raw image, published as soon as it is
@@ -365,7 +365,7 @@ mod tests {
 
     #[async_trait]
     impl ImageListener for SlowListener {
-        async fn on_image(&self, _old: &MetadataImage, _new: &MetadataImage) {
+        async fn on_image(&self, _old: &MetadataImage, _new: &Arc<MetadataImage>) {
             if let Ok(permit) = self.permits.acquire().await {
                 permit.forget();
             }

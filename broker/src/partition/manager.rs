@@ -56,6 +56,11 @@ pub struct ReplicaManager {
     local: Mutex<HashMap<(String, i32), LocalLog>>,
     /// Set once the first image was applied (stray directories are dealt with then).
     first_image_applied: std::sync::atomic::AtomicBool,
+    /// The image whose partition states were applied last, held while states are applied:
+    /// an image's application and a change of this broker's incarnation run one at a
+    /// time, and the latter derives states from the newest image, never an older one
+    /// that would put a partition back in a state no later image changes.
+    applied: Mutex<Arc<MetadataImage>>,
     /// Partitions whose log could not be opened or created.
     failed: RwLock<HashSet<(String, i32)>>,
     /// Directories found at start that failed to open: their checkpoint entries are
@@ -83,6 +88,7 @@ impl ReplicaManager {
             partitions: RwLock::new(HashMap::new()),
             local: Mutex::new(local),
             first_image_applied: std::sync::atomic::AtomicBool::new(false),
+            applied: Mutex::new(Arc::new(MetadataImage::default())),
             failed: RwLock::new(HashSet::new()),
             failed_local: Mutex::new(HashMap::new()),
             checkpointing: Mutex::new(()),
@@ -103,8 +109,11 @@ impl ReplicaManager {
     /// This broker's registration changed: the lease was lost (`None`) or it registered
     /// again with a new epoch. Every partition's role is derived again at once: a leader
     /// named in the ISR only as its old incarnation steps down, without waiting for the
-    /// controller to rewrite the record (whatever `image` shows is applied as is).
-    pub fn change_incarnation(&self, broker_epoch: Option<i64>, image: &MetadataImage) {
+    /// controller to rewrite the record (whatever the last applied image shows is applied
+    /// as is). Waits for an image being applied.
+    pub fn change_incarnation(&self, broker_epoch: Option<i64>) {
+        let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        let image = applied.clone();
         self.set_broker_epoch(broker_epoch.unwrap_or(-1));
         let me = self.broker.broker_id;
         let epoch = self.broker_epoch();
@@ -517,14 +526,15 @@ impl ReplicaManager {
 
 #[async_trait]
 impl ImageListener for ReplicaManager {
-    async fn on_image(&self, old: &MetadataImage, new: &MetadataImage) {
+    async fn on_image(&self, old: &MetadataImage, new: &Arc<MetadataImage>) {
         // Opening, recovering and deleting logs is disk work: keep it off the workers.
         crate::blocking::run(|| self.apply_image(old, new));
     }
 }
 
 impl ReplicaManager {
-    fn apply_image(&self, old: &MetadataImage, new: &MetadataImage) {
+    fn apply_image(&self, old: &MetadataImage, new: &Arc<MetadataImage>) {
+        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
         self.remove_stale(new);
         let me = self.broker.broker_id;
         let configs_unchanged = old.broker_configs == new.broker_configs;
@@ -543,8 +553,113 @@ impl ReplicaManager {
                 }
             }
         }
+        *applied = new.clone();
+        drop(applied);
         if !self.first_image_applied.swap(true, Ordering::SeqCst) {
             self.set_aside_strays();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::fsio::sim::SimFs;
+    use crate::fsio::FileSystem;
+    use crate::metadata::cache::Versioned;
+    use crate::metadata::schema::IsrMember;
+    use crate::partition::Role;
+
+    fn manager() -> ReplicaManager {
+        let sim = SimFs::new();
+        sim.create_dir_all(Path::new("/data")).unwrap();
+        let fs: Arc<dyn FileSystem> = Arc::new(sim);
+        let broker = Arc::new(Config::from_pairs([("log.dirs", "/data")]).unwrap());
+        let logs = LogManager::open(fs.clone(), &broker.log_dirs, broker.broker_id).unwrap();
+        let (flusher, threads) = Flusher::start(fs, 1, &broker.log_dirs, 0).unwrap();
+        // The flusher threads run for the rest of the test process, as in the partition
+        // tests.
+        std::mem::forget(threads);
+        ReplicaManager::new(broker, logs, flusher).unwrap()
+    }
+
+    /// Topic `t`, one partition on brokers 0 and 1 led by `leader` in `leader_epoch`.
+    fn image(
+        topic: &TopicRecord,
+        leader: i32,
+        leader_epoch: i32,
+        revision: i64,
+    ) -> Arc<MetadataImage> {
+        let mut image = MetadataImage {
+            revision,
+            ..MetadataImage::default()
+        };
+        image.topics.insert(
+            "t".into(),
+            Versioned {
+                value: topic.clone(),
+                mod_revision: 1,
+            },
+        );
+        let record = PartitionRecord {
+            replicas: vec![0, 1],
+            leader,
+            leader_epoch,
+            isr: vec![
+                IsrMember {
+                    broker: 0,
+                    broker_epoch: 5,
+                },
+                IsrMember {
+                    broker: 1,
+                    broker_epoch: 6,
+                },
+            ],
+            partition_epoch: leader_epoch,
+        };
+        image.partitions.entry("t".into()).or_default().insert(
+            0,
+            Versioned {
+                value: record,
+                mod_revision: revision,
+            },
+        );
+        Arc::new(image)
+    }
+
+    #[test]
+    fn a_new_incarnation_takes_its_roles_from_the_newest_applied_image() {
+        let replicas = manager();
+        replicas.set_broker_epoch(5);
+        let topic = TopicRecord {
+            id: crate::ids::new_id(),
+            partitions: 1,
+            replication_factor: 2,
+            configs: BTreeMap::new(),
+        };
+        let led = image(&topic, 0, 1, 2);
+        replicas.apply_image(&MetadataImage::default(), &led);
+        assert_eq!(replicas.get("t", 0).unwrap().state().role, Role::Leader);
+        let moved = image(&topic, 1, 2, 3);
+        replicas.apply_image(&led, &moved);
+        // The published image may still be `led` here (the loader publishes after it
+        // applies): the new incarnation must not go back to it.
+        replicas.change_incarnation(Some(5));
+        let state = replicas.get("t", 0).unwrap().state();
+        assert_eq!(
+            (state.role, state.leader, state.leader_epoch),
+            (Role::Follower, 1, 2)
+        );
+        // Registered again with a new epoch while leading: it steps down at once (the
+        // ISR names only its old incarnation), on the newest record.
+        let led_again = image(&topic, 0, 3, 4);
+        replicas.apply_image(&moved, &led_again);
+        assert_eq!(replicas.get("t", 0).unwrap().state().role, Role::Leader);
+        replicas.change_incarnation(Some(8));
+        let state = replicas.get("t", 0).unwrap().state();
+        assert_eq!((state.role, state.leader_epoch), (Role::Follower, 3));
+        assert_eq!(replicas.broker_epoch(), 8);
     }
 }

@@ -312,6 +312,10 @@ impl Partition {
     /// write), and keeps the high watermark it had as follower.
     pub fn apply_state(&self, next: ReplicaState) {
         let min_isr = self.config().min_insync_replicas;
+        // The log's lock before the state's: a follower's append checks the role under the
+        // log's lock, so a promotion holding the state while it waited for the log would
+        // deadlock with it (and with it the threads that read this partition's state).
+        let mut log = lock(&self.log);
         {
             let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
             if *state == next {
@@ -324,14 +328,13 @@ impl Partition {
                 && (state.role != Role::Leader || state.leader_epoch != next.leader_epoch);
             if new_term {
                 *lock(&self.leader_side) = replication::LeaderSide::new(next.leader_epoch);
-                lock(&self.log).begin_leader_epoch(next.leader_epoch);
+                log.begin_leader_epoch(next.leader_epoch);
             } else if next.partition_epoch != state.partition_epoch {
                 // A proposed ISR change is applied (or overtaken) now.
                 lock(&self.leader_side).proposed = None;
             }
             *state = next;
         }
-        let log = lock(&self.log);
         let (durable, log_end, offline) =
             (log.durable_offset(), log.log_end_offset(), log.is_offline());
         drop(log);

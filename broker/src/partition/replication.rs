@@ -216,7 +216,11 @@ impl Partition {
         {
             let mut side = lock(&self.leader_side);
             if side.epoch != state.leader_epoch {
-                *side = LeaderSide::new(state.leader_epoch);
+                // Every new term resets the side as it is applied, so `state` was read before
+                // a term that began since: resetting to its epoch would freeze the high
+                // watermark and the ISR checks until the next fetch. The follower's next
+                // fetch counts in the current term.
+                return;
             }
             let since = side.since;
             let entry = side
@@ -637,6 +641,58 @@ mod tests {
         p.withdraw_isr();
         let last = produce(&p, &[b"e"]).await;
         assert_eq!(p.offsets().high_watermark, last);
+    }
+
+    #[test]
+    fn the_role_stays_readable_under_the_log_lock_while_a_promotion_waits() {
+        // A follower's append holds the log's lock and then reads the role; a promotion
+        // that took the state's lock first and then waited for the log deadlocked with
+        // it (found as a leader that never answered again in a network-cut test).
+        let sim = SimFs::new();
+        let p = partition(&sim, &[], state(Role::Follower, 2, &[(2, 9), (1, 7)]));
+        let appending = lock(&p.log);
+        let promoting = {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                let mut next = state(Role::Leader, 1, &[(1, 7), (2, 9)]);
+                next.leader_epoch = 2;
+                p.apply_state(next);
+            })
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let p = p.clone();
+            std::thread::spawn(move || tx.send(p.state().role));
+        }
+        let role = rx.recv_timeout(Duration::from_secs(10));
+        drop(appending);
+        promoting.join().unwrap();
+        assert_eq!(
+            role,
+            Ok(Role::Follower),
+            "the role must be readable while the log is held"
+        );
+        assert_eq!(p.state().role, Role::Leader);
+    }
+
+    #[test]
+    fn a_fetch_read_before_a_new_term_does_not_reset_the_leader_side() {
+        let sim = SimFs::new();
+        let p = partition(&sim, &[], state(Role::Leader, 1, &[(1, 7), (2, 9)]));
+        let stale = p.state();
+        let mut next = state(Role::Leader, 1, &[(1, 7), (2, 9)]);
+        next.leader_epoch = 2;
+        p.apply_state(next);
+        p.note_follower(&stale, &fetch(0, 0), 0);
+        assert_eq!(lock(&p.leader_side).epoch, 2);
+        let mut current = fetch(0, 0);
+        current.current_leader_epoch = 2;
+        p.fetch_for_follower(&current).unwrap();
+        assert!(
+            lock(&p.leader_side).followers.contains_key(&2),
+            "a fetch in the current term counts"
+        );
     }
 
     #[test]
