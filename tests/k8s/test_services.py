@@ -90,6 +90,18 @@ spec:
 """
 
 
+def ready_slice_addresses(ns, service):
+    """The addresses of the ready endpoints in a Service's EndpointSlices."""
+    slices = json.loads(ns.kubectl("get", "endpointslices", "-l", f"kubernetes.io/service-name={service}", "-o", "json"))["items"]
+    return {
+        address
+        for s in slices
+        for ep in s.get("endpoints") or []
+        if (ep.get("conditions") or {}).get("ready") is not False
+        for address in ep.get("addresses") or []
+    }
+
+
 def test_a_service_port_reaches_the_target_port_of_each_ready_pod_in_turn_and_headless_names_rotate(bed, ns):
     ns.apply(WEB)
     pods = wait_for(lambda: (p := [x for x in ns.pods("app=web") if ready(x)]) and len(p) == 3 and p,
@@ -101,6 +113,9 @@ def test_a_service_port_reaches_the_target_port_of_each_ready_pod_in_turn_and_he
     wait_for(lambda: len(json.loads(ns.kubectl("get", "endpointslices", "-l", "kubernetes.io/service-name=web",
                                                "-o", "json"))["items"][0].get("endpoints") or []) == 4,
              what="the EndpointSlice to list all four pods")
+    # The headless Service has EndpointSlices of its own, updated apart from web's: its
+    # names resolve to the three only once they list all three ready.
+    wait_for(lambda: ready_slice_addresses(ns, "peers") == ips, what="the headless Service's slices to list the three ready pods")
     cluster_ip = json.loads(ns.kubectl("get", "service", "web", "-o", "json"))["spec"]["clusterIP"]
     assert cluster_ip.startswith("10.96.0.")
 
