@@ -56,11 +56,12 @@ pub struct ReplicaManager {
     local: Mutex<HashMap<(String, i32), LocalLog>>,
     /// Set once the first image was applied (stray directories are dealt with then).
     first_image_applied: std::sync::atomic::AtomicBool,
-    /// The image whose partition states were applied last, held while states are applied:
-    /// an image's application and a change of this broker's incarnation run one at a
-    /// time, and the latter derives states from the newest image, never an older one
-    /// that would put a partition back in a state no later image changes.
-    applied: Mutex<Arc<MetadataImage>>,
+    /// The newest image being applied, held while a partition's role is derived and set:
+    /// a change of this broker's incarnation derives roles from it (never from an older
+    /// image, which would put a partition back in a state no later image changes), and
+    /// no role is derived from a broker epoch it has just replaced. Held briefly, never
+    /// across an image's disk work, so a step-down does not wait for a log's recovery.
+    roles: Mutex<Arc<MetadataImage>>,
     /// Partitions whose log could not be opened or created.
     failed: RwLock<HashSet<(String, i32)>>,
     /// Directories found at start that failed to open: their checkpoint entries are
@@ -88,7 +89,7 @@ impl ReplicaManager {
             partitions: RwLock::new(HashMap::new()),
             local: Mutex::new(local),
             first_image_applied: std::sync::atomic::AtomicBool::new(false),
-            applied: Mutex::new(Arc::new(MetadataImage::default())),
+            roles: Mutex::new(Arc::new(MetadataImage::default())),
             failed: RwLock::new(HashSet::new()),
             failed_local: Mutex::new(HashMap::new()),
             checkpointing: Mutex::new(()),
@@ -110,16 +111,23 @@ impl ReplicaManager {
     /// again with a new epoch. Every partition's role is derived again at once: a leader
     /// named in the ISR only as its old incarnation steps down, without waiting for the
     /// controller to rewrite the record (whatever the last applied image shows is applied
-    /// as is). Waits for an image being applied.
+    /// as is), from the newest image being applied.
     pub fn change_incarnation(&self, broker_epoch: Option<i64>) {
-        let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
-        let image = applied.clone();
+        let roles = self.roles.lock().unwrap_or_else(|e| e.into_inner());
+        let image = roles.clone();
         self.set_broker_epoch(broker_epoch.unwrap_or(-1));
-        let me = self.broker.broker_id;
         let epoch = self.broker_epoch();
         for partition in self.all() {
-            if let Some(record) = image.partition(&partition.topic, partition.index) {
-                let state = ReplicaState::from_record(record, me, epoch);
+            // A partition of a deleted topic whose name the image already gives to a new
+            // one takes no role from it (the image's application removes it).
+            let same_topic = image
+                .topic(&partition.topic)
+                .is_some_and(|t| t.id == partition.topic_id());
+            if let Some(record) = image
+                .partition(&partition.topic, partition.index)
+                .filter(|_| same_topic)
+            {
+                let state = self.derive_state(record);
                 if state.role != super::Role::Leader
                     && partition.state().role == super::Role::Leader
                 {
@@ -202,7 +210,6 @@ impl ReplicaManager {
         index: i32,
         record: &PartitionRecord,
     ) {
-        let state = ReplicaState::from_record(record, self.broker.broker_id, self.broker_epoch());
         let config = Arc::new(TopicConfig::resolve(
             &topic.configs,
             &image.broker_view(&self.broker),
@@ -210,12 +217,17 @@ impl ReplicaManager {
         if let Some(existing) = self.get(name, index) {
             if existing.topic_id() == topic.id {
                 existing.set_config(config);
-                existing.apply_state(state);
+                let _roles = self.roles.lock().unwrap_or_else(|e| e.into_inner());
+                existing.apply_state(self.derive_state(record));
                 return;
             }
         }
         match self.open_or_create(topic, name, index, &config) {
             Ok(log) => {
+                // Derived and inserted under the roles lock: a change of incarnation either
+                // sees this partition or happened before its role was derived.
+                let _roles = self.roles.lock().unwrap_or_else(|e| e.into_inner());
+                let state = self.derive_state(record);
                 let partition = Partition::new(super::NewPartition {
                     topic: Arc::from(name),
                     index,
@@ -246,6 +258,10 @@ impl ReplicaManager {
                     .insert((name.to_string(), index));
             }
         }
+    }
+
+    fn derive_state(&self, record: &PartitionRecord) -> ReplicaState {
+        ReplicaState::from_record(record, self.broker.broker_id, self.broker_epoch())
     }
 
     fn open_or_create(
@@ -534,7 +550,7 @@ impl ImageListener for ReplicaManager {
 
 impl ReplicaManager {
     fn apply_image(&self, old: &MetadataImage, new: &Arc<MetadataImage>) {
-        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        *self.roles.lock().unwrap_or_else(|e| e.into_inner()) = new.clone();
         self.remove_stale(new);
         let me = self.broker.broker_id;
         let configs_unchanged = old.broker_configs == new.broker_configs;
@@ -553,8 +569,6 @@ impl ReplicaManager {
                 }
             }
         }
-        *applied = new.clone();
-        drop(applied);
         if !self.first_image_applied.swap(true, Ordering::SeqCst) {
             self.set_aside_strays();
         }

@@ -312,6 +312,11 @@ impl Partition {
     /// write), and keeps the high watermark it had as follower.
     pub fn apply_state(&self, next: ReplicaState) {
         let min_isr = self.config().min_insync_replicas;
+        if *self.state.read().unwrap_or_else(|e| e.into_inner()) == next {
+            // Unchanged (most partitions when this broker's incarnation changes): no need
+            // to wait for the log, which a slow disk operation may hold.
+            return;
+        }
         // The log's lock before the state's: a follower's append checks the role under the
         // log's lock, so a promotion holding the state while it waited for the log would
         // deadlock with it (and with it the threads that read this partition's state).
