@@ -110,8 +110,8 @@ impl ReplicaManager {
     /// This broker's registration changed: the lease was lost (`None`) or it registered
     /// again with a new epoch. Every partition's role is derived again at once: a leader
     /// named in the ISR only as its old incarnation steps down, without waiting for the
-    /// controller to rewrite the record (whatever the last applied image shows is applied
-    /// as is), from the newest image being applied.
+    /// controller to rewrite the record (whatever the newest image being applied shows is
+    /// applied as is).
     pub fn change_incarnation(&self, broker_epoch: Option<i64>) {
         let roles = self.roles.lock().unwrap_or_else(|e| e.into_inner());
         let image = roles.clone();

@@ -647,7 +647,8 @@ mod tests {
     fn the_role_stays_readable_under_the_log_lock_while_a_promotion_waits() {
         // A follower's append holds the log's lock and then reads the role; a promotion
         // that took the state's lock first and then waited for the log deadlocked with
-        // it (found as a leader that never answered again in a network-cut test).
+        // it (a follower promoted while it appends from the old leader, as when a leader
+        // is cut off from etcd only and still serves its peers).
         let sim = SimFs::new();
         let p = partition(&sim, &[], state(Role::Follower, 2, &[(2, 9), (1, 7)]));
         let appending = lock(&p.log);
