@@ -4,6 +4,7 @@ rotates per lookup, and nothing for pods that are not ready."""
 
 import json
 
+import network
 from bedtools import ready, wait_for
 
 WEB = """
@@ -91,15 +92,10 @@ spec:
 
 
 def ready_slice_addresses(ns, service):
-    """The addresses of the ready endpoints in a Service's EndpointSlices."""
+    """The addresses of the ready endpoints in a Service's EndpointSlices, as the runner's
+    DNS reads them."""
     slices = json.loads(ns.kubectl("get", "endpointslices", "-l", f"kubernetes.io/service-name={service}", "-o", "json"))["items"]
-    return {
-        address
-        for s in slices
-        for ep in s.get("endpoints") or []
-        if (ep.get("conditions") or {}).get("ready") is not False
-        for address in ep.get("addresses") or []
-    }
+    return set(network.ready_addresses(slices))
 
 
 def test_a_service_port_reaches_the_target_port_of_each_ready_pod_in_turn_and_headless_names_rotate(bed, ns):
