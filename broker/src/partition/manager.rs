@@ -576,7 +576,7 @@ impl ReplicaManager {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::Path;
 
     use super::*;
@@ -586,10 +586,10 @@ mod tests {
     use crate::metadata::schema::IsrMember;
     use crate::partition::Role;
 
-    fn manager() -> ReplicaManager {
-        let sim = SimFs::new();
+    /// Broker 0's replica manager over `/data` on `sim`.
+    pub(crate) fn manager(sim: &SimFs) -> ReplicaManager {
         sim.create_dir_all(Path::new("/data")).unwrap();
-        let fs: Arc<dyn FileSystem> = Arc::new(sim);
+        let fs: Arc<dyn FileSystem> = Arc::new(sim.clone());
         let broker = Arc::new(Config::from_pairs([("log.dirs", "/data")]).unwrap());
         let logs = LogManager::open(fs.clone(), &broker.log_dirs, broker.broker_id).unwrap();
         let (flusher, threads) = Flusher::start(fs, 1, &broker.log_dirs, 0).unwrap();
@@ -645,7 +645,7 @@ mod tests {
 
     #[test]
     fn a_new_incarnation_takes_its_roles_from_the_newest_applied_image() {
-        let replicas = manager();
+        let replicas = manager(&SimFs::new());
         replicas.set_broker_epoch(5);
         let topic = TopicRecord {
             id: crate::ids::new_id(),

@@ -11,14 +11,11 @@ use bytes::Bytes;
 
 use super::shard::{append, Shard, ShardState};
 use super::{CoordinatorConfig, GroupCoordinator, OFFSETS_TOPIC};
-use crate::config::Config;
 use crate::controller::service::{ControllerService, TopicOutcomes};
 use crate::controller::{AdminError, ConfigChange, ConfigResource, TopicSpec};
 use crate::fsio::sim::SimFs;
 use crate::fsio::FileSystem;
 use crate::group::state::GroupLimits;
-use crate::log::flusher::Flusher;
-use crate::log::manager::LogManager;
 use crate::metadata::cache::{run_loader, MetadataCache};
 use crate::metadata::embedded::EmbeddedStore;
 use crate::metadata::schema::{encode, IsrMember, Keys, PartitionRecord, TopicRecord};
@@ -140,16 +137,9 @@ impl Fixture {
     /// and `t`-0, with no shard yet: nothing has reconciled.
     pub(super) async fn start(with_offsets_topic: bool) -> Fixture {
         let sim = SimFs::new();
-        sim.create_dir_all(Path::new("/data")).unwrap();
         sim.create_dir_all(Path::new("/meta")).unwrap();
         let fs: Arc<dyn FileSystem> = Arc::new(sim.clone());
-        let broker = Arc::new(Config::from_pairs([("log.dirs", "/data")]).unwrap());
-        let logs = LogManager::open(fs.clone(), &broker.log_dirs, broker.broker_id).unwrap();
-        let (flusher, threads) = Flusher::start(fs.clone(), 1, &broker.log_dirs, 0).unwrap();
-        // The flusher threads run for the rest of the test process, as in the partition
-        // tests.
-        std::mem::forget(threads);
-        let replicas = Arc::new(ReplicaManager::new(broker, logs, flusher).unwrap());
+        let replicas = Arc::new(crate::partition::manager::tests::manager(&sim));
         replicas.set_broker_epoch(BROKER_EPOCH);
 
         let store: Arc<dyn MetadataStore> = EmbeddedStore::open(fs, Path::new("/meta")).unwrap();
